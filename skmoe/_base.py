@@ -1,0 +1,305 @@
+"""The public estimators' shared base: validation, restarts, warm start, fitted attributes."""
+
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
+from ._gate import SoftmaxGate
+from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
+
+
+class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the flat mixture-of-experts estimators (not for direct use)."""
+
+    _parameter_constraints = {
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "expert_alpha": [Interval(Real, 0, None, closed="left")],
+        "gate_features": ["array-like", None],
+        "expert_features": ["array-like", None],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random"}), "array-like"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "n_jobs": [Integral, None],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        n_experts=2,
+        *,
+        gate_alpha=1.0,
+        expert_alpha=0.0,
+        gate_features=None,
+        expert_features=None,
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="kmeans",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.n_experts = n_experts
+        self.gate_alpha = gate_alpha
+        self.expert_alpha = expert_alpha
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _validate_targets(self, y, reset):
+        """Encode y for the family (the classifier maps labels to 0..C-1)."""
+
+    @abstractmethod
+    def _make_family(self, y, sample_weight):
+        """The expert family of this fit."""
+
+    def _init_target(self, y):
+        """The columns that represent y when k-means seeds the responsibilities."""
+        return y[:, None]
+
+    def _offset(self, exposure, n_samples):
+        if exposure is None:
+            return None
+        raise ValueError(f"exposure is not supported by {type(self).__name__}.")
+
+    # ------------------------------------------------------------- validation
+    def _validate_fit_data(self, X, y, sample_weight, exposure):
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        y = self._validate_targets(y, reset=True)
+        if X.shape[0] < self.n_experts:
+            raise ValueError(
+                f"n_samples={X.shape[0]} should be >= n_experts={self.n_experts}."
+            )
+        sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        if not sample_weight.sum() > 0:
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        self._resolve_features()
+        family = self._make_family(y, sample_weight)
+        y = family.check_y(y)
+        data = EMData(
+            X_expert=self._select(X, self.expert_features_in_),
+            X_gate=self._select(X, self.gate_features_in_),
+            y=y,
+            sample_weight=sample_weight,
+            offset=self._offset(exposure, X.shape[0]),
+        )
+        return data, family
+
+    def _resolve_features(self):
+        self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
+        self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
+
+    def _feature_index(self, selection, name):
+        n = self.n_features_in_
+        if selection is None:
+            return np.arange(n)
+        selection = np.asarray(selection)
+        if selection.size == 0:
+            return np.arange(0)
+        if selection.dtype == bool:
+            if selection.shape != (n,):
+                raise ValueError(f"{name} as a boolean mask must have length {n}.")
+            return np.flatnonzero(selection)
+        if selection.dtype.kind in "OUS":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(f"{name} names columns, but X has no column names.")
+            missing = [s for s in selection if s not in set(names)]
+            if missing:
+                raise ValueError(f"{name} names columns not in X: {missing}.")
+            return np.array([np.flatnonzero(names == s)[0] for s in selection])
+        if selection.dtype.kind not in "iu":
+            raise ValueError(f"{name} must hold column indices, a boolean mask or names.")
+        if np.any((selection < -n) | (selection >= n)):
+            raise ValueError(f"{name} has column indices out of range for {n} features.")
+        return np.unique(np.where(selection < 0, selection + n, selection))
+
+    @staticmethod
+    def _select(X, index):
+        if len(index) == X.shape[1] and np.array_equal(index, np.arange(X.shape[1])):
+            return X
+        return np.ascontiguousarray(X[:, index])
+
+    def _predict_data(self, X, y=None, exposure=None):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        if y is not None:
+            y = self._family.check_y(self._validate_targets(np.asarray(y), reset=False))
+        return EMData(
+            X_expert=self._select(X, self.expert_features_in_),
+            X_gate=self._select(X, self.gate_features_in_),
+            y=y,
+            sample_weight=np.ones(X.shape[0]),
+            offset=self._offset(exposure, X.shape[0]),
+        )
+
+    # -------------------------------------------------------------------- fit
+    def _fit(self, X, y, sample_weight=None, exposure=None):
+        data, family = self._validate_fit_data(X, y, sample_weight, exposure)
+        model = MixtureOfExpertsModel(family, SoftmaxGate(self.n_experts, self.gate_alpha))
+        if self.warm_start and hasattr(self, "_params"):
+            starts = [("warm", self._params)]
+        else:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            children = np.random.SeedSequence(seed).spawn(self.n_init)
+            starts = [("init", child) for child in children]
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(self._fit_one)(model, data, kind, start) for kind, start in starts
+        )
+        best = max(range(len(results)), key=lambda i: results[i]["objective"])
+        result = results[best]
+        if not result["converged"] and self.max_iter > 0:
+            warnings.warn(
+                f"The best of {len(results)} EM runs did not converge in {self.max_iter} "
+                "iterations; increase max_iter or tol, or check the data.",
+                ConvergenceWarning,
+            )
+        self._set_fitted(model, data, result, results)
+        return self
+
+    def _fit_one(self, model, data, kind, start):
+        tic = time.perf_counter()
+        if kind == "warm":
+            params = start
+        else:
+            resp = self._initial_responsibilities(data, np.random.default_rng(start))
+            params = model.m_step(data, resp, None)
+        monitor = ConvergenceMonitor(self.tol, self.max_iter, data.total_weight, self.verbose)
+        params, log_lik, resp, n_iter = run_em(model, data, params, monitor)
+        return {
+            "params": params,
+            "objective": monitor.history[-1],
+            "log_likelihood": float(data.sample_weight @ log_lik),
+            "n_iter": n_iter,
+            "converged": monitor.converged,
+            "objective_trace": np.array(monitor.history),
+            "time": time.perf_counter() - tic,
+            "resp": resp,
+        }
+
+    def _initial_responsibilities(self, data, rng):
+        n, K = data.X_expert.shape[0], self.n_experts
+        if not isinstance(self.init_params, str):
+            resp = np.asarray(self.init_params, dtype=float)
+            if resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp)):
+                raise ValueError(
+                    f"init_params as an array must be non-negative responsibilities of shape "
+                    f"({n}, {K}); got shape {resp.shape}."
+                )
+            return resp / np.maximum(resp.sum(axis=1, keepdims=True), 1e-300)
+        if self.init_params == "random":
+            resp = rng.uniform(size=(n, K))
+            return resp / resp.sum(axis=1, keepdims=True)
+        Z = np.column_stack([data.X_expert, data.X_gate, self._init_target(data.y)])
+        scale = Z.std(axis=0)
+        Z = (Z - Z.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit_predict(
+                Z, sample_weight=data.sample_weight
+            )
+        resp = np.zeros((n, K))
+        resp[np.arange(n), labels] = 1.0
+        return resp
+
+    def _set_fitted(self, model, data, result, results):
+        """Canonical order (largest mixing weight first), then every attribute at once."""
+        params = result["params"]
+        order = np.argsort(-(data.sample_weight @ result["resp"]), kind="stable")
+        params = {
+            "gate": params["gate"][order],
+            "experts": {key: value[order] for key, value in params["experts"].items()},
+        }
+        self._model = model
+        self._family = model.family
+        self._params = params
+        self.converged_ = result["converged"]
+        self.n_iter_ = result["n_iter"]
+        self.log_likelihood_ = result["log_likelihood"]
+        self.objective_ = result["objective"]
+        self.objective_trace_ = result["objective_trace"]
+        self.restarts_ = [
+            {key: r[key] for key in
+             ("objective", "log_likelihood", "n_iter", "converged", "objective_trace", "time")}
+            for r in results
+        ]
+        self.gate_coef_ = params["gate"][:, 1:]
+        self.gate_intercept_ = params["gate"][:, 0]
+        self._set_expert_attributes(params["experts"])
+
+    def _set_expert_attributes(self, experts):
+        self.expert_coef_ = experts["coef"][..., 1:]
+        self.expert_intercept_ = experts["coef"][..., 0]
+
+    # ---------------------------------------------------------- predictions
+    def predict_gate(self, X):
+        """Gate probabilities ``g_k(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts)
+        """
+        data = self._predict_data(X)
+        return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"]))
+
+    def predict_responsibilities(self, X, y, **kwargs):
+        """Posterior probabilities ``p(k | x, y)`` of the experts.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts)
+        """
+        data = self._predict_data(X, y, **kwargs)
+        return self._model.e_step(data, self._params)[1]
+
+    def score_samples(self, X, y, **kwargs):
+        """Log-likelihood ``log p(y | x)`` of each sample.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        data = self._predict_data(X, y, **kwargs)
+        return self._model.e_step(data, self._params)[0]
+
+    def _n_parameters(self):
+        """Free parameters: gate (K-1)(p_g+1), expert coefficients, dispersions."""
+        return self._model.n_parameters(self._params)
+
+    def bic(self, X, y, **kwargs):
+        """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better)."""
+        log_lik = self.score_samples(X, y, **kwargs)
+        return -2.0 * log_lik.sum() + self._n_parameters() * np.log(log_lik.shape[0])
+
+    def aic(self, X, y, **kwargs):
+        """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better)."""
+        return -2.0 * self.score_samples(X, y, **kwargs).sum() + 2.0 * self._n_parameters()
+

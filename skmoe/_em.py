@@ -1,0 +1,139 @@
+"""The EM engine: a convergence monitor, the flat mixture-of-experts model and the loop.
+
+The loop is generic: a model supplies ``e_step(data, params)`` (per-sample log-likelihood
+and posteriors), ``m_step(data, posteriors, params)`` and ``penalty(params)``. The penalised
+log-likelihood it monitors never decreases, because every M-step maximises, or does not
+lower, its part of the expected complete-data objective (generalised EM).
+"""
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+@dataclass
+class EMData:
+    """Arrays of one fit: expert design, gate design, response, weights and offset."""
+
+    X_expert: np.ndarray
+    X_gate: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray
+    offset: np.ndarray = None
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def total_weight(self):
+        return float(self.sample_weight.sum())
+
+
+class ConvergenceMonitor:
+    """Tracks the penalised objective and decides convergence.
+
+    Converged when the change of the per-sample mean objective is below ``tol`` (so ``tol``
+    does not scale with n). A decrease larger than rounding is reported by a warning: it
+    would mean a broken M-step.
+    """
+
+    def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None):
+        self.tol = tol
+        self.max_iter = max_iter
+        self.total_weight = total_weight
+        self.verbose = verbose
+        self.stream = stream if stream is not None else sys.stdout
+        self.history = []
+
+    def report(self, objective):
+        if self.history:
+            delta = objective - self.history[-1]
+            if delta < -1e-9 * max(1.0, abs(objective)):
+                warnings.warn(
+                    f"EM objective decreased by {-delta:.3g} at iteration {len(self.history)}.",
+                    RuntimeWarning,
+                )
+        else:
+            delta = np.nan
+        if self.verbose:
+            print(
+                f"  iteration {len(self.history):4d}  objective {objective: .8e}  "
+                f"change {delta: .3e}",
+                file=self.stream,
+            )
+        self.history.append(objective)
+
+    @property
+    def converged(self):
+        if len(self.history) < 2:
+            return False
+        change = (self.history[-1] - self.history[-2]) / self.total_weight
+        return abs(change) < self.tol
+
+
+class MixtureOfExpertsModel:
+    """Flat mixture of experts: one softmax gate over K experts of one family."""
+
+    def __init__(self, family, gate):
+        self.family = family
+        self.gate = gate
+
+    def log_joint(self, data, params, X_expert=None, X_gate=None, y=None, offset=None):
+        """``log g_k(x) + log f_k(y | x)``, shape (n, K)."""
+        X_expert = data.X_expert if X_expert is None else X_expert
+        X_gate = data.X_gate if X_gate is None else X_gate
+        y = data.y if y is None else y
+        offset = data.offset if offset is None and data is not None else offset
+        joint = self.family.log_prob(X_expert, y, params["experts"], offset)
+        joint += self.gate.log_prob(X_gate, params["gate"])
+        return joint
+
+    def e_step(self, data, params):
+        """Per-sample log-likelihood (n,) and responsibilities (n, K)."""
+        joint = self.log_joint(data, params)
+        log_lik = logsumexp(joint, axis=1)
+        joint -= log_lik[:, None]
+        np.exp(joint, out=joint)
+        return log_lik, joint
+
+    def m_step(self, data, resp, params):
+        W = resp * data.sample_weight[:, None]
+        experts = self.family.m_step(
+            data.X_expert, data.y, W, None if params is None else params["experts"], data.offset
+        )
+        if "gate_bound" not in data.cache:
+            data.cache["gate_bound"] = self.gate.bound(data.X_gate, data.sample_weight)
+        V = self.gate.initial_coef(data.X_gate) if params is None else params["gate"]
+        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_bound"])
+        return {"gate": gate, "experts": experts}
+
+    def penalty(self, params):
+        return self.gate.penalty(params["gate"]) + self.family.penalty(params["experts"])
+
+    def n_parameters(self, params):
+        return self.gate.n_parameters(params["gate"]) + self.family.n_parameters(params["experts"])
+
+
+def run_em(model, data, params, monitor):
+    """Alternate E- and M-steps from ``params`` until ``monitor`` says converged.
+
+    Returns the final parameters, their per-sample log-likelihood and responsibilities
+    (from the E-step at the final parameters), and the number of M-steps done.
+    """
+    log_lik, resp = model.e_step(data, params)
+    monitor.report(_objective(model, data, params, log_lik))
+    n_iter = 0
+    while n_iter < monitor.max_iter:
+        params = model.m_step(data, resp, params)
+        n_iter += 1
+        log_lik, resp = model.e_step(data, params)
+        monitor.report(_objective(model, data, params, log_lik))
+        if monitor.converged:
+            break
+    return params, log_lik, resp, n_iter
+
+
+def _objective(model, data, params, log_lik):
+    """Penalised log-likelihood: ``sum_i w_i log p(y_i | x_i) - penalty``."""
+    return float(data.sample_weight @ log_lik) - model.penalty(params)

@@ -1,0 +1,336 @@
+"""Expert families: the per-sample log-likelihood and weighted M-step of K experts at once.
+
+A family is one object for all K experts. Its parameters are a dict of arrays whose first
+axis is the expert: ``coef`` of shape (K, d + 1) (intercept first; (K, C, d + 1) for the
+multinomial family) and, for families with one, a per-expert dispersion. Every method is
+vectorised over the experts; the only Python loops run over experts inside small solves.
+
+The protocol (see the "Adding an expert family" page of the docs):
+
+- ``check_y(y)`` refuses responses outside the family's support with a clear message;
+- ``log_prob(X, y, params, offset)`` -> (n, K) log densities ``log f_k(y_i | x_i)``;
+- ``m_step(X, y, W, params, offset)`` -> params maximising (or, for iterative families,
+  not lowering) ``sum_i W[i, k] log f_k(y_i | x_i) - penalty_k``, where ``W`` is
+  sample weight times responsibility; ``params`` may be None (a fit from scratch);
+- ``mean(X, params, offset)`` -> (n, K) expert means (n, K, C for the multinomial);
+- ``penalty(params)`` -> the penalty subtracted from the log-likelihood;
+- ``n_parameters(params)`` -> the free parameters counted by BIC and AIC.
+"""
+
+import numpy as np
+from scipy.special import digamma, expit, gammaln, log_expit, polygamma
+
+from . import _logit
+from ._linalg import (
+    linear_predictor,
+    penalty_diagonal,
+    solve_spd,
+    weighted_grams,
+    weighted_sums,
+)
+
+
+def _expert_totals(W):
+    """Total weight of each expert, and a mask of experts that hold (numerically) none."""
+    totals = W.sum(axis=0)
+    return totals, totals <= 1e-10 * max(totals.sum(), 1e-300)
+
+
+class ExpertFamily:
+    """Base class: shared parameter counting, prediction and penalty for GLM experts."""
+
+    name = None
+    #: Per-expert dispersion parameter (variance, Gamma dispersion) counted by BIC.
+    has_dispersion = False
+
+    def __init__(self, n_experts, alpha=0.0):
+        self.n_experts = n_experts
+        self.alpha = float(alpha)
+
+    def check_y(self, y):
+        return np.asarray(y, dtype=float)
+
+    def eta(self, X, params, offset=None):
+        eta = linear_predictor(X, params["coef"])
+        if offset is not None:
+            eta += offset[:, None]
+        return eta
+
+    def penalty(self, params):
+        return 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2)
+
+    def n_parameters(self, params):
+        return params["coef"].size + (self.n_experts if self.has_dispersion else 0)
+
+    def coef_penalty(self, n_coef):
+        return np.diag(penalty_diagonal(n_coef, self.alpha))
+
+
+class GaussianExperts(ExpertFamily):
+    """Linear experts with Gaussian noise and one variance per expert.
+
+    The penalty is ``alpha ||b_k||^2 / (2 s_k^2)`` (a ridge on the residual scale), so the
+    M-step is closed-form: the coefficients are sklearn's weighted ``Ridge(alpha)`` fit and
+    ``s_k^2 = (RSS_k + alpha ||b_k||^2) / N_k``, held at ``variance_floor`` from below.
+    """
+
+    name = "gaussian"
+    has_dispersion = True
+
+    def __init__(self, n_experts, alpha=0.0, variance_floor=1e-12):
+        super().__init__(n_experts, alpha)
+        self.variance_floor = variance_floor
+
+    def log_prob(self, X, y, params, offset=None):
+        var = params["variance"]
+        resid = y[:, None] - self.eta(X, params, offset)
+        resid **= 2
+        resid /= -2.0 * var
+        resid -= 0.5 * np.log(2.0 * np.pi * var)
+        return resid
+
+    def m_step(self, X, y, W, params=None, offset=None):
+        totals, empty = _expert_totals(W)
+        yo = y if offset is None else y - offset
+        gram = weighted_grams(X, W) + self.coef_penalty(X.shape[1] + 1)
+        coef = solve_spd(gram, weighted_sums(X, W * yo[:, None]))
+        resid = yo[:, None] - linear_predictor(X, coef)
+        rss = np.einsum("ik,ik->k", W, resid**2)
+        rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, self.variance_floor)
+        new = {"coef": coef, "variance": variance}
+        return _keep_empty_experts(new, params, empty)
+
+    def mean(self, X, params, offset=None):
+        return self.eta(X, params, offset)
+
+    def penalty(self, params):
+        sq = np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        return 0.5 * self.alpha * np.sum(sq / params["variance"])
+
+
+def _keep_empty_experts(new, old, empty):
+    """Experts with no weight keep their previous parameters (their M-step is undefined)."""
+    if not empty.any():
+        return new
+    for key, value in new.items():
+        if old is not None:
+            value[empty] = old[key][empty]
+        elif key == "coef":
+            value[empty] = 0.0
+        else:
+            value[empty] = np.mean(value[~empty]) if (~empty).any() else 1.0
+    return new
+
+
+class _NewtonGLMExperts(ExpertFamily):
+    """GLM experts fitted by Newton's method with step halving, all experts at once.
+
+    Subclasses give the per-sample log-likelihood and its first two derivatives in the
+    linear predictor ``eta`` (``derivatives``). With a concave log-likelihood in ``eta``
+    each Newton step is an ascent direction; step halving makes every step non-decreasing.
+    """
+
+    max_newton_steps = 50
+    newton_tol = 1e-10
+
+    def log_prob(self, X, y, params, offset=None):
+        return self.derivatives(y, self.eta(X, params, offset), params, order=0)[0]
+
+    def start(self, X, y, W, offset):
+        """Intercept-only starting point at the weighted mean response."""
+        totals = np.maximum(W.sum(axis=0), 1e-300)
+        mean_y = (W * y[:, None]).sum(axis=0) / totals
+        coef = np.zeros((self.n_experts, X.shape[1] + 1))
+        coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * np.mean(y) + 1e-12, None))
+        if offset is not None:
+            coef[:, 0] -= np.average(offset)
+        return self.update_dispersion(X, y, W, {"coef": coef}, offset)
+
+    def update_dispersion(self, X, y, W, params, offset):
+        return params
+
+    def expert_objective(self, X, y, W, params, offset):
+        ll = self.log_prob(X, y, params, offset)
+        value = np.einsum("ik,ik->k", W, ll)
+        return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+
+    def m_step(self, X, y, W, params=None, offset=None):
+        totals, empty = _expert_totals(W)
+        if params is None:
+            params = self.start(X, y, W, offset)
+        params = {key: value.copy() for key, value in params.items()}
+        value = self.expert_objective(X, y, W, params, offset)
+        penalty = self.coef_penalty(X.shape[1] + 1)
+        gain = np.zeros(self.n_experts)
+        for _ in range(self.max_newton_steps):
+            coef = params["coef"]
+            _, d1, neg_d2 = self.derivatives(y, self.eta(X, params, offset), params, order=2)
+            grad = weighted_sums(X, W * d1)
+            grad[:, 1:] -= self.alpha * coef[:, 1:]
+            direction = solve_spd(weighted_grams(X, W * neg_d2) + penalty, grad)
+            step = np.ones(self.n_experts)
+            active = ~empty
+            for _halving in range(40):
+                trial = dict(params, coef=coef + step[:, None] * direction)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    trial_value = self.expert_objective(X, y, W, trial, offset)
+                accept = active & (trial_value >= value)
+                coef[accept] = trial["coef"][accept]
+                gain = np.where(accept, trial_value - value, 0.0)
+                value = np.where(accept, trial_value, value)
+                active &= ~accept
+                if not active.any():
+                    break
+                step[active] *= 0.5
+            params = self.update_dispersion(X, y, W, params, offset)
+            value = self.expert_objective(X, y, W, params, offset)
+            if np.all(gain <= self.newton_tol * (np.abs(value) + 1.0)):
+                break
+        return params
+
+    def mean(self, X, params, offset=None):
+        return self.inverse_link(self.eta(X, params, offset))
+
+
+class PoissonExperts(_NewtonGLMExperts):
+    """Poisson experts with a log link; ``offset`` is the log of the exposure."""
+
+    name = "poisson"
+    link = staticmethod(np.log)
+    inverse_link = staticmethod(np.exp)
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if np.any(y < 0):
+            raise ValueError("Poisson experts need non-negative counts; y has negative values.")
+        return y
+
+    def derivatives(self, y, eta, params, order=2):
+        mu = np.exp(eta)
+        ll = y[:, None] * eta - mu - gammaln(y + 1.0)[:, None]
+        if order == 0:
+            return (ll,)
+        return ll, y[:, None] - mu, mu
+
+
+class BernoulliExperts(_NewtonGLMExperts):
+    """Logistic experts for a binary response in {0, 1}."""
+
+    name = "bernoulli"
+
+    @staticmethod
+    def link(p):
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    inverse_link = staticmethod(expit)
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("Bernoulli experts need a binary response with values in {0, 1}.")
+        return y
+
+    def derivatives(self, y, eta, params, order=2):
+        ll = y[:, None] * eta + log_expit(-eta)
+        if order == 0:
+            return (ll,)
+        p = expit(eta)
+        return ll, y[:, None] - p, p * (1.0 - p)
+
+
+class GammaExperts(_NewtonGLMExperts):
+    """Gamma experts with a log link and one ML dispersion (1 / shape) per expert."""
+
+    name = "gamma"
+    has_dispersion = True
+    link = staticmethod(np.log)
+    inverse_link = staticmethod(np.exp)
+    #: Upper bound on the shape (lower bound on the dispersion) for exact fits.
+    max_shape = 1e10
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if np.any(y <= 0):
+            raise ValueError("Gamma experts need a strictly positive response; y has values <= 0.")
+        return y
+
+    def derivatives(self, y, eta, params, order=2):
+        shape = 1.0 / params["dispersion"]
+        ratio = y[:, None] * np.exp(-eta)
+        ll = (shape * (np.log(shape) - eta - ratio) + (shape - 1.0) * np.log(y)[:, None]
+              - gammaln(shape))
+        if order == 0:
+            return (ll,)
+        return ll, shape * (ratio - 1.0), shape * ratio
+
+    def update_dispersion(self, X, y, W, params, offset):
+        """Exact ML shape given the means: solve ``log v - digamma(v) = mean deviance / 2``."""
+        totals, empty = _expert_totals(W)
+        ratio = y[:, None] * np.exp(-self.eta(X, params, offset))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            target = np.einsum("ik,ik->k", W, ratio - np.log(ratio) - 1.0) / totals
+        target = np.where(empty | ~np.isfinite(target), 1.0, np.maximum(target, 1e-300))
+        # Minka's closed-form start, then Newton on log v - digamma(v) - target = 0
+        shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
+        shape = np.minimum(shape, self.max_shape)
+        for _ in range(20):
+            f = np.log(shape) - digamma(shape) - target
+            fprime = 1.0 / shape - polygamma(1, shape)
+            shape = np.clip(shape - f / fprime, shape / 10.0, self.max_shape)
+        dispersion = 1.0 / shape
+        if "dispersion" in params:
+            dispersion[empty] = params["dispersion"][empty]
+        return dict(params, dispersion=dispersion)
+
+
+class MultinomialExperts(ExpertFamily):
+    """Multinomial-logit experts over C classes (y holds class indices 0..C-1).
+
+    Each expert is a symmetric multinomial logit with the penalty ``alpha / 2 ||B_k||^2``
+    on all class coefficients, so one expert equals ``LogisticRegression(C=1/alpha)``.
+    """
+
+    name = "multinomial"
+
+    def __init__(self, n_experts, n_classes, alpha=0.0):
+        super().__init__(n_experts, alpha)
+        self.n_classes = n_classes
+
+    def check_y(self, y):
+        return np.asarray(y, dtype=np.intp)
+
+    def log_prob(self, X, y, params, offset=None):
+        log_p = _logit.log_proba(X, params["coef"])
+        return log_p[np.arange(X.shape[0]), :, y]
+
+    def m_step(self, X, y, W, params=None, offset=None):
+        _, empty = _expert_totals(W)
+        if params is None:
+            coef = np.zeros((self.n_experts, self.n_classes, X.shape[1] + 1))
+        else:
+            coef = params["coef"]
+        counts = np.zeros(W.shape + (self.n_classes,))
+        counts[np.arange(X.shape[0]), :, y] = W
+        coef = _logit.maximise(X, counts, coef, self.alpha, max_steps=100)
+        return _keep_empty_experts({"coef": coef}, params, empty)
+
+    def mean(self, X, params, offset=None):
+        return np.exp(_logit.log_proba(X, params["coef"]))
+
+    def penalty(self, params):
+        return 0.5 * self.alpha * np.sum(params["coef"][..., 1:] ** 2)
+
+    def n_parameters(self, params):
+        K, C, d1 = params["coef"].shape
+        return K * (C - 1) * d1
+
+
+FAMILIES = {
+    "gaussian": GaussianExperts,
+    "poisson": PoissonExperts,
+    "gamma": GammaExperts,
+    "bernoulli": BernoulliExperts,
+}

@@ -1,0 +1,13 @@
+"""Datasets: a planted gated mixture generator and small public reference datasets."""
+
+from ._base import load_co2, load_mcycle, load_nodata, load_npreg, load_tone
+from ._samples_generator import make_moe_regression
+
+__all__ = [
+    "load_co2",
+    "load_mcycle",
+    "load_nodata",
+    "load_npreg",
+    "load_tone",
+    "make_moe_regression",
+]

@@ -1,0 +1,74 @@
+"""Draws from a planted gated mixture of linear regressions."""
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.utils import check_random_state
+
+
+def make_moe_regression(
+    n_samples=1000,
+    n_features=4,
+    n_experts=3,
+    *,
+    noise=0.5,
+    gate_scale=2.0,
+    coef_scale=3.0,
+    random_state=None,
+    return_params=False,
+):
+    """Sample from a mixture of Gaussian linear experts under a softmax gate.
+
+    ``x ~ N(0, I)``, expert ``z ~ softmax(x V' + c)``, ``y = x b_z + a_z + noise * e``.
+    Gate and expert coefficients (intercepts included) are drawn from
+    ``N(0, gate_scale^2)`` and ``N(0, coef_scale^2)``.
+
+    Parameters
+    ----------
+    n_samples, n_features, n_experts : int
+    noise : float, default=0.5
+        Standard deviation of every expert's Gaussian noise.
+    gate_scale, coef_scale : float
+        Scales of the drawn gate and expert coefficients.
+    random_state : int, RandomState instance or None
+    return_params : bool, default=False
+        Also return the true parameters.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    params : dict, only when ``return_params``
+        ``gate_coef`` (K, p), ``gate_intercept`` (K,), ``expert_coef`` (K, p),
+        ``expert_intercept`` (K,), ``noise``, ``labels`` (the drawn expert of each sample)
+        and ``gate`` (the true gate probabilities, (n, K)).
+
+    Examples
+    --------
+    >>> from skmoe.datasets import make_moe_regression
+    >>> X, y, truth = make_moe_regression(200, 3, 2, random_state=0, return_params=True)
+    >>> X.shape, truth["expert_coef"].shape
+    ((200, 3), (2, 3))
+    """
+    rng = check_random_state(random_state)
+    gate_coef = rng.normal(0.0, gate_scale, size=(n_experts, n_features))
+    gate_intercept = rng.normal(0.0, gate_scale, size=n_experts)
+    expert_coef = rng.normal(0.0, coef_scale, size=(n_experts, n_features))
+    expert_intercept = rng.normal(0.0, coef_scale, size=n_experts)
+    X = rng.normal(size=(n_samples, n_features))
+    gate = softmax(X @ gate_coef.T + gate_intercept, axis=1)
+    labels = (rng.uniform(size=(n_samples, 1)) > np.cumsum(gate, axis=1)).sum(axis=1)
+    labels = np.minimum(labels, n_experts - 1)
+    means = X @ expert_coef.T + expert_intercept
+    y = means[np.arange(n_samples), labels] + noise * rng.normal(size=n_samples)
+    if not return_params:
+        return X, y
+    params = {
+        "gate_coef": gate_coef,
+        "gate_intercept": gate_intercept,
+        "expert_coef": expert_coef,
+        "expert_intercept": expert_intercept,
+        "noise": noise,
+        "labels": labels,
+        "gate": gate,
+    }
+    return X, y, params
