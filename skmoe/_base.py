@@ -48,7 +48,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         max_iter=500,
         tol=1e-6,
         n_init=1,
-        init_params="kmeans",
+        init_params="random",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -210,10 +210,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     f"init_params as an array must be non-negative responsibilities of shape "
                     f"({n}, {K}); got shape {resp.shape}."
                 )
-            return resp / np.maximum(resp.sum(axis=1, keepdims=True), 1e-300)
+            resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
+            return np.ascontiguousarray(resp)
         if self.init_params == "random":
-            resp = rng.uniform(size=(n, K))
-            return resp / resp.sum(axis=1, keepdims=True)
+            resp = rng.uniform(size=(K, n))
+            return resp / resp.sum(axis=0)
         Z = np.column_stack([data.X_expert, data.X_gate, self._init_target(data.y)])
         scale = Z.std(axis=0)
         Z = (Z - Z.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
@@ -222,14 +223,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             labels = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit_predict(
                 Z, sample_weight=data.sample_weight
             )
-        resp = np.zeros((n, K))
-        resp[np.arange(n), labels] = 1.0
+        resp = np.zeros((K, n))
+        resp[labels, np.arange(n)] = 1.0
         return resp
 
     def _set_fitted(self, model, data, result, results):
         """Canonical order (largest mixing weight first), then every attribute at once."""
         params = result["params"]
-        order = np.argsort(-(data.sample_weight @ result["resp"]), kind="stable")
+        order = np.argsort(-(result["resp"] @ data.sample_weight), kind="stable")
         params = {
             "gate": params["gate"][order],
             "experts": {key: value[order] for key, value in params["experts"].items()},
@@ -268,7 +269,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples, n_experts)
         """
         data = self._predict_data(X)
-        return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"]))
+        return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"])).T
 
     def predict_responsibilities(self, X, y, **kwargs):
         """Posterior probabilities ``p(k | x, y)`` of the experts.
@@ -278,7 +279,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples, n_experts)
         """
         data = self._predict_data(X, y, **kwargs)
-        return self._model.e_step(data, self._params)[1]
+        return self._model.e_step(data, self._params)[1].T
 
     def score_samples(self, X, y, **kwargs):
         """Log-likelihood ``log p(y | x)`` of each sample.

@@ -11,7 +11,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
+
+from ._linalg import log_sum_exp
 
 
 @dataclass
@@ -80,7 +81,7 @@ class MixtureOfExpertsModel:
         self.gate = gate
 
     def log_joint(self, data, params, X_expert=None, X_gate=None, y=None, offset=None):
-        """``log g_k(x) + log f_k(y | x)``, shape (n, K)."""
+        """``log g_k(x) + log f_k(y | x)``, shape (K, n)."""
         X_expert = data.X_expert if X_expert is None else X_expert
         X_gate = data.X_gate if X_gate is None else X_gate
         y = data.y if y is None else y
@@ -90,22 +91,22 @@ class MixtureOfExpertsModel:
         return joint
 
     def e_step(self, data, params):
-        """Per-sample log-likelihood (n,) and responsibilities (n, K)."""
+        """Per-sample log-likelihood (n,) and responsibilities (K, n)."""
         joint = self.log_joint(data, params)
-        log_lik = logsumexp(joint, axis=1)
-        joint -= log_lik[:, None]
+        log_lik = log_sum_exp(joint, axis=0)
+        joint -= log_lik
         np.exp(joint, out=joint)
         return log_lik, joint
 
     def m_step(self, data, resp, params):
-        W = resp * data.sample_weight[:, None]
+        W = resp * data.sample_weight
         experts = self.family.m_step(
             data.X_expert, data.y, W, None if params is None else params["experts"], data.offset
         )
-        if "gate_bound" not in data.cache:
-            data.cache["gate_bound"] = self.gate.bound(data.X_gate, data.sample_weight)
+        if "gate_factor" not in data.cache:
+            data.cache["gate_factor"] = self.gate.preconditioner(data.X_gate, data.sample_weight)
         V = self.gate.initial_coef(data.X_gate) if params is None else params["gate"]
-        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_bound"])
+        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_factor"])
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):

@@ -8,11 +8,13 @@ vectorised over the experts; the only Python loops run over experts inside small
 The protocol (see the "Adding an expert family" page of the docs):
 
 - ``check_y(y)`` refuses responses outside the family's support with a clear message;
-- ``log_prob(X, y, params, offset)`` -> (n, K) log densities ``log f_k(y_i | x_i)``;
+- ``log_prob(X, y, params, offset)`` -> (K, n) log densities ``log f_k(y_i | x_i)``;
 - ``m_step(X, y, W, params, offset)`` -> params maximising (or, for iterative families,
-  not lowering) ``sum_i W[i, k] log f_k(y_i | x_i) - penalty_k``, where ``W`` is
+  not lowering) ``sum_i W[k, i] log f_k(y_i | x_i) - penalty_k``, where ``W`` (K, n) is
   sample weight times responsibility; ``params`` may be None (a fit from scratch);
-- ``mean(X, params, offset)`` -> (n, K) expert means (n, K, C for the multinomial);
+- ``mean(X, params, offset)`` -> (K, n) expert means ((K, C, n) for the multinomial);
+
+Arrays over experts and samples are expert-major, (K, n), as everywhere in skmoe.
 - ``penalty(params)`` -> the penalty subtracted from the log-likelihood;
 - ``n_parameters(params)`` -> the free parameters counted by BIC and AIC.
 """
@@ -32,7 +34,7 @@ from ._linalg import (
 
 def _expert_totals(W):
     """Total weight of each expert, and a mask of experts that hold (numerically) none."""
-    totals = W.sum(axis=0)
+    totals = W.sum(axis=1)
     return totals, totals <= 1e-10 * max(totals.sum(), 1e-300)
 
 
@@ -53,7 +55,7 @@ class ExpertFamily:
     def eta(self, X, params, offset=None):
         eta = linear_predictor(X, params["coef"])
         if offset is not None:
-            eta += offset[:, None]
+            eta += offset
         return eta
 
     def penalty(self, params):
@@ -83,19 +85,20 @@ class GaussianExperts(ExpertFamily):
 
     def log_prob(self, X, y, params, offset=None):
         var = params["variance"]
-        resid = y[:, None] - self.eta(X, params, offset)
+        resid = y - self.eta(X, params, offset)
         resid **= 2
-        resid /= -2.0 * var
-        resid -= 0.5 * np.log(2.0 * np.pi * var)
+        resid *= (-0.5 / var)[:, None]
+        resid -= (0.5 * np.log(2.0 * np.pi * var))[:, None]
         return resid
 
     def m_step(self, X, y, W, params=None, offset=None):
         totals, empty = _expert_totals(W)
         yo = y if offset is None else y - offset
         gram = weighted_grams(X, W) + self.coef_penalty(X.shape[1] + 1)
-        coef = solve_spd(gram, weighted_sums(X, W * yo[:, None]))
-        resid = yo[:, None] - linear_predictor(X, coef)
-        rss = np.einsum("ik,ik->k", W, resid**2)
+        coef = solve_spd(gram, weighted_sums(X, W * yo))
+        resid = yo - linear_predictor(X, coef)
+        resid **= 2
+        rss = np.einsum("ki,ki->k", W, resid)
         rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.maximum(rss / totals, self.variance_floor)
@@ -140,8 +143,8 @@ class _NewtonGLMExperts(ExpertFamily):
 
     def start(self, X, y, W, offset):
         """Intercept-only starting point at the weighted mean response."""
-        totals = np.maximum(W.sum(axis=0), 1e-300)
-        mean_y = (W * y[:, None]).sum(axis=0) / totals
+        totals = np.maximum(W.sum(axis=1), 1e-300)
+        mean_y = (W @ y) / totals
         coef = np.zeros((self.n_experts, X.shape[1] + 1))
         coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * np.mean(y) + 1e-12, None))
         if offset is not None:
@@ -153,7 +156,7 @@ class _NewtonGLMExperts(ExpertFamily):
 
     def expert_objective(self, X, y, W, params, offset):
         ll = self.log_prob(X, y, params, offset)
-        value = np.einsum("ik,ik->k", W, ll)
+        value = np.einsum("ki,ki->k", W, ll)
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
 
     def m_step(self, X, y, W, params=None, offset=None):
@@ -209,10 +212,10 @@ class PoissonExperts(_NewtonGLMExperts):
 
     def derivatives(self, y, eta, params, order=2):
         mu = np.exp(eta)
-        ll = y[:, None] * eta - mu - gammaln(y + 1.0)[:, None]
+        ll = y * eta - mu - gammaln(y + 1.0)
         if order == 0:
             return (ll,)
-        return ll, y[:, None] - mu, mu
+        return ll, y - mu, mu
 
 
 class BernoulliExperts(_NewtonGLMExperts):
@@ -234,11 +237,11 @@ class BernoulliExperts(_NewtonGLMExperts):
         return y
 
     def derivatives(self, y, eta, params, order=2):
-        ll = y[:, None] * eta + log_expit(-eta)
+        ll = y * eta + log_expit(-eta)
         if order == 0:
             return (ll,)
         p = expit(eta)
-        return ll, y[:, None] - p, p * (1.0 - p)
+        return ll, y - p, p * (1.0 - p)
 
 
 class GammaExperts(_NewtonGLMExperts):
@@ -258,10 +261,9 @@ class GammaExperts(_NewtonGLMExperts):
         return y
 
     def derivatives(self, y, eta, params, order=2):
-        shape = 1.0 / params["dispersion"]
-        ratio = y[:, None] * np.exp(-eta)
-        ll = (shape * (np.log(shape) - eta - ratio) + (shape - 1.0) * np.log(y)[:, None]
-              - gammaln(shape))
+        shape = (1.0 / params["dispersion"])[:, None]
+        ratio = y * np.exp(-eta)
+        ll = shape * (np.log(shape) - eta - ratio) + (shape - 1.0) * np.log(y) - gammaln(shape)
         if order == 0:
             return (ll,)
         return ll, shape * (ratio - 1.0), shape * ratio
@@ -269,9 +271,9 @@ class GammaExperts(_NewtonGLMExperts):
     def update_dispersion(self, X, y, W, params, offset):
         """Exact ML shape given the means: solve ``log v - digamma(v) = mean deviance / 2``."""
         totals, empty = _expert_totals(W)
-        ratio = y[:, None] * np.exp(-self.eta(X, params, offset))
+        ratio = y * np.exp(-self.eta(X, params, offset))
         with np.errstate(invalid="ignore", divide="ignore"):
-            target = np.einsum("ik,ik->k", W, ratio - np.log(ratio) - 1.0) / totals
+            target = np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0) / totals
         target = np.where(empty | ~np.isfinite(target), 1.0, np.maximum(target, 1e-300))
         # Minka's closed-form start, then Newton on log v - digamma(v) - target = 0
         shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
@@ -303,8 +305,8 @@ class MultinomialExperts(ExpertFamily):
         return np.asarray(y, dtype=np.intp)
 
     def log_prob(self, X, y, params, offset=None):
-        log_p = _logit.log_proba(X, params["coef"])
-        return log_p[np.arange(X.shape[0]), :, y]
+        log_p = _logit.log_proba(X, params["coef"])[0]
+        return log_p[:, y, np.arange(X.shape[0])]
 
     def m_step(self, X, y, W, params=None, offset=None):
         _, empty = _expert_totals(W)
@@ -312,13 +314,13 @@ class MultinomialExperts(ExpertFamily):
             coef = np.zeros((self.n_experts, self.n_classes, X.shape[1] + 1))
         else:
             coef = params["coef"]
-        counts = np.zeros(W.shape + (self.n_classes,))
-        counts[np.arange(X.shape[0]), :, y] = W
-        coef = _logit.maximise(X, counts, coef, self.alpha, max_steps=100)
+        counts = np.zeros((self.n_experts, self.n_classes, X.shape[0]))
+        counts[:, y, np.arange(X.shape[0])] = W
+        coef = _logit.maximise_newton(X, counts, coef, self.alpha)
         return _keep_empty_experts({"coef": coef}, params, empty)
 
     def mean(self, X, params, offset=None):
-        return np.exp(_logit.log_proba(X, params["coef"]))
+        return _logit.log_proba(X, params["coef"])[1]
 
     def penalty(self, params):
         return 0.5 * self.alpha * np.sum(params["coef"][..., 1:] ** 2)

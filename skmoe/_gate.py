@@ -18,35 +18,33 @@ class SoftmaxGate:
     n_experts : int
     alpha : float
         L2 penalty on the gate coefficients (not the intercepts).
-    max_steps : int
-        Ascent steps per M-step, warm-started from the previous coefficients.
+    max_iter : int
+        Newton iterations per M-step, warm-started from the previous coefficients.
     """
 
-    def __init__(self, n_experts, alpha=0.0, max_steps=10):
+    def __init__(self, n_experts, alpha=0.0, max_iter=3):
         self.n_experts = n_experts
         self.alpha = float(alpha)
-        self.max_steps = max_steps
+        self.max_iter = max_iter
 
     def initial_coef(self, X):
         return np.zeros((self.n_experts, X.shape[1] + 1))
 
     def log_prob(self, X, V):
-        """Log gate probabilities, shape (n, K)."""
-        return _logit.log_proba(X, V[None])[:, 0, :]
+        """Log gate probabilities, shape (K, n)."""
+        return _logit.log_proba(X, V[None])[0][0]
 
-    def bound(self, X, sample_weight):
-        """Böhning's bound matrix for the gate; it depends on the sample weights only, so it
-        is computed once per fit and every M-step is a sequence of cheap minorise-maximise
-        steps (each one pass over the data, each one non-decreasing)."""
-        gram = weighted_grams(X, sample_weight[:, None])
-        return _logit.bound_matrix(gram, self.alpha)
+    def preconditioner(self, X, sample_weight):
+        """Cholesky factor of Böhning's bound for the gate. It depends on the sample weights
+        only, so it is computed once per fit."""
+        gram = weighted_grams(X, sample_weight[None, :])
+        return _logit.bound_factor(gram, self.alpha)
 
-    def m_step(self, X, weighted_resp, V, bound=None):
+    def m_step(self, X, weighted_resp, V, factor):
         """Ascend the gate's part of the EM objective,
-        ``sum_i sum_k w_i r_ik log g_k(x_i) - alpha / 2 ||V[:, 1:]||^2``."""
-        return _logit.maximise(
-            X, weighted_resp[:, None, :], V[None], self.alpha,
-            bound=bound, max_steps=self.max_steps, tol=1e-12,
+        ``sum_i sum_k w_i r_ki log g_k(x_i) - alpha / 2 ||V[:, 1:]||^2``."""
+        return _logit.maximise_newton_cg(
+            X, weighted_resp[None], V[None], self.alpha, factor, max_iter=self.max_iter
         )[0]
 
     def penalty(self, V):

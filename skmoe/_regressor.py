@@ -42,9 +42,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     n_init : int, default=1
         Number of EM runs from different initialisations; the best is kept.
     init_params : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
-default="kmeans"
-        Initial responsibilities: k-means clusters of the standardised ``[X, y]``, random
-        soft responsibilities, or the given array.
+default="random"
+        Initial responsibilities: random soft responsibilities (as flexmix starts), hard
+        k-means clusters of the standardised ``[X, y]``, or the given array (used as is by
+        every restart).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations (restart ``i`` uses the ``i``-th child of
         ``np.random.SeedSequence``), so results do not depend on ``n_jobs``.
@@ -114,7 +115,7 @@ default="kmeans"
         max_iter=500,
         tol=1e-6,
         n_init=1,
-        init_params="kmeans",
+        init_params="random",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -200,11 +201,11 @@ default="kmeans"
     def predict_experts(self, X, exposure=None):
         """Mean of every expert, shape (n_samples, n_experts)."""
         data = self._predict_data(X, exposure=exposure)
-        return self._family.mean(data.X_expert, self._params["experts"], data.offset)
+        return self._family.mean(data.X_expert, self._params["experts"], data.offset).T
 
     def predict(self, X, exposure=None):
         """Mixture mean ``E[y | x] = sum_k g_k(x) mu_k(x)``, shape (n_samples,)."""
         data = self._predict_data(X, exposure=exposure)
         gate = np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"]))
         means = self._family.mean(data.X_expert, self._params["experts"], data.offset)
-        return np.einsum("ik,ik->i", gate, means)
+        return np.einsum("ki,ki->i", gate, means)
