@@ -41,7 +41,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self,
         n_experts=2,
         *,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,

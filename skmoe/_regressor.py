@@ -24,10 +24,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     expert : {"gaussian", "poisson", "gamma", "bernoulli"}, default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
         link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link).
-    gate_alpha : float, default=1.0
+    gate_alpha : float, default=0.01
         L2 penalty ``gate_alpha / 2 ||V||^2`` on the gate coefficients (not the
         intercepts), on the scale of the summed log-likelihood; 0 gives the maximum
-        likelihood gate. A small penalty keeps a gate that separates the data finite.
+        likelihood gate. The small default keeps a gate that separates the data finite
+        while leaving sharp transitions possible.
     expert_alpha : float, default=0.0
         L2 penalty on the expert coefficients (not the intercepts). For Gaussian experts it
         is ``alpha ||b_k||^2 / (2 s_k^2)``: each expert is a weighted ``Ridge(alpha)``.
@@ -108,7 +109,7 @@ default="random"
         n_experts=2,
         *,
         expert="gaussian",
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
