@@ -159,6 +159,11 @@ default="random"
         """
         return self._fit(X, y, sample_weight, exposure)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self.expert in ("poisson", "gamma")
+        return tags
+
     def _validate_targets(self, y, reset):
         y = np.asarray(y, dtype=float)
         if y.ndim != 1:

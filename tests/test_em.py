@@ -1,0 +1,124 @@
+"""The EM engine: ascent, convergence, restarts, warm start, determinism."""
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from sklearn.exceptions import ConvergenceWarning
+
+from conftest import assert_log_likelihood_increasing
+from skmoe import MixtureOfExpertsRegressor
+from skmoe._em import ConvergenceMonitor
+from skmoe.datasets import load_nodata, load_tone, make_moe_regression
+
+
+def _datasets():
+    X, y = make_moe_regression(600, 3, 5, random_state=1)
+    yield "synthetic K=5", X, y, 5
+    X, y = load_tone(return_X_y=True)
+    yield "tone", X, y, 2
+    X, y = load_nodata(return_X_y=True)
+    yield "NOdata K=3", X, y, 3
+
+
+DATASETS = list(_datasets())
+
+
+@pytest.mark.parametrize("name, X, y, K", DATASETS, ids=[d[0] for d in DATASETS])
+@pytest.mark.parametrize("gate_alpha", [0.0, 0.5])
+def test_em_ascent_warm_started_single_iterations(name, X, y, K, gate_alpha):
+    model = MixtureOfExpertsRegressor(K, gate_alpha=gate_alpha, expert_alpha=0.1,
+                                      random_state=0)
+    values = assert_log_likelihood_increasing(model, X, y, 200)
+    assert values[-1] > values[0]
+
+
+def test_objective_trace_is_non_decreasing_and_matches_fitted_value():
+    X, y = make_moe_regression(800, 2, 3, random_state=3)
+    model = MixtureOfExpertsRegressor(3, random_state=0, tol=1e-10, max_iter=1000).fit(X, y)
+    trace = model.objective_trace_
+    assert len(trace) == model.n_iter_ + 1
+    assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:]))
+    assert trace[-1] == pytest.approx(model.objective_)
+    assert model.log_likelihood_ == pytest.approx(model.score_samples(X, y).sum(), rel=1e-12)
+
+
+def test_convergence_warning_when_the_best_run_does_not_converge():
+    X, y = load_tone(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = MixtureOfExpertsRegressor(2, max_iter=2, tol=1e-12, random_state=0).fit(X, y)
+    assert not model.converged_
+    assert model.n_iter_ == 2
+
+
+def test_restarts_keep_the_best_run():
+    X, y = make_moe_regression(300, 2, 4, random_state=5)
+    model = MixtureOfExpertsRegressor(4, n_init=6, random_state=0).fit(X, y)
+    assert len(model.restarts_) == 6
+    best = max(r["objective"] for r in model.restarts_)
+    assert model.objective_ == best
+    for run in model.restarts_:
+        assert set(run) >= {"objective", "log_likelihood", "n_iter", "converged", "time"}
+        assert len(run["objective_trace"]) == run["n_iter"] + 1
+
+
+def test_same_random_state_gives_bit_identical_fits_for_any_n_jobs():
+    X, y = make_moe_regression(400, 3, 3, random_state=2)
+    fits = [
+        MixtureOfExpertsRegressor(3, n_init=3, random_state=7, n_jobs=n_jobs).fit(X, y)
+        for n_jobs in (1, 1, 2)
+    ]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(fits[0].expert_coef_, other.expert_coef_)
+        np.testing.assert_array_equal(fits[0].gate_coef_, other.gate_coef_)
+        assert fits[0].log_likelihood_ == other.log_likelihood_
+
+
+def test_warm_start_continues_from_the_previous_fit():
+    X, y = load_tone(return_X_y=True)
+    with pytest.warns(ConvergenceWarning):
+        full = MixtureOfExpertsRegressor(2, random_state=0, tol=0.0, max_iter=30).fit(X, y)
+    model = MixtureOfExpertsRegressor(2, random_state=0, tol=0.0, max_iter=10,
+                                      warm_start=True)
+    with pytest.warns(ConvergenceWarning):
+        for _ in range(3):
+            model.fit(X, y)
+    # three warm-started runs of 10 iterations = one run of 30
+    np.testing.assert_allclose(model.expert_coef_, full.expert_coef_, rtol=1e-10)
+    np.testing.assert_allclose(model.gate_coef_, full.gate_coef_, rtol=1e-8, atol=1e-10)
+
+
+def test_verbose_prints_every_iteration(capsys):
+    X, y = load_tone(return_X_y=True)
+    MixtureOfExpertsRegressor(2, random_state=0, verbose=1, max_iter=500).fit(X, y)
+    out = capsys.readouterr().out
+    assert "iteration    0" in out and "objective" in out
+
+
+def test_monitor_warns_on_a_decrease_and_converges_on_per_sample_change():
+    monitor = ConvergenceMonitor(tol=1e-3, max_iter=10, total_weight=100.0,
+                                 verbose=1, stream=io.StringIO())
+    monitor.report(-50.0)
+    assert not monitor.converged
+    monitor.report(-49.95)  # per-sample change 5e-4 < 1e-3
+    assert monitor.converged
+    with pytest.warns(RuntimeWarning, match="decreased"):
+        monitor.report(-60.0)
+
+
+def test_pickle_round_trip_predicts_identically():
+    X, y = load_tone(return_X_y=True)
+    model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(model.predict(X), clone.predict(X))
+    np.testing.assert_array_equal(model.score_samples(X, y), clone.score_samples(X, y))
+
+
+def test_restarts_run_through_joblib_backends():
+    X, y = load_tone(return_X_y=True)
+    reference = MixtureOfExpertsRegressor(2, n_init=2, random_state=3).fit(X, y)
+    with parallel_config(backend="threading"):
+        threaded = MixtureOfExpertsRegressor(2, n_init=2, random_state=3, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(reference.expert_coef_, threaded.expert_coef_)
