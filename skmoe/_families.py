@@ -24,6 +24,7 @@ from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 
 from . import _logit
 from ._linalg import (
+    ROUNDING as _ROUNDING,
     linear_predictor,
     penalty_diagonal,
     solve_spd,
@@ -113,6 +114,15 @@ class GaussianExperts(ExpertFamily):
         return 0.5 * self.alpha * np.sum(sq / params["variance"])
 
 
+def _converged(old, new, tol):
+    """No parameter moved by more than ``tol`` relative to its size."""
+    return all(
+        np.max(np.abs(new[key] - old[key]), initial=0.0)
+        <= tol * (1.0 + np.max(np.abs(new[key]), initial=0.0))
+        for key in new
+    )
+
+
 def _keep_empty_experts(new, old, empty):
     """Experts with no weight keep their previous parameters (their M-step is undefined)."""
     if not empty.any():
@@ -135,7 +145,8 @@ class _NewtonGLMExperts(ExpertFamily):
     each Newton step is an ascent direction; step halving makes every step non-decreasing.
     """
 
-    max_newton_steps = 50
+    max_newton_steps = 100
+    #: Newton stops when no coefficient or dispersion moves by more than this (relative).
     newton_tol = 1e-10
 
     def log_prob(self, X, y, params, offset=None):
@@ -166,8 +177,8 @@ class _NewtonGLMExperts(ExpertFamily):
         params = {key: value.copy() for key, value in params.items()}
         value = self.expert_objective(X, y, W, params, offset)
         penalty = self.coef_penalty(X.shape[1] + 1)
-        gain = np.zeros(self.n_experts)
         for _ in range(self.max_newton_steps):
+            previous = {key: value.copy() for key, value in params.items()}
             coef = params["coef"]
             _, d1, neg_d2 = self.derivatives(y, self.eta(X, params, offset), params, order=2)
             grad = weighted_sums(X, W * d1)
@@ -179,9 +190,8 @@ class _NewtonGLMExperts(ExpertFamily):
                 trial = dict(params, coef=coef + step[:, None] * direction)
                 with np.errstate(over="ignore", invalid="ignore"):
                     trial_value = self.expert_objective(X, y, W, trial, offset)
-                accept = active & (trial_value >= value)
+                accept = active & (trial_value >= value - _ROUNDING * np.abs(value))
                 coef[accept] = trial["coef"][accept]
-                gain = np.where(accept, trial_value - value, 0.0)
                 value = np.where(accept, trial_value, value)
                 active &= ~accept
                 if not active.any():
@@ -189,7 +199,7 @@ class _NewtonGLMExperts(ExpertFamily):
                 step[active] *= 0.5
             params = self.update_dispersion(X, y, W, params, offset)
             value = self.expert_objective(X, y, W, params, offset)
-            if np.all(gain <= self.newton_tol * (np.abs(value) + 1.0)):
+            if _converged(previous, params, self.newton_tol):
                 break
         return params
 

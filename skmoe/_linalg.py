@@ -17,6 +17,10 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 #: Rows per block: large enough for BLAS, small enough for the cache.
 BLOCK_ROWS = 16384
 
+#: Relative slack of line searches: at the optimum, objective values differ only by
+#: rounding, and a step that is rejected for that reason would stop Newton's method early.
+ROUNDING = 8 * np.finfo(float).eps
+
 
 def linear_predictor(X, coef):
     """``coef @ X1.T`` for ``coef`` of shape (..., d + 1), intercept first; shape (..., n)."""

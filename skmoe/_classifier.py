@@ -1,0 +1,167 @@
+"""``MixtureOfExpertsClassifier``: multinomial-logit experts under a softmax gate."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseMixtureOfExperts
+from ._families import BernoulliExperts, MultinomialExperts
+from ._linalg import log_sum_exp
+from ._sklearn_compat import _fit_context
+
+
+class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+    """Mixture of logistic (multinomial-logit) experts with a softmax gate, fitted by EM.
+
+    ``P(c | x) = sum_k g_k(x) P_k(c | x)``: each expert is a logistic regression (two
+    classes) or a symmetric multinomial logit (more classes) and the gate a softmax over
+    the experts. EM alternates responsibilities with weighted refits of all experts (Newton
+    with step halving) and of the gate; the penalised log-likelihood never decreases.
+
+    Parameters
+    ----------
+    n_experts : int, default=2
+    gate_alpha : float, default=0.01
+        L2 penalty on the gate coefficients (not the intercepts).
+    expert_alpha : float, default=1.0
+        L2 penalty ``alpha / 2 ||B_k||^2`` on each expert's coefficients (not the
+        intercepts): with one expert the model is ``LogisticRegression(C=1/alpha)``.
+    gate_features, expert_features : array-like or None, default=None
+        Columns seen by the gate and the experts (indices, boolean mask or names).
+    max_iter : int, default=500
+    tol : float, default=1e-6
+        Convergence threshold on the change of the per-sample penalised log-likelihood.
+    n_init : int, default=1
+    init_params : {"random", "kmeans"} or array-like of shape (n_samples, n_experts), \
+default="random"
+        Initial responsibilities; "kmeans" clusters the standardised ``[X, onehot(y)]``.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+    verbose : int, default=0
+    n_jobs : int or None, default=None
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    expert_coef_ : ndarray of shape (n_experts, n_expert_features), or \
+(n_experts, n_classes, n_expert_features) for more than two classes
+    expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_classes)
+    gate_coef_, gate_intercept_, expert_features_in_, gate_features_in_, converged_, \
+n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, n_features_in_, \
+feature_names_in_
+        As in :class:`MixtureOfExpertsRegressor`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skmoe import MixtureOfExpertsClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 3)
+    """
+
+    def __init__(
+        self,
+        n_experts=2,
+        *,
+        gate_alpha=0.01,
+        expert_alpha=1.0,
+        gate_features=None,
+        expert_features=None,
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="random",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        n_jobs=None,
+    ):
+        super().__init__(
+            n_experts=n_experts,
+            gate_alpha=gate_alpha,
+            expert_alpha=expert_alpha,
+            gate_features=gate_features,
+            expert_features=expert_features,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            n_jobs=n_jobs,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels of any type (strings included).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+    def _validate_targets(self, y, reset):
+        if reset:
+            check_classification_targets(y)
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    "MixtureOfExpertsClassifier needs samples of at least 2 classes; "
+                    f"got only class {self.classes_[0]!r}."
+                )
+            return encoded
+        encoded = np.searchsorted(self.classes_, y)
+        encoded = np.minimum(encoded, len(self.classes_) - 1)
+        unknown = self.classes_[encoded] != y
+        if np.any(unknown):
+            raise ValueError(f"y contains labels not seen in fit: {np.unique(y[unknown])}.")
+        return encoded
+
+    def _make_family(self, y, sample_weight):
+        if len(self.classes_) == 2:
+            return BernoulliExperts(self.n_experts, self.expert_alpha)
+        return MultinomialExperts(self.n_experts, len(self.classes_), self.expert_alpha)
+
+    def _init_target(self, y):
+        return np.eye(len(self.classes_))[np.asarray(y, dtype=np.intp)]
+
+    def _class_proba(self, means):
+        """Expert class probabilities (K, C, n) from the family's means."""
+        if means.ndim == 2:  # Bernoulli experts: P(classes_[1])
+            return np.stack([1.0 - means, means], axis=1)
+        return means
+
+    def predict_experts(self, X):
+        """Class probabilities of every expert, shape (n_samples, n_experts, n_classes)."""
+        data = self._predict_data(X)
+        means = self._family.mean(data.X_expert, self._params["experts"])
+        return self._class_proba(means).transpose(2, 0, 1)
+
+    def predict_log_proba(self, X):
+        """Log of ``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""
+        data = self._predict_data(X)
+        log_gate = self._model.gate.log_prob(data.X_gate, self._params["gate"])
+        with np.errstate(divide="ignore"):
+            log_experts = np.log(self._class_proba(
+                self._family.mean(data.X_expert, self._params["experts"])))
+        return log_sum_exp(log_gate[:, None, :] + log_experts, axis=0).T
+
+    def predict_proba(self, X):
+        """``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Most probable class of each sample."""
+        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
