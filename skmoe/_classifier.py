@@ -119,7 +119,7 @@ feature_names_in_
             if len(self.classes_) < 2:
                 raise ValueError(
                     "MixtureOfExpertsClassifier needs samples of at least 2 classes; "
-                    f"got only class {self.classes_[0]!r}."
+                    f"got 1 class ({self.classes_[0]!r})."
                 )
             return encoded
         encoded = np.searchsorted(self.classes_, y)
@@ -164,4 +164,5 @@ feature_names_in_
 
     def predict(self, X):
         """Most probable class of each sample."""
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+        log_proba = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_proba, axis=1)]

@@ -1,7 +1,7 @@
 """Datasets: a planted gated mixture generator and small public reference datasets."""
 
 from ._base import load_co2, load_mcycle, load_nodata, load_npreg, load_tone
-from ._samples_generator import make_moe_regression
+from ._samples_generator import make_moe_regression, make_regional_classification
 
 __all__ = [
     "load_co2",
@@ -10,4 +10,5 @@ __all__ = [
     "load_npreg",
     "load_tone",
     "make_moe_regression",
+    "make_regional_classification",
 ]

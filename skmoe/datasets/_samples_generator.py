@@ -72,3 +72,31 @@ def make_moe_regression(
         "gate": gate,
     }
     return X, y, params
+
+
+def make_regional_classification(n_samples=3000, *, noise=0.0, random_state=None):
+    """Two-class problem whose boundary is linear inside each of 3 regions but not globally.
+
+    ``X`` is uniform on ``[-3, 3]^2``. The regions are ``x1 < -1``, ``-1 <= x1 < 1`` and
+    ``x1 >= 1`` (split by two parallel hyperplanes, so a softmax gate can find them); the
+    boundaries inside them are ``x2 = 0``, ``x2 = x1`` flipped, and ``x1 + x2 = 2``.
+    A fraction ``noise`` of labels is flipped.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+    y : ndarray of shape (n_samples,) with values in {0, 1}
+
+    Examples
+    --------
+    >>> from skmoe.datasets import make_regional_classification
+    >>> X, y = make_regional_classification(100, random_state=0)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((100, 2), [0, 1])
+    """
+    rng = check_random_state(random_state)
+    X = rng.uniform(-3.0, 3.0, size=(n_samples, 2))
+    x1, x2 = X[:, 0], X[:, 1]
+    y = np.where(x1 < -1.0, x2 > 0.0, np.where(x1 < 1.0, x2 < x1, x1 + x2 > 2.0))
+    flip = rng.uniform(size=n_samples) < noise
+    return X, np.where(flip, ~y, y).astype(int)

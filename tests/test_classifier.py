@@ -1,0 +1,78 @@
+"""MixtureOfExpertsClassifier."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from conftest import assert_log_likelihood_increasing
+from skmoe import MixtureOfExpertsClassifier
+from skmoe.datasets import make_regional_classification
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_one_expert_equals_logistic_regression(n_classes, alpha):
+    X, y = load_iris(return_X_y=True)
+    if n_classes == 2:
+        y = (y == 2).astype(int)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(y))
+    model = MixtureOfExpertsClassifier(1, expert_alpha=alpha, tol=1e-12)
+    model.fit(X, y, sample_weight=w)
+    # lbfgs stops ~1e-6 short of the optimum; newton-cholesky reaches it
+    ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=1000, solver="newton-cholesky")
+    ref.fit(X, y, sample_weight=w)
+    coef = model.expert_coef_.reshape(ref.coef_.shape)
+    np.testing.assert_allclose(coef, ref.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_regional_problem_beats_a_global_linear_boundary():
+    X, y = make_regional_classification(3000, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    model = MixtureOfExpertsClassifier(3, n_init=3, random_state=0).fit(X_train, y_train)
+    assert model.score(X_test, y_test) >= 0.97
+    assert LogisticRegression().fit(X_train, y_train).score(X_test, y_test) < 0.8
+
+
+def test_string_labels_and_probability_outputs():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    model = MixtureOfExpertsClassifier(2, random_state=0).fit(X, names)
+    np.testing.assert_array_equal(model.classes_, names[np.sort(np.unique(y, return_index=True)[1])])
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.log(proba), model.predict_log_proba(X), rtol=1e-10)
+    experts = model.predict_experts(X)
+    assert experts.shape == (150, 2, 3)
+    np.testing.assert_allclose(np.einsum("nk,nkc->nc", model.predict_gate(X), experts), proba)
+    assert set(model.predict(X)) <= set(names)
+    assert model.score(X, names) > 0.95
+    # responsibilities and log-likelihood per sample use the labels
+    resp = model.predict_responsibilities(X, names)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0)
+    log_lik = model.score_samples(X, names)
+    np.testing.assert_allclose(log_lik, np.log(proba[np.arange(150), y]), rtol=1e-10)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        model.score_samples(X[:2], ["setosa", "rose"])
+
+
+def test_classifier_em_ascent():
+    X, y = load_iris(return_X_y=True)
+    model = MixtureOfExpertsClassifier(3, gate_alpha=0.5, random_state=0)
+    assert_log_likelihood_increasing(model, X, y, 60)
+
+
+def test_continuous_labels_are_refused():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MixtureOfExpertsClassifier().fit(X, y + 0.5)
+
+
+def test_parameter_count():
+    X, y = load_iris(return_X_y=True)
+    model = MixtureOfExpertsClassifier(2, gate_features=[0], random_state=0).fit(X, y)
+    # gate (K-1)(1+1) = 2; experts K (C-1)(p+1) = 2 * 2 * 5 = 20
+    assert model._n_parameters() == 22
