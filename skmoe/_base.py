@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
-from ._gate import SoftmaxGate
+from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 
@@ -77,6 +77,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _make_family(self, y, sample_weight):
         """The expert family of this fit."""
 
+    def _make_gate(self):
+        """The gates: one softmax over the experts (a tree of depth 1)."""
+        return GateTree(1, self.n_experts, self.gate_alpha)
+
+    def _n_leaves(self):
+        """Number of experts."""
+        return self.n_experts
+
     def _init_target(self, y):
         """The columns that represent y when k-means seeds the responsibilities."""
         return y[:, None]
@@ -90,9 +98,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _validate_fit_data(self, X, y, sample_weight, exposure):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         y = self._validate_targets(y, reset=True)
-        if X.shape[0] < self.n_experts:
+        if X.shape[0] < self._n_leaves():
             raise ValueError(
-                f"n_samples={X.shape[0]} should be >= n_experts={self.n_experts}."
+                f"n_samples={X.shape[0]} should be >= the number of experts "
+                f"({self._n_leaves()})."
             )
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
@@ -160,7 +169,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight=None, exposure=None):
         data, family = self._validate_fit_data(X, y, sample_weight, exposure)
-        model = MixtureOfExpertsModel(family, SoftmaxGate(self.n_experts, self.gate_alpha))
+        model = MixtureOfExpertsModel(family, self._make_gate())
         if self.warm_start and hasattr(self, "_params"):
             starts = [("warm", self._params)]
         else:
@@ -202,7 +211,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         }
 
     def _initial_responsibilities(self, data, rng):
-        n, K = data.X_expert.shape[0], self.n_experts
+        n, K = data.X_expert.shape[0], self._n_leaves()
         if not isinstance(self.init_params, str):
             resp = np.asarray(self.init_params, dtype=float)
             if resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp)):
@@ -228,13 +237,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return resp
 
     def _set_fitted(self, model, data, result, results):
-        """Canonical order (largest mixing weight first), then every attribute at once."""
-        params = result["params"]
-        order = np.argsort(-(result["resp"] @ data.sample_weight), kind="stable")
-        params = {
-            "gate": params["gate"][order],
-            "experts": {key: value[order] for key, value in params["experts"].items()},
-        }
+        """Canonical order (the children of every gate by decreasing total responsibility),
+        then every attribute at once."""
+        params = model.canonical(result["params"], result["resp"] @ data.sample_weight)
         self._model = model
         self._family = model.family
         self._params = params
@@ -248,9 +253,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
              ("objective", "log_likelihood", "n_iter", "converged", "objective_trace", "time")}
             for r in results
         ]
-        self.gate_coef_ = params["gate"][:, 1:]
-        self.gate_intercept_ = params["gate"][:, 0]
+        self._set_gate_attributes(params["gate"])
         self._set_expert_attributes(params["experts"])
+
+    def _set_gate_attributes(self, gate):
+        self.gate_coef_ = gate[0][0, :, 1:]
+        self.gate_intercept_ = gate[0][0, :, 0]
 
     def _set_expert_attributes(self, experts):
         self.expert_coef_ = experts["coef"][..., 1:]

@@ -131,8 +131,8 @@ feature_names_in_
 
     def _make_family(self, y, sample_weight):
         if len(self.classes_) == 2:
-            return BernoulliExperts(self.n_experts, self.expert_alpha)
-        return MultinomialExperts(self.n_experts, len(self.classes_), self.expert_alpha)
+            return BernoulliExperts(self._n_leaves(), self.expert_alpha)
+        return MultinomialExperts(self._n_leaves(), len(self.classes_), self.expert_alpha)
 
     def _init_target(self, y):
         return np.eye(len(self.classes_))[np.asarray(y, dtype=np.intp)]

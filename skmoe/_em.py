@@ -74,24 +74,27 @@ class ConvergenceMonitor:
 
 
 class MixtureOfExpertsModel:
-    """Flat mixture of experts: one softmax gate over K experts of one family."""
+    """Experts of one family at the leaves of a tree of softmax gates.
+
+    The flat mixture of experts is the tree of depth 1; the hierarchical one is deeper.
+    """
 
     def __init__(self, family, gate):
         self.family = family
         self.gate = gate
 
-    def log_joint(self, data, params, X_expert=None, X_gate=None, y=None, offset=None):
-        """``log g_k(x) + log f_k(y | x)``, shape (K, n)."""
-        X_expert = data.X_expert if X_expert is None else X_expert
-        X_gate = data.X_gate if X_gate is None else X_gate
-        y = data.y if y is None else y
-        offset = data.offset if offset is None and data is not None else offset
-        joint = self.family.log_prob(X_expert, y, params["experts"], offset)
-        joint += self.gate.log_prob(X_gate, params["gate"])
+    def log_joint(self, data, params):
+        """``log prior_k(x) + log f_k(y | x)`` for every expert k, shape (K, n)."""
+        joint = self.family.log_prob(data.X_expert, data.y, params["experts"], data.offset)
+        joint += self.gate.log_prob(data.X_gate, params["gate"])
         return joint
 
     def e_step(self, data, params):
-        """Per-sample log-likelihood (n,) and responsibilities (K, n)."""
+        """Per-sample log-likelihood (n,) and expert (leaf) posteriors (K, n).
+
+        The posterior of an inner node is the sum of its leaves' posteriors, so the
+        gates' M-step needs no other E-step quantity.
+        """
         joint = self.log_joint(data, params)
         log_lik = log_sum_exp(joint, axis=0)
         joint -= log_lik
@@ -103,10 +106,11 @@ class MixtureOfExpertsModel:
         experts = self.family.m_step(
             data.X_expert, data.y, W, None if params is None else params["experts"], data.offset
         )
-        if "gate_factor" not in data.cache:
-            data.cache["gate_factor"] = self.gate.preconditioner(data.X_gate, data.sample_weight)
+        if "gate_preconditioner" not in data.cache:
+            data.cache["gate_preconditioner"] = self.gate.preconditioner(
+                data.X_gate, data.sample_weight)
         V = self.gate.initial_coef(data.X_gate) if params is None else params["gate"]
-        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_factor"])
+        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_preconditioner"])
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):
@@ -114,6 +118,14 @@ class MixtureOfExpertsModel:
 
     def n_parameters(self, params):
         return self.gate.n_parameters(params["gate"]) + self.family.n_parameters(params["experts"])
+
+    def canonical(self, params, leaf_mass):
+        """The same model with the children of every gate ordered by decreasing mass."""
+        order = self.gate.canonical_order(leaf_mass)
+        return {
+            "gate": self.gate.permute(params["gate"], order),
+            "experts": {key: value[order[-1]] for key, value in params["experts"].items()},
+        }
 
 
 def run_em(model, data, params, monitor):

@@ -1,7 +1,12 @@
-"""The softmax gate ``g(x) = softmax(V x1)``: a weighted soft-target multinomial logit.
+"""Softmax gates: a balanced tree of them, of which the flat gate is the depth-1 case.
 
-Coefficients ``V`` have shape (K, d + 1), intercept first, in the symmetric sum-to-zero
-parametrisation. The penalty ``alpha / 2 ||V[:, 1:]||^2`` leaves the intercepts free.
+A tree of ``depth`` levels with ``branching`` children per node has ``branching**depth``
+leaves (the experts) and ``branching**l`` gate nodes at level ``l``. Each gate node is a
+softmax (multinomial logit) over its children; the prior probability of a leaf is the
+product of the gate probabilities along its path (Jordan & Jacobs 1994). The coefficients
+of level ``l`` have shape (branching**l, branching, d + 1), intercept first, in the
+symmetric sum-to-zero parametrisation; the penalty ``alpha / 2 ||V[..., 1:]||^2`` leaves
+the intercepts free. The flat gate over K experts is the tree of depth 1 and branching K.
 """
 
 import numpy as np
@@ -10,45 +15,94 @@ from . import _logit
 from ._linalg import weighted_grams
 
 
-class SoftmaxGate:
-    """Softmax gate over ``n_experts`` experts.
+class GateTree:
+    """Balanced tree of softmax gates.
 
     Parameters
     ----------
-    n_experts : int
+    depth : int
+    branching : int
     alpha : float
         L2 penalty on the gate coefficients (not the intercepts).
     max_iter : int
         Newton iterations per M-step, warm-started from the previous coefficients.
     """
 
-    def __init__(self, n_experts, alpha=0.0, max_iter=3):
-        self.n_experts = n_experts
+    def __init__(self, depth, branching, alpha=0.0, max_iter=3):
+        self.depth = depth
+        self.branching = branching
         self.alpha = float(alpha)
         self.max_iter = max_iter
 
+    @property
+    def n_leaves(self):
+        return self.branching**self.depth
+
     def initial_coef(self, X):
-        return np.zeros((self.n_experts, X.shape[1] + 1))
+        B, d1 = self.branching, X.shape[1] + 1
+        return [np.zeros((B**level, B, d1)) for level in range(self.depth)]
 
     def log_prob(self, X, V):
-        """Log gate probabilities, shape (K, n)."""
-        return _logit.log_proba(X, V[None])[0][0]
+        """Log prior probability of every leaf (the product of gates along its path),
+        shape (n_leaves, n)."""
+        log_path = np.zeros((1, X.shape[0]))
+        for coef in V:
+            log_gate = _logit.log_proba(X, coef)[0]
+            log_path = (log_path[:, None, :] + log_gate).reshape(-1, X.shape[0])
+        return log_path
 
     def preconditioner(self, X, sample_weight):
-        """Cholesky factor of Böhning's bound for the gate. It depends on the sample weights
-        only, so it is computed once per fit."""
-        gram = weighted_grams(X, sample_weight[None, :])
-        return _logit.bound_factor(gram, self.alpha)
+        """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.
 
-    def m_step(self, X, weighted_resp, V, factor):
-        """Ascend the gate's part of the EM objective,
-        ``sum_i sum_k w_i r_ki log g_k(x_i) - alpha / 2 ||V[:, 1:]||^2``."""
-        return _logit.maximise_newton_cg(
-            X, weighted_resp[None], V[None], self.alpha, factor, max_iter=self.max_iter
-        )[0]
+        It is the bound for the root gate. A deeper node ``m`` uses it scaled by its share
+        of the weight (``R^-1 / sqrt(c_m)``): a preconditioner, not a bound, which is all
+        truncated Newton needs. Computed once per fit.
+        """
+        return _logit.bound_factor(weighted_grams(X, sample_weight[None, :]), self.alpha)[0]
+
+    def m_step(self, X, weighted_resp, V, inv_factor):
+        """Ascend every gate's part of the EM objective, level by level.
+
+        ``weighted_resp`` is sample weight times leaf posterior, (n_leaves, n). The soft
+        count of child ``c`` of node ``m`` is the weighted posterior of the child's subtree,
+        so node ``m`` is fitted on targets ``h_child / h_m`` with weights ``w h_m``.
+        """
+        B, n = self.branching, X.shape[0]
+        total = weighted_resp.sum()
+        new = []
+        for level, coef in enumerate(V):
+            counts = weighted_resp.reshape(B ** (level + 1), -1, n).sum(axis=1)
+            counts = counts.reshape(B**level, B, n)
+            share = np.maximum(counts.sum(axis=(1, 2)) / total, 1e-12)
+            factors = inv_factor[None] / np.sqrt(share)[:, None, None]
+            new.append(_logit.maximise_newton_cg(
+                X, counts, coef, self.alpha, factors, max_iter=self.max_iter))
+        return new
 
     def penalty(self, V):
-        return 0.5 * self.alpha * np.sum(V[:, 1:] ** 2)
+        return 0.5 * self.alpha * sum(np.sum(coef[..., 1:] ** 2) for coef in V)
 
     def n_parameters(self, V):
-        return (self.n_experts - 1) * V.shape[1]
+        return sum(coef.shape[0] * (coef.shape[1] - 1) * coef.shape[2] for coef in V)
+
+    def canonical_order(self, leaf_mass):
+        """Reorder the children of every node by decreasing subtree mass.
+
+        Returns, per level ``l = 0..depth``, the old index of the node now at each
+        position of that level.
+        """
+        B, L = self.branching, self.depth
+        order = [np.zeros(1, dtype=np.intp)]
+        for level in range(1, L + 1):
+            mass = leaf_mass.reshape(B**level, -1).sum(axis=1)
+            children = order[-1][:, None] * B + np.arange(B)
+            ranks = np.argsort(-mass[children], axis=1, kind="stable")
+            order.append(np.take_along_axis(children, ranks, axis=1).ravel())
+        return order
+
+    def permute(self, V, order):
+        """Gate coefficients in the order given by ``canonical_order``."""
+        B = self.branching
+        return [coef[order[level]][np.arange(B**level)[:, None],
+                                   order[level + 1].reshape(-1, B) % B]
+                for level, coef in enumerate(V)]

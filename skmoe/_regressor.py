@@ -177,8 +177,8 @@ default="random"
             var = np.average((y - np.average(y, weights=sample_weight)) ** 2,
                              weights=sample_weight)
             floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + np.mean(y**2))
-            return GaussianExperts(self.n_experts, self.expert_alpha, variance_floor=floor)
-        return FAMILIES[self.expert](self.n_experts, self.expert_alpha)
+            return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
+        return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
 
     def _init_target(self, y):
         return np.log1p(y)[:, None] if self.expert in ("poisson", "gamma") else y[:, None]

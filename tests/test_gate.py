@@ -5,7 +5,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from skmoe import _logit
-from skmoe._gate import SoftmaxGate
+from skmoe._gate import GateTree
 from skmoe._linalg import weighted_grams
 
 RNG = np.random.default_rng(1)
@@ -74,10 +74,10 @@ def test_bound_dominates_the_hessian():
 def test_hard_targets_equal_multinomial_logistic_regression(alpha):
     labels = RNG.integers(0, K, size=N)
     weights = RNG.uniform(0.5, 2.0, size=N)
-    gate = SoftmaxGate(K, alpha=alpha, max_iter=200)
+    gate = GateTree(1, K, alpha=alpha, max_iter=200)
     W = np.eye(K)[labels].T * weights
     factor = gate.preconditioner(X, weights)
-    V = gate.m_step(X, W, gate.initial_coef(X), factor)
+    V = gate.m_step(X, W, gate.initial_coef(X), factor)[0][0]
     ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=10_000).fit(
         X, labels, sample_weight=weights)
     np.testing.assert_allclose(V[:, 1:], ref.coef_, rtol=1e-5, atol=1e-7)
@@ -98,12 +98,12 @@ def test_newton_and_newton_cg_reach_the_same_maximum():
 
 def test_gate_step_never_lowers_its_objective():
     S = _soft_counts(M=1)
-    gate = SoftmaxGate(K, alpha=0.0, max_iter=1)
-    V = np.zeros((K, D + 1))
+    gate = GateTree(1, K, alpha=0.0, max_iter=1)
+    V = gate.initial_coef(X)
     factor = gate.preconditioner(X, S.sum(axis=1)[0])
     previous = -np.inf
     for _ in range(30):
         V = gate.m_step(X, S[0], V, factor)
-        value = _logit.objective(S, _logit.log_proba(X, V[None])[0], V[None], 0.0)[0]
+        value = _logit.objective(S, _logit.log_proba(X, V[0])[0], V[0], 0.0)[0]
         assert value >= previous - 1e-12 * abs(value)
         previous = value
