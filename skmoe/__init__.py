@@ -1,7 +1,18 @@
 """skmoe: scikit-learn-compatible mixtures of experts fitted by EM."""
 
 from ._classifier import MixtureOfExpertsClassifier
+from ._hierarchical import (
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    export_text,
+)
 from ._regressor import MixtureOfExpertsRegressor
 
-__all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
+__all__ = [
+    "HierarchicalMixtureOfExpertsClassifier",
+    "HierarchicalMixtureOfExpertsRegressor",
+    "MixtureOfExpertsClassifier",
+    "MixtureOfExpertsRegressor",
+    "export_text",
+]
 __version__ = "0.1.0"

@@ -29,7 +29,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random"}), "array-like"],
+        "init_params": [StrOptions({"kmeans", "random", "tree"}), "array-like"],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -224,6 +224,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.init_params == "random":
             resp = rng.uniform(size=(K, n))
             return resp / resp.sum(axis=0)
+        if self.init_params == "tree":
+            return self._tree_responsibilities(data, rng)
         Z = np.column_stack([data.X_expert, data.X_gate, self._init_target(data.y)])
         scale = Z.std(axis=0)
         Z = (Z - Z.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
@@ -234,6 +236,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         resp = np.zeros((K, n))
         resp[labels, np.arange(n)] = 1.0
+        return resp
+
+    def _tree_responsibilities(self, data, rng):
+        """Hard responsibilities from a CART tree with as many leaves as experts: the samples
+        of each leaf (in depth-first order) seed one expert."""
+        K = self._n_leaves()
+        X = np.column_stack([data.X_expert, data.X_gate])
+        cart = self._cart(max_leaf_nodes=max(K, 2), random_state=int(rng.integers(2**31 - 1)))
+        leaves = cart.fit(X, data.y, sample_weight=data.sample_weight).apply(X)
+        _, labels = np.unique(leaves, return_inverse=True)
+        resp = np.zeros((K, X.shape[0]))
+        resp[labels % K, np.arange(X.shape[0])] = 1.0
         return resp
 
     def _set_fitted(self, model, data, result, results):

@@ -32,9 +32,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     tol : float, default=1e-6
         Convergence threshold on the change of the per-sample penalised log-likelihood.
     n_init : int, default=1
-    init_params : {"random", "kmeans"} or array-like of shape (n_samples, n_experts), \
-default="random"
-        Initial responsibilities; "kmeans" clusters the standardised ``[X, onehot(y)]``.
+    init_params : {"random", "kmeans", "tree"} or array-like of shape \
+(n_samples, n_experts), default="random"
+        Initial responsibilities; "kmeans" clusters the standardised ``[X, onehot(y)]``,
+        "tree" takes the leaves of a CART tree with ``n_experts`` leaves.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
     verbose : int, default=0
@@ -133,6 +134,11 @@ feature_names_in_
         if len(self.classes_) == 2:
             return BernoulliExperts(self._n_leaves(), self.expert_alpha)
         return MultinomialExperts(self._n_leaves(), len(self.classes_), self.expert_alpha)
+
+    def _cart(self, **params):
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(**params)
 
     def _init_target(self, y):
         return np.eye(len(self.classes_))[np.asarray(y, dtype=np.intp)]

@@ -42,11 +42,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Convergence threshold on the change of the per-sample penalised log-likelihood.
     n_init : int, default=1
         Number of EM runs from different initialisations; the best is kept.
-    init_params : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
-default="random"
+    init_params : {"random", "kmeans", "tree"} or array-like of shape \
+(n_samples, n_experts), default="random"
         Initial responsibilities: random soft responsibilities (as flexmix starts), hard
-        k-means clusters of the standardised ``[X, y]``, or the given array (used as is by
-        every restart).
+        k-means clusters of the standardised ``[X, y]``, the leaves of a CART tree with
+        ``n_experts`` leaves, or the given array (used as is by every restart).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations (restart ``i`` uses the ``i``-th child of
         ``np.random.SeedSequence``), so results do not depend on ``n_jobs``.
@@ -179,6 +179,11 @@ default="random"
             floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + np.mean(y**2))
             return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
         return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+
+    def _cart(self, **params):
+        from sklearn.tree import DecisionTreeRegressor
+
+        return DecisionTreeRegressor(**params)
 
     def _init_target(self, y):
         return np.log1p(y)[:, None] if self.expert in ("poisson", "gamma") else y[:, None]

@@ -2,7 +2,12 @@
 
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe import (
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 
 SAMPLE_WEIGHT_REASON = (
     "EM starts from random responsibilities drawn per row, so repeating rows changes the "
@@ -56,6 +61,8 @@ ESTIMATORS = [
     MixtureOfExpertsRegressor(n_experts=2, expert="gamma", random_state=0),
     MixtureOfExpertsRegressor(n_experts=2, expert="bernoulli", random_state=0),
     MixtureOfExpertsClassifier(n_experts=2, random_state=0),
+    HierarchicalMixtureOfExpertsRegressor(depth=2, branching=2, random_state=0),
+    HierarchicalMixtureOfExpertsClassifier(depth=2, branching=2, random_state=0),
 ]
 
 

@@ -1,0 +1,282 @@
+"""Hierarchical mixtures of experts (Jordan & Jacobs 1994): soft decision trees.
+
+The estimators are the flat ones with a deeper gate tree; the EM engine is the same.
+"""
+
+from numbers import Integral
+
+import numpy as np
+
+from ._classifier import MixtureOfExpertsClassifier
+from ._gate import GateTree
+from ._regressor import MixtureOfExpertsRegressor
+from ._sklearn_compat import Interval
+
+_TREE_PARAMS_DOC = """depth : int, default=2
+        Levels of gates; the tree has ``branching**depth`` experts at its leaves and
+        ``(branching**depth - 1) / (branching - 1)`` gate nodes.
+    branching : int, default=2
+        Children of every gate node."""
+
+
+class _TreeMixin:
+    """What the hierarchical estimators add to the flat ones."""
+
+    def _make_gate(self):
+        return GateTree(self.depth, self.branching, self.gate_alpha)
+
+    def _n_leaves(self):
+        return self.branching**self.depth
+
+    def _set_gate_attributes(self, gate):
+        coef = np.concatenate(gate)
+        self.gate_coef_ = coef[..., 1:]
+        self.gate_intercept_ = coef[..., 0]
+
+    def predict_leaf_proba(self, X):
+        """Prior probability of every leaf: the product of the gates along its path.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_leaves)
+        """
+        return self.predict_gate(X)
+
+    def apply(self, X):
+        """Index of the most probable leaf of each sample (as ``DecisionTreeRegressor.apply``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return np.argmax(self.predict_gate(X), axis=1)
+
+
+def _tree_constraints(flat):
+    constraints = {key: value for key, value in flat.items() if key != "n_experts"}
+    constraints["depth"] = [Interval(Integral, 1, None, closed="left")]
+    constraints["branching"] = [Interval(Integral, 2, None, closed="left")]
+    return constraints
+
+
+class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegressor):
+    """Hierarchical mixture of GLM experts: a balanced tree of softmax gates, fitted by EM.
+
+    A soft decision tree: every inner node is a softmax gate over its children, every leaf
+    a GLM expert, and the prior of a leaf is the product of the gates on its path. EM
+    computes leaf posteriors in log space; every gate node ``j`` is refitted on the targets
+    ``h_child / h_j`` with weights ``w h_j`` (all nodes of a level in one batched fit) and
+    every leaf with weights ``w h_leaf``. The flat mixture of experts is the tree of depth 1.
+
+    Parameters
+    ----------
+    {tree}
+    expert : {{"gaussian", "poisson", "gamma", "bernoulli"}}, default="gaussian"
+    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, n_init, \
+init_params, random_state, warm_start, verbose, n_jobs
+        As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert
+        with one leaf of a CART tree of the same number of leaves).
+
+    Attributes
+    ----------
+    gate_coef_ : ndarray of shape (n_gates, branching, n_gate_features)
+        Gate nodes in breadth-first order (root first; node ``j`` at level ``l`` has
+        children ``branching * j + c`` at level ``l + 1``).
+    gate_intercept_ : ndarray of shape (n_gates, branching)
+    expert_coef_, expert_intercept_, expert_variance_
+        Leaves in left-to-right order.
+    Other attributes as in :class:`MixtureOfExpertsRegressor`.
+
+    Examples
+    --------
+    >>> from skmoe import HierarchicalMixtureOfExpertsRegressor
+    >>> from skmoe.datasets import make_moe_regression
+    >>> X, y = make_moe_regression(500, 2, 4, random_state=0)
+    >>> hme = HierarchicalMixtureOfExpertsRegressor(depth=2, random_state=0).fit(X, y)
+    >>> hme.predict_leaf_proba(X).shape, hme.gate_coef_.shape
+    ((500, 4), (3, 2, 2))
+    """
+
+    _parameter_constraints = _tree_constraints(MixtureOfExpertsRegressor._parameter_constraints)
+
+    def __init__(
+        self,
+        depth=2,
+        branching=2,
+        *,
+        expert="gaussian",
+        gate_alpha=0.01,
+        expert_alpha=0.0,
+        gate_features=None,
+        expert_features=None,
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="random",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.depth = depth
+        self.branching = branching
+        self.expert = expert
+        self.gate_alpha = gate_alpha
+        self.expert_alpha = expert_alpha
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+
+class HierarchicalMixtureOfExpertsClassifier(_TreeMixin, MixtureOfExpertsClassifier):
+    """Hierarchical mixture of logistic experts: a balanced tree of softmax gates.
+
+    Parameters
+    ----------
+    {tree}
+    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, n_init, \
+init_params, random_state, warm_start, verbose, n_jobs
+        As in :class:`MixtureOfExpertsClassifier`.
+
+    Attributes
+    ----------
+    gate_coef_ : ndarray of shape (n_gates, branching, n_gate_features)
+        Gate nodes in breadth-first order.
+    gate_intercept_ : ndarray of shape (n_gates, branching)
+    Other attributes as in :class:`MixtureOfExpertsClassifier`.
+
+    Examples
+    --------
+    >>> from skmoe import HierarchicalMixtureOfExpertsClassifier
+    >>> from skmoe.datasets import make_regional_classification
+    >>> X, y = make_regional_classification(400, random_state=0)
+    >>> clf = HierarchicalMixtureOfExpertsClassifier(depth=2, random_state=0).fit(X, y)
+    >>> clf.apply(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints = _tree_constraints(MixtureOfExpertsClassifier._parameter_constraints)
+
+    def __init__(
+        self,
+        depth=2,
+        branching=2,
+        *,
+        gate_alpha=0.01,
+        expert_alpha=1.0,
+        gate_features=None,
+        expert_features=None,
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="random",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.depth = depth
+        self.branching = branching
+        self.gate_alpha = gate_alpha
+        self.expert_alpha = expert_alpha
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+
+for _cls in (HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier):
+    _cls.__doc__ = _cls.__doc__.replace("{tree}", _TREE_PARAMS_DOC).replace("{{", "{").replace(
+        "}}", "}")
+
+
+def _linear_text(intercept, coef, names, decimals):
+    terms = [f"{intercept:.{decimals}f}"]
+    for value, name in zip(coef, names):
+        terms.append(f"{'-' if value < 0 else '+'} {abs(value):.{decimals}f}*{name}")
+    return " ".join(terms)
+
+
+def export_text(model, feature_names=None, decimals=3):
+    """Text view of a fitted (hierarchical) mixture of experts, like ``sklearn.tree.export_text``.
+
+    Gate nodes show the linear score of each child (the softmax of the scores gives the
+    branch probabilities); leaves show the expert's linear predictor and its dispersion.
+
+    Parameters
+    ----------
+    model : fitted MixtureOfExperts* or HierarchicalMixtureOfExperts* estimator
+    feature_names : list of str, default=None
+        Names of the input columns; ``feature_names_in_`` or ``x0, x1, ...`` otherwise.
+    decimals : int, default=3
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsRegressor, export_text
+    >>> from skmoe.datasets import load_tone
+    >>> X, y = load_tone(return_X_y=True)
+    >>> model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    >>> print(export_text(model, ["ratio"], decimals=1))  # doctest: +ELLIPSIS
+    |--- gate 0
+    |   |--- branch 0: score = ...
+    |   |   |--- expert 0: eta = ...
+    |   |--- branch 1: score = ...
+    |   |   |--- expert 1: eta = ...
+    """
+    if feature_names is None:
+        feature_names = getattr(model, "feature_names_in_", None)
+    if feature_names is None:
+        feature_names = [f"x{i}" for i in range(model.n_features_in_)]
+    feature_names = np.asarray(feature_names, dtype=object)
+    gate_names = feature_names[model.gate_features_in_]
+    expert_names = feature_names[model.expert_features_in_]
+    gate = model._params["gate"]
+    experts = model._params["experts"]
+    depth, branching = len(gate), gate[0].shape[1]
+    lines = []
+
+    def leaf(index, indent):
+        coef = experts["coef"][index]
+        if coef.ndim == 1:
+            text = _linear_text(coef[0], coef[1:], expert_names, decimals)
+        else:
+            text = "; ".join(
+                f"class {label}: " + _linear_text(row[0], row[1:], expert_names, decimals)
+                for label, row in zip(model.classes_, coef))
+        extra = ""
+        for key in ("variance", "dispersion"):
+            if key in experts:
+                extra = f" ({key} {experts[key][index]:.{decimals}g})"
+        lines.append(f"{indent}|--- expert {index}: eta = {text}{extra}")
+
+    def node(level, index, indent):
+        number = (branching**level - 1) // (branching - 1) + index
+        lines.append(f"{indent}|--- gate {number}")
+        for child in range(branching):
+            coef = gate[level][index, child]
+            score = _linear_text(coef[0], coef[1:], gate_names, decimals)
+            lines.append(f"{indent}|   |--- branch {child}: score = {score}")
+            if level + 1 == depth:
+                leaf(index * branching + child, indent + "|   |   ")
+            else:
+                node(level + 1, index * branching + child, indent + "|   |   ")
+
+    node(0, 0, "")
+    return "\n".join(lines)
