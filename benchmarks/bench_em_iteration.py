@@ -9,28 +9,15 @@ the best of ``--repeats`` runs is reported.
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from _timing import seconds_per_iteration
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_moe_regression
-
-
-def seconds_per_iteration(make, fit, a=2, b=12, repeats=3):
-    best = np.inf
-    for _ in range(repeats):
-        times = []
-        for n_iter in (a, b):
-            model = make(n_iter)
-            tic = time.perf_counter()
-            fit(model)
-            times.append(time.perf_counter() - tic)
-        best = min(best, (times[1] - times[0]) / (b - a))
-    return best
 
 
 def main():

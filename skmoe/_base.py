@@ -222,7 +222,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
             return np.ascontiguousarray(resp)
         if self.init_params == "random":
-            resp = rng.uniform(size=(K, n))
+            rows = np.column_stack([data.X_expert, data.X_gate, data.y])
+            resp = row_uniforms(rows, K, rng)
             return resp / resp.sum(axis=0)
         if self.init_params == "tree":
             return self._tree_responsibilities(data, rng)
@@ -326,3 +327,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better)."""
         return -2.0 * self.score_samples(X, y, **kwargs).sum() + 2.0 * self._n_parameters()
 
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x):
+    """splitmix64's finaliser on an array of uint64 (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def row_uniforms(rows, n_draws, rng):
+    """Uniform numbers in (0, 1), shape (n_draws, n), that depend only on each row's values
+    and on ``rng``: the same for a row wherever it stands and however often it repeats, so
+    an initialisation drawn from them is invariant to row order, and integer sample weights
+    equal repeated rows."""
+    bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
+    keys = rng.integers(1, 2**62, size=bits.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        row_hash = _mix((_mix(bits) * keys).sum(axis=1, dtype=np.uint64))
+        draws = _mix(row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64)
+                                          * _GOLDEN)[:, None])
+    return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53

@@ -9,13 +9,6 @@ from skmoe import (
     MixtureOfExpertsRegressor,
 )
 
-SAMPLE_WEIGHT_REASON = (
-    "EM starts from random responsibilities drawn per row, so repeating rows changes the "
-    "starting point; integer weights equal repeated rows exactly at the M-step and for the "
-    "whole fit from the same start (tests/test_regressor.py::test_sample_weight_*)."
-)
-
-
 SCORE_SAMPLES_REASON = (
     "score_samples(X, y) is the conditional log-density log p(y | x): it needs y, and the "
     "check calls it with X alone. Its row-order and subset invariance are tested in "
@@ -41,15 +34,23 @@ BERNOULLI_CONTINUOUS_TARGET_CHECKS = [
     "check_supervised_y_2d", "check_regressors_int", "check_non_transformer_estimators_n_iter",
     "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent",
     "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
+    "check_sample_weight_equivalence_on_dense_data",
 ]
+STOPPING_REASON = (
+    "Weighted and repeated data start from the same responsibilities (the random start "
+    "hashes each row), but rounding differs along the way and EM stops at tol=1e-6 a few "
+    "1e-6 apart in predict_proba, over the check's 1e-7; integer weights equal repeated rows "
+    "to 1e-8 when EM runs to convergence (tests/test_regressor.py, tests/test_families.py)."
+)
 
 
 def _expected_failed_checks(estimator):
     expected = {
-        "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
         "check_methods_sample_order_invariance": SCORE_SAMPLES_REASON,
         "check_methods_subset_invariance": SCORE_SAMPLES_REASON,
     }
+    if isinstance(estimator, HierarchicalMixtureOfExpertsClassifier):
+        expected["check_sample_weight_equivalence_on_dense_data"] = STOPPING_REASON
     if getattr(estimator, "expert", None) == "bernoulli":
         expected |= dict.fromkeys(BERNOULLI_CONTINUOUS_TARGET_CHECKS, BERNOULLI_REASON)
     return expected

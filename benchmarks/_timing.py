@@ -1,0 +1,30 @@
+"""Shared timing helper of the benchmark scripts."""
+
+import time
+
+import numpy as np
+
+
+def seconds_per_iteration(make, fit, a=2, b=12, repeats=3):
+    """Seconds of one iteration: ``(t(max_iter=b) - t(max_iter=a)) / (b - a)``, best of
+    ``repeats``, so set-up costs (validation, initialisation) cancel."""
+    best = np.inf
+    for _ in range(repeats):
+        times = []
+        for n_iter in (a, b):
+            model = make(n_iter)
+            tic = time.perf_counter()
+            fit(model)
+            times.append(time.perf_counter() - tic)
+        best = min(best, (times[1] - times[0]) / (b - a))
+    return best
+
+
+def seconds(fit, repeats=3):
+    """Best wall time of ``fit()`` over ``repeats`` runs."""
+    best = np.inf
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fit()
+        best = min(best, time.perf_counter() - tic)
+    return best
