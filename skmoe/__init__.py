@@ -1,5 +1,6 @@
 """skmoe: scikit-learn-compatible mixtures of experts fitted by EM."""
 
+from ._base import DegenerateFitWarning
 from ._classifier import MixtureOfExpertsClassifier
 from ._hierarchical import (
     HierarchicalMixtureOfExpertsClassifier,
@@ -9,6 +10,7 @@ from ._hierarchical import (
 from ._regressor import MixtureOfExpertsRegressor
 
 __all__ = [
+    "DegenerateFitWarning",
     "HierarchicalMixtureOfExpertsClassifier",
     "HierarchicalMixtureOfExpertsRegressor",
     "MixtureOfExpertsClassifier",

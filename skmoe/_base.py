@@ -17,6 +17,37 @@ from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 
+class DegenerateFitWarning(UserWarning):
+    """The fit ended with a degenerate part: an expert with (almost) no responsibility, a
+    variance held at its floor, or a gate that separates the data without a penalty."""
+
+
+def _degenerate_events(model, data, params, resp, gate_alpha):
+    """Describe what the policy for degenerate fits did; an empty list when nothing."""
+    events = []
+    mass = resp @ data.sample_weight
+    n_coef = data.X_expert.shape[1] + 1
+    for k in np.flatnonzero(mass < n_coef):
+        events.append(
+            f"expert {k} collapsed: its total responsibility {mass[k]:.3g} is below its "
+            f"{n_coef} coefficients (kept with its last fit)"
+        )
+    floor = getattr(model.family, "variance_floor", None)
+    if floor is not None:
+        for k in np.flatnonzero(params["experts"]["variance"] <= floor * (1 + 1e-12)):
+            events.append(f"expert {k}: variance held at its floor {floor:.3g}")
+    if gate_alpha == 0 and data.X_gate.shape[1]:
+        # largest difference of two children's scores: 50 means odds of e^50 to 1
+        spread = max(np.ptp(coef[..., 1:] @ data.X_gate.T, axis=1).max()
+                     for coef in params["gate"])
+        if spread > 50:
+            events.append(
+                "the gate separates the training data: with gate_alpha=0 its coefficients "
+                "grow without bound and were stopped at convergence (set gate_alpha > 0)"
+            )
+    return events
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class of the flat mixture-of-experts estimators (not for direct use)."""
 
@@ -168,6 +199,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight=None, exposure=None):
+        """Fit; on any failure (bad input, KeyboardInterrupt) the estimator is left exactly
+        as it was, since validation also sets attributes (``n_features_in_``, ...)."""
+        state = dict(self.__dict__)
+        try:
+            return self._fit_unguarded(X, y, sample_weight, exposure)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    def _fit_unguarded(self, X, y, sample_weight, exposure):
         data, family = self._validate_fit_data(X, y, sample_weight, exposure)
         model = MixtureOfExpertsModel(family, self._make_gate())
         if self.warm_start and hasattr(self, "_params"):
@@ -188,6 +230,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning,
             )
         self._set_fitted(model, data, result, results)
+        if self.events_:
+            warnings.warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
 
     def _fit_one(self, model, data, kind, start):
@@ -254,7 +298,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _set_fitted(self, model, data, result, results):
         """Canonical order (the children of every gate by decreasing total responsibility),
         then every attribute at once."""
-        params = model.canonical(result["params"], result["resp"] @ data.sample_weight)
+        params, order = model.canonical(result["params"], result["resp"] @ data.sample_weight)
+        self.events_ = _degenerate_events(model, data, params, result["resp"][order],
+                                          self.gate_alpha)
         self._model = model
         self._family = model.family
         self._params = params

@@ -120,12 +120,13 @@ class MixtureOfExpertsModel:
         return self.gate.n_parameters(params["gate"]) + self.family.n_parameters(params["experts"])
 
     def canonical(self, params, leaf_mass):
-        """The same model with the children of every gate ordered by decreasing mass."""
+        """The same model with the children of every gate ordered by decreasing mass, and
+        the new position of every expert (old index of the expert now at each position)."""
         order = self.gate.canonical_order(leaf_mass)
         return {
             "gate": self.gate.permute(params["gate"], order),
             "experts": {key: value[order[-1]] for key, value in params["experts"].items()},
-        }
+        }, order[-1]
 
 
 def run_em(model, data, params, monitor):

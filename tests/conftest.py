@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+from skmoe import DegenerateFitWarning
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -27,6 +29,7 @@ def assert_log_likelihood_increasing(model, X, y, n_iter, rtol=1e-12, **fit_para
     values = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateFitWarning)
         for _ in range(n_iter):
             model.fit(X, y, **fit_params)
             values.append(model.objective_)

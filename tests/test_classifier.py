@@ -71,6 +71,7 @@ def test_continuous_labels_are_refused():
         MixtureOfExpertsClassifier().fit(X, y + 0.5)
 
 
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
 def test_parameter_count():
     X, y = load_iris(return_X_y=True)
     model = MixtureOfExpertsClassifier(2, gate_features=[0], random_state=0).fit(X, y)

@@ -114,6 +114,7 @@ def test_integer_sample_weight_equals_repeated_rows_for_the_whole_fit():
     assert weighted.log_likelihood_ == pytest.approx(repeated.log_likelihood_, rel=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
 def test_zero_weights_equal_dropped_rows():
     rng = np.random.default_rng(2)
     X, y = make_moe_regression(300, 2, 2, random_state=6)

@@ -1,0 +1,292 @@
+"""Bad input, degenerate fits and invariants under stress, for every estimator."""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from skmoe import (
+    DegenerateFitWarning,
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
+from skmoe._em import MixtureOfExpertsModel
+from skmoe.datasets import load_tone, make_moe_regression
+
+RNG = np.random.default_rng(0)
+X_OK = RNG.normal(size=(40, 2))
+Y_REAL = X_OK @ [1.0, -1.0] + RNG.normal(size=40)
+Y_COUNT = RNG.poisson(2.0, size=40).astype(float)
+Y_POS = RNG.gamma(2.0, size=40)
+Y_BIN = (Y_REAL > 0).astype(float)
+Y_LABEL = np.where(Y_REAL > 0, "up", "down")
+
+ESTIMATORS = {
+    "gaussian": (MixtureOfExpertsRegressor(2), Y_REAL),
+    "poisson": (MixtureOfExpertsRegressor(2, expert="poisson"), Y_COUNT),
+    "gamma": (MixtureOfExpertsRegressor(2, expert="gamma"), Y_POS),
+    "bernoulli": (MixtureOfExpertsRegressor(2, expert="bernoulli"), Y_BIN),
+    "classifier": (MixtureOfExpertsClassifier(2), Y_LABEL),
+    "hme": (HierarchicalMixtureOfExpertsRegressor(2, 2), Y_REAL),
+    "hme-classifier": (HierarchicalMixtureOfExpertsClassifier(2, 2), Y_LABEL),
+}
+
+
+def _with_nan(a, value=np.nan):
+    a = np.array(a, dtype=float)
+    a.flat[3] = value
+    return a
+
+
+BAD_INPUTS = [
+    ("X NaN", lambda X, y: (_with_nan(X), y, None), "NaN"),
+    ("X inf", lambda X, y: (_with_nan(X, np.inf), y, None), "infinity"),
+    ("empty", lambda X, y: (X[:0], y[:0], None), "0 sample"),
+    ("too few samples", lambda X, y: (X[:1], y[:1], None), "n_samples=1|1 class|2 classes"),
+    ("X 1-D", lambda X, y: (X[:, 0], y, None), "2D array"),
+    ("y length", lambda X, y: (X, y[:-1], None), "inconsistent numbers of samples"),
+    ("weight NaN", lambda X, y: (X, y, _with_nan(np.ones(40))), "NaN"),
+    ("weight negative", lambda X, y: (X, y, -np.ones(40)), "[Nn]egative"),
+    ("weight all zero", lambda X, y: (X, y, np.zeros(40)), "zero"),
+    ("weight shape", lambda X, y: (X, y, np.ones(39)), r"sample_weight.shape|\(39,\)"),
+]
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("case, make, message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_gets_a_clear_error(name, case, make, message):
+    estimator, y = ESTIMATORS[name]
+    X_bad, y_bad, weight = make(X_OK, y)
+    with pytest.raises(ValueError, match=message):
+        copy.deepcopy(estimator).fit(X_bad, y_bad, sample_weight=weight)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "poisson", "gamma"])
+def test_nan_in_y_gets_a_clear_error(name):
+    estimator, y = ESTIMATORS[name]
+    with pytest.raises(ValueError, match="NaN"):
+        copy.deepcopy(estimator).fit(X_OK, _with_nan(y))
+
+
+@pytest.mark.parametrize("name, y_bad, message", [
+    ("poisson", -Y_COUNT - 1, "non-negative"),
+    ("gamma", -Y_POS, "strictly positive"),
+    ("bernoulli", Y_REAL, r"\{0, 1\}"),
+    ("classifier", Y_REAL, "Unknown label type"),
+    ("hme-classifier", Y_REAL, "Unknown label type"),
+])
+def test_response_of_the_wrong_kind(name, y_bad, message):
+    with pytest.raises(ValueError, match=message):
+        copy.deepcopy(ESTIMATORS[name][0]).fit(X_OK, y_bad)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("selection, message", [
+    ([5], "out of range"),
+    ([True], "boolean mask"),
+    (["nope"], "no column names"),
+    ([0.5], "column indices"),
+])
+def test_feature_selection_naming_missing_columns(name, selection, message):
+    estimator, y = ESTIMATORS[name]
+    for key in ("gate_features", "expert_features"):
+        with pytest.raises(ValueError, match=f"{key}.*{message}|{message}"):
+            copy.deepcopy(estimator).set_params(**{key: selection}).fit(X_OK, y)
+
+
+def test_unknown_column_name_in_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_OK, columns=["a", "b"])
+    with pytest.raises(ValueError, match="gate_features names columns not in X"):
+        MixtureOfExpertsRegressor(gate_features=["c"]).fit(frame, Y_REAL)
+
+
+# ----------------------------------------------------------------- degenerate fits
+def test_variance_collapse_is_held_at_the_floor_and_reported():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=200)
+    y = 2 * x + rng.normal(size=200)
+    x_exact = np.linspace(-1, 1, 6)
+    X = np.concatenate([x, x_exact])[:, None]
+    y = np.concatenate([y, 30 + x_exact])  # six points exactly on a line, far away
+    model = MixtureOfExpertsRegressor(2, n_init=3, random_state=0, init_params="kmeans")
+    with pytest.warns(DegenerateFitWarning, match="floor"):
+        model.fit(X, y)
+    assert any("floor" in event for event in model.events_)
+    assert np.all(np.isfinite(model.expert_variance_)) and model.expert_variance_.min() > 0
+    assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_an_expert_with_no_responsibility_is_kept_and_reported():
+    X, y = load_tone(return_X_y=True)
+    resp = np.zeros((len(y), 3))
+    resp[:, 0] = 1.0  # experts 1 and 2 never get a sample
+    model = MixtureOfExpertsRegressor(3, init_params=resp)
+    with pytest.warns(DegenerateFitWarning, match="collapsed"):
+        model.fit(X, y)
+    assert sum("collapsed" in event for event in model.events_) == 2
+    for value in (model.expert_coef_, model.expert_variance_, model.gate_coef_):
+        assert np.all(np.isfinite(value))
+    assert np.all(np.isfinite(model.score_samples(X, y)))
+
+
+def test_a_separating_gate_without_penalty_stays_finite_and_warns():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, size=300)
+    y = np.where(x < 0, 0.0, 10.0) + 0.1 * rng.normal(size=300)
+    model = MixtureOfExpertsRegressor(2, gate_alpha=0.0, expert_features=[], random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="separates"):
+        model.fit(x[:, None], y)
+    assert np.all(np.isfinite(model.gate_coef_))
+    assert np.all(np.isfinite(model.predict(x[:, None])))
+    # with the default penalty the same data fit without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateFitWarning)
+        MixtureOfExpertsRegressor(2, expert_features=[], random_state=0).fit(x[:, None], y)
+
+
+STRESS = {
+    "collinear": lambda X, y: (np.column_stack([X, X[:, :1] * 2.0]), y),
+    "constant feature": lambda X, y: (np.column_stack([X, np.ones(len(y))]), y),
+    "duplicated rows": lambda X, y: (np.vstack([X, X]), np.concatenate([y, y])),
+    "scales 1e-8 to 1e8": lambda X, y: (X * [1e-8, 1e8], y),
+    "constant y": lambda X, y: (X, np.full(len(y), 3.0)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["gaussian", "poisson", "hme", "classifier"])
+@pytest.mark.parametrize("case", STRESS)
+def test_awkward_data_fits_with_finite_predictions(name, case):
+    estimator, y = ESTIMATORS[name]
+    if case == "constant y" and name == "classifier":
+        pytest.skip("a constant label is one class, refused with a clear error above")
+    if case == "constant y" and name == "poisson":
+        X, y = X_OK, np.full(40, 3.0)
+    else:
+        X, y = STRESS[case](X_OK, y)
+    model = copy.deepcopy(estimator).set_params(random_state=0).fit(X, y)
+    assert np.isfinite(model.log_likelihood_)
+    output = model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
+    assert np.all(np.isfinite(output))
+
+
+# ------------------------------------------------------------- atomic refits
+def _fitted_state(model):
+    return {key: copy.deepcopy(value) for key, value in vars(model).items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_failed_refit_leaves_the_model_unchanged():
+    X, y = load_tone(return_X_y=True)
+    model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    before, predictions = _fitted_state(model), model.predict(X)
+    with pytest.raises(ValueError):
+        model.fit(np.column_stack([X, X]), _with_nan(y))
+    _assert_same_state(before, _fitted_state(model))
+    np.testing.assert_array_equal(model.predict(X), predictions)
+
+
+def test_an_interrupted_refit_leaves_the_model_unchanged(monkeypatch):
+    X, y = load_tone(return_X_y=True)
+    model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    before, predictions = _fitted_state(model), model.predict(X)
+    calls = {"n": 0}
+    original = MixtureOfExpertsModel.m_step
+
+    def interrupt(self, data, resp, params):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, data, resp, params)
+
+    monkeypatch.setattr(MixtureOfExpertsModel, "m_step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.set_params(random_state=1).fit(X[::-1] * 2, y[::-1])
+    _assert_same_state(before, {**_fitted_state(model), "random_state": 0})
+    np.testing.assert_array_equal(model.predict(X), predictions)
+
+
+# ---------------------------------------------------------------- invariants
+@pytest.mark.parametrize("name", ["gaussian", "poisson", "classifier", "hme"])
+def test_refit_and_shuffled_rows_give_the_same_fit(name):
+    estimator, _ = ESTIMATORS[name]
+    X, y = make_moe_regression(300, 2, 2, random_state=3)
+    if name == "poisson":
+        y = np.round(np.exp(y / y.std()))
+    elif name == "classifier":
+        y = (y > np.median(y)).astype(int)
+    order = np.random.default_rng(0).permutation(300)
+    params = {"random_state": 0, "tol": 1e-10, "max_iter": 2000}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        a = copy.deepcopy(estimator).set_params(**params).fit(X, y)
+        b = copy.deepcopy(estimator).set_params(**params).fit(X, y)
+        c = copy.deepcopy(estimator).set_params(**params).fit(X[order], y[order])
+    assert a.log_likelihood_ == b.log_likelihood_
+    assert c.log_likelihood_ == pytest.approx(a.log_likelihood_, rel=1e-8, abs=1e-8)
+
+
+def _data(draw, kind):
+    n = draw(st.integers(8, 40))
+    p = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) * draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    signal = X.sum(axis=1) / X.std()
+    if kind == "gaussian":
+        y = signal + rng.normal(size=n)
+    elif kind == "poisson":
+        y = rng.poisson(np.exp(np.clip(signal, -3, 3))).astype(float)
+    elif kind == "gamma":
+        y = rng.gamma(2.0, np.exp(np.clip(signal, -3, 3)))
+    else:
+        y = (signal + rng.normal(size=n) > 0).astype(float)
+        y[:2] = [0.0, 1.0]
+    weights = rng.uniform(0.1, 3.0, size=n) if draw(st.booleans()) else None
+    return X, y, weights
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "poisson", "gamma", "bernoulli", "classifier",
+                                  "hme"])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_fits_end_finite_and_monotone(kind, data):
+    family = {"classifier": "bernoulli", "hme": "gaussian"}.get(kind, kind)
+    X, y, weights = _data(data.draw, family)
+    K = data.draw(st.integers(1, 3))
+    params = {"gate_alpha": data.draw(st.sampled_from([0.0, 0.01, 1.0])),
+              "expert_alpha": data.draw(st.sampled_from([0.0, 0.1, 1.0])),
+              "gate_features": data.draw(st.sampled_from([None, [], [0]])),
+              "random_state": 0, "max_iter": 100}
+    if kind == "classifier":
+        model = MixtureOfExpertsClassifier(K, **params)
+    elif kind == "hme":
+        model = HierarchicalMixtureOfExpertsRegressor(1 + (K > 1), 2, **params)
+    else:
+        model = MixtureOfExpertsRegressor(K, expert=family, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        model.fit(X, y, sample_weight=weights)
+    trace = model.objective_trace_
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    assert np.isfinite(model.log_likelihood_)
+    for value in (model.expert_coef_, model.expert_intercept_, model.gate_coef_):
+        assert np.all(np.isfinite(value))
+    assert np.all(np.isfinite(model.score_samples(X, y)))
+    output = model.predict_proba(X) if kind == "classifier" else model.predict(X)
+    assert np.all(np.isfinite(output))
