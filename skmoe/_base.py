@@ -26,11 +26,10 @@ def _degenerate_events(model, data, params, resp, gate_alpha):
     """Describe what the policy for degenerate fits did; an empty list when nothing."""
     events = []
     mass = resp @ data.sample_weight
-    n_coef = data.X_expert.shape[1] + 1
-    for k in np.flatnonzero(mass < n_coef):
+    for k in np.flatnonzero(mass < 1.0):
         events.append(
-            f"expert {k} collapsed: its total responsibility {mass[k]:.3g} is below its "
-            f"{n_coef} coefficients (kept with its last fit)"
+            f"expert {k} collapsed: its total responsibility {mass[k]:.3g} is less than one "
+            "sample (kept with its last fit)"
         )
     floor = getattr(model.family, "variance_floor", None)
     if floor is not None:

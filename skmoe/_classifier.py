@@ -131,6 +131,11 @@ feature_names_in_
         return encoded
 
     def _make_family(self, y, sample_weight):
+        if np.unique(y[sample_weight > 0]).size < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes with a "
+                "positive sample_weight; got 1 class."
+            )
         if len(self.classes_) == 2:
             return BernoulliExperts(self._n_leaves(), self.expert_alpha)
         return MultinomialExperts(self._n_leaves(), len(self.classes_), self.expert_alpha)

@@ -16,10 +16,14 @@ The protocol (see the "Adding an expert family" page of the docs):
 
 Arrays over experts and samples are expert-major, (K, n), as everywhere in skmoe.
 - ``penalty(params)`` -> the penalty subtracted from the log-likelihood;
-- ``n_parameters(params)`` -> the free parameters counted by BIC and AIC.
+- ``n_parameters(params)`` -> the free parameters counted by BIC and AIC;
+- ``distribution(mean, **dispersions)`` -> the frozen ``scipy.stats`` distribution of y
+  given an expert, for predictive quantiles and sampling (``dispersion_keys`` names the
+  per-expert dispersion parameters it takes).
 """
 
 import numpy as np
+from scipy import stats
 from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 
 from . import _logit
@@ -68,6 +72,9 @@ class ExpertFamily:
     def coef_penalty(self, n_coef):
         return np.diag(penalty_diagonal(n_coef, self.alpha))
 
+    #: Per-expert parameters, besides the coefficients, that ``distribution`` takes.
+    dispersion_keys = ()
+
 
 class GaussianExperts(ExpertFamily):
     """Linear experts with Gaussian noise and one variance per expert.
@@ -108,6 +115,12 @@ class GaussianExperts(ExpertFamily):
 
     def mean(self, X, params, offset=None):
         return self.eta(X, params, offset)
+
+    dispersion_keys = ("variance",)
+
+    @staticmethod
+    def distribution(mean, variance):
+        return stats.norm(loc=mean, scale=np.sqrt(variance))
 
     def penalty(self, params):
         sq = np.sum(params["coef"][:, 1:] ** 2, axis=1)
@@ -220,6 +233,10 @@ class PoissonExperts(_NewtonGLMExperts):
             raise ValueError("Poisson experts need non-negative counts; y has negative values.")
         return y
 
+    @staticmethod
+    def distribution(mean):
+        return stats.poisson(mu=mean)
+
     def derivatives(self, y, eta, params, order=2):
         mu = np.exp(eta)
         ll = y * eta - mu - gammaln(y + 1.0)
@@ -246,6 +263,10 @@ class BernoulliExperts(_NewtonGLMExperts):
             raise ValueError("Bernoulli experts need a binary response with values in {0, 1}.")
         return y
 
+    @staticmethod
+    def distribution(mean):
+        return stats.bernoulli(p=mean)
+
     def derivatives(self, y, eta, params, order=2):
         ll = y * eta + log_expit(-eta)
         if order == 0:
@@ -269,6 +290,12 @@ class GammaExperts(_NewtonGLMExperts):
         if np.any(y <= 0):
             raise ValueError("Gamma experts need a strictly positive response; y has values <= 0.")
         return y
+
+    dispersion_keys = ("dispersion",)
+
+    @staticmethod
+    def distribution(mean, dispersion):
+        return stats.gamma(a=1.0 / dispersion, scale=mean * dispersion)
 
     def derivatives(self, y, eta, params, order=2):
         shape = (1.0 / params["dispersion"])[:, None]

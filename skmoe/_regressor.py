@@ -2,7 +2,9 @@
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils import check_random_state
 
+from . import _predictive
 from ._base import BaseMixtureOfExperts
 from ._families import FAMILIES, GaussianExperts
 from ._sklearn_compat import StrOptions, _fit_context
@@ -216,9 +218,79 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         data = self._predict_data(X, exposure=exposure)
         return self._family.mean(data.X_expert, self._params["experts"], data.offset).T
 
-    def predict(self, X, exposure=None):
-        """Mixture mean ``E[y | x] = sum_k g_k(x) mu_k(x)``, shape (n_samples,)."""
+    def _gate_and_means(self, X, exposure):
         data = self._predict_data(X, exposure=exposure)
         gate = np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"]))
         means = self._family.mean(data.X_expert, self._params["experts"], data.offset)
-        return np.einsum("ki,ki->i", gate, means)
+        return gate, means
+
+    def predict(self, X, exposure=None, return_std=False):
+        """Mixture mean ``E[y | x] = sum_k g_k(x) mu_k(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        exposure : array-like of shape (n_samples,), default=None
+        return_std : bool, default=False
+            Also return the standard deviation of the predictive distribution,
+            ``sqrt(sum_k g_k (v_k + mu_k^2) - mean^2)`` with ``v_k`` the expert variance.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples,)
+        std : ndarray of shape (n_samples,), only when ``return_std``
+        """
+        gate, means = self._gate_and_means(X, exposure)
+        center, std = _predictive.mean_and_std(self._family, self._params["experts"], gate,
+                                               means)
+        return (center, std) if return_std else center
+
+    def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), exposure=None):
+        """Quantiles of the predictive distribution ``p(y | x)``, from the mixture CDF.
+
+        Computed by bisection to machine precision; for count and binary experts the
+        smallest integer whose CDF reaches the level.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, len(quantiles))
+        """
+        quantiles = np.atleast_1d(np.asarray(quantiles, dtype=float))
+        if np.any((quantiles <= 0) | (quantiles >= 1)):
+            raise ValueError("quantiles must lie strictly between 0 and 1.")
+        gate, means = self._gate_and_means(X, exposure)
+        return _predictive.quantiles(self._family, self._params["experts"], gate, means,
+                                     quantiles)
+
+    def predict_interval(self, X, coverage=0.9, exposure=None):
+        """Central predictive interval: the ``(1 -+ coverage) / 2`` quantiles, (n_samples, 2)."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must lie strictly between 0 and 1; got {coverage}.")
+        return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2], exposure)
+
+    def sample_y(self, X, n_samples=1, random_state=None, exposure=None):
+        """Draws from ``p(y | x)``: an expert from the gate, then y from that expert.
+
+        Returns
+        -------
+        ndarray of shape (n_samples_X, n_samples)
+        """
+        gate, means = self._gate_and_means(X, exposure)
+        rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
+        return _predictive.sample(self._family, self._params["experts"], gate, means,
+                                  n_samples, rng)
+
+    def predict_modes(self, X):
+        """Local maxima of the predictive density ``p(y | x)`` (Gaussian experts).
+
+        Returns
+        -------
+        modes : ndarray of shape (n_samples, n_experts)
+            Sorted by decreasing density; NaN where a sample has fewer modes than experts.
+        density : ndarray of shape (n_samples, n_experts)
+            The predictive density at each mode.
+        """
+        if self.expert != "gaussian":
+            raise ValueError("predict_modes needs Gaussian experts; use predict_quantiles.")
+        gate, means = self._gate_and_means(X, None)
+        return _predictive.gaussian_modes(gate, means, self._params["experts"]["variance"])
