@@ -8,6 +8,7 @@ from ._hierarchical import (
     export_text,
 )
 from ._regressor import MixtureOfExpertsRegressor
+from ._selection import select_n_experts
 
 __all__ = [
     "DegenerateFitWarning",
@@ -16,5 +17,6 @@ __all__ = [
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
     "export_text",
+    "select_n_experts",
 ]
 __version__ = "0.1.0"

@@ -183,7 +183,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return X
         return np.ascontiguousarray(X[:, index])
 
-    def _predict_data(self, X, y=None, exposure=None):
+    def _predict_data(self, X, y=None, exposure=None, sample_weight=None):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         if y is not None:
@@ -192,7 +192,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             X_expert=self._select(X, self.expert_features_in_),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
-            sample_weight=np.ones(X.shape[0]),
+            sample_weight=_check_sample_weight(sample_weight, X, ensure_non_negative=True),
             offset=self._offset(exposure, X.shape[0]),
         )
 
@@ -358,6 +358,125 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         data = self._predict_data(X, y, **kwargs)
         return self._model.e_step(data, self._params)[0]
+
+    def icl(self, X, y, **kwargs):
+        """Integrated completed likelihood ``BIC + 2 sum_i sum_k -r_ik log r_ik`` (lower is
+        better): BIC plus twice the entropy of the responsibilities (Biernacki et al. 2000),
+        which favours well separated experts."""
+        resp = self.predict_responsibilities(X, y, **kwargs)
+        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)))
+        return self.bic(X, y, **kwargs) + 2.0 * entropy
+
+    def standard_errors(self, X, y, sample_weight=None, **kwargs):
+        """Standard errors from the observed information at the fitted parameters.
+
+        The information is the exact Hessian of the (penalised) log-likelihood on the data
+        given, computed analytically with Louis' identity (see the user guide). The gate is
+        reported against expert 0 (flexmix's convention: its coefficients are 0), so
+        ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
+        Bernoulli experts.
+
+        Parameters
+        ----------
+        X, y : the training data
+        sample_weight : array-like of shape (n_samples,), default=None
+        **kwargs : ``exposure`` for Poisson and Gamma experts
+
+        Returns
+        -------
+        Bunch
+            ``estimate`` and ``se`` (vectors), ``names`` (block, expert, name) per entry,
+            ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
+            ``expert_coef``, ``expert_intercept`` and ``dispersion`` of standard errors.
+        """
+        from sklearn.utils import Bunch
+
+        from ._information import observed_information, parameter_names
+
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        info = observed_information(self._model, data, self._params)
+        covariance = np.linalg.pinv(info, hermitian=True)
+        se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        K = self._n_leaves()
+        gate = self._params["gate"][0][0]
+        experts = self._params["experts"]
+        blocks = [(gate[1:] - gate[0]).ravel()]
+        for k in range(K):
+            blocks.append(experts["coef"][k])
+            if "variance" in experts:
+                blocks.append(experts["variance"][k:k + 1])
+            if "dispersion" in experts:
+                blocks.append(1.0 / experts["dispersion"][k:k + 1])
+        estimate = np.concatenate(blocks)
+        names = parameter_names(self._family, K, self._feature_labels(self.gate_features_in_),
+                                self._feature_labels(self.expert_features_in_))
+        dg = len(self.gate_features_in_) + 1
+        gate_se = se[:(K - 1) * dg].reshape(K - 1, dg)
+        per_expert = se[(K - 1) * dg:].reshape(K, -1)
+        de = len(self.expert_features_in_) + 1
+        return Bunch(
+            estimate=estimate, se=se, names=names, covariance=covariance,
+            gate_intercept=gate_se[:, 0], gate_coef=gate_se[:, 1:],
+            expert_intercept=per_expert[:, 0], expert_coef=per_expert[:, 1:de],
+            dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
+        )
+
+    def summary(self, X, y, sample_weight=None, **kwargs):
+        """Table of estimates, standard errors and z values per expert and per gate, like
+        flexmix's ``summary(refit(model))``.
+
+        Returns
+        -------
+        str
+        """
+        result = self.standard_errors(X, y, sample_weight=sample_weight, **kwargs)
+        lines = []
+        current = None
+        for (block, k, name), value, se in zip(result.names, result.estimate, result.se):
+            title = (f"Gate: expert {k} against expert 0" if block == "gate"
+                     else f"Expert {k}")
+            if title != current:
+                lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
+                current = title
+            z = value / se if se > 0 else np.nan
+            lines.append(f"  {name:<16}{value:>12.5g}{se:>12.5g}{z:>9.3f}")
+        return "\n".join(lines[1:])
+
+    def _feature_labels(self, index):
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return [f"x{i}" for i in index]
+        return [str(names[i]) for i in index]
+
+    def align_experts(self, reference):
+        """Reorder this model's experts to match ``reference`` (a fitted model of the same
+        kind with the same number of experts), by Hungarian matching of the experts'
+        coefficients. Flat models only.
+
+        Returns
+        -------
+        self
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        check_is_fitted(self)
+        check_is_fitted(reference)
+        if self._model.gate.depth != 1 or reference._model.gate.depth != 1:
+            raise ValueError("align_experts needs flat models.")
+        mine = self._params["experts"]["coef"].reshape(self._n_leaves(), -1)
+        theirs = reference._params["experts"]["coef"].reshape(reference._n_leaves(), -1)
+        if mine.shape != theirs.shape:
+            raise ValueError("align_experts needs models with the same experts and features.")
+        cost = ((theirs[:, None, :] - mine[None, :, :]) ** 2).sum(axis=2)
+        _, order = linear_sum_assignment(cost)
+        gate = self._params["gate"]
+        self._params = {
+            "gate": [gate[0][:, order]],
+            "experts": {key: value[order] for key, value in self._params["experts"].items()},
+        }
+        self._set_gate_attributes(self._params["gate"])
+        self._set_expert_attributes(self._params["experts"])
+        return self
 
     def _n_parameters(self):
         """Free parameters: gate (K-1)(p_g+1), expert coefficients, dispersions."""

@@ -2,6 +2,7 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts
@@ -172,6 +173,19 @@ feature_names_in_
     def predict_proba(self, X):
         """``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""
         return np.exp(self.predict_log_proba(X))
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draws of class labels from ``P(c | x)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples_X, n_samples)
+        """
+        proba = self.predict_proba(X)
+        rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
+        u = rng.uniform(size=(proba.shape[0], n_samples, 1))
+        index = (u > np.cumsum(proba, axis=1)[:, None, :]).sum(axis=2)
+        return self.classes_[np.minimum(index, len(self.classes_) - 1)]
 
     def predict(self, X):
         """Most probable class of each sample."""

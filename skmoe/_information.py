@@ -1,0 +1,141 @@
+"""Observed information of a fitted flat mixture of experts (Louis 1982), for standard errors.
+
+The parameters are, in this order: the gate coefficients of experts 1..K-1 against expert 0
+(intercept first; expert 0 is the reference, as in flexmix), then for each expert its
+coefficients (intercept first) and, for Gaussian and Gamma experts, its variance or shape.
+
+With ``c_ik = log g_k(x_i) + log f_k(y_i | x_i)`` and responsibilities ``r_ik``, the
+Hessian of the observed log-likelihood ``sum_i w_i log sum_k exp(c_ik)`` is
+
+    sum_i w_i [ sum_k r_ik Hess c_ik + sum_k r_ik s_ik s_ik' - sbar_i sbar_i' ],
+
+``s_ik = grad c_ik`` and ``sbar_i = sum_k r_ik s_ik`` (Louis' identity); the observed
+information is its negative plus the Hessian of the penalty.
+"""
+
+import numpy as np
+from scipy.special import polygamma
+
+from ._families import BernoulliExperts, GammaExperts, GaussianExperts, PoissonExperts
+from ._linalg import linear_predictor, penalty_diagonal
+
+ROW_BLOCK = 4096
+
+
+def _eta_terms(family, y, eta, experts):
+    """Per (k, i): d/deta, d2/deta2, and for a dispersion parameter t: d/dt, d2/dt2,
+    d2/deta dt (None for families without one)."""
+    if isinstance(family, GaussianExperts):
+        v = experts["variance"][:, None]
+        r = y - eta
+        return (r / v, np.broadcast_to(-1.0 / v, eta.shape),
+                -0.5 / v + 0.5 * r**2 / v**2, 0.5 / v**2 - r**2 / v**3, -r / v**2)
+    if isinstance(family, GammaExperts):  # t = shape nu
+        nu = (1.0 / experts["dispersion"])[:, None]
+        ratio = y * np.exp(-eta)
+        return (nu * (ratio - 1.0), -nu * ratio,
+                np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
+                np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape), ratio - 1.0)
+    if isinstance(family, (PoissonExperts, BernoulliExperts)):
+        _, first, neg_second = family.derivatives(y, eta, experts)
+        return first, -neg_second, None, None, None
+    raise NotImplementedError(
+        f"standard errors are not available for {type(family).__name__}."
+    )
+
+
+def parameter_names(family, K, gate_names, expert_names):
+    """Labels of the parameter vector, as (block, expert, name) triples."""
+    names = [("gate", j, name) for j in range(1, K) for name in ["(Intercept)", *gate_names]]
+    dispersion = {"gaussian": "variance", "gamma": "shape"}.get(family.name)
+    for k in range(K):
+        names += [("expert", k, name) for name in ["(Intercept)", *expert_names]]
+        if dispersion:
+            names.append(("expert", k, dispersion))
+    return names
+
+
+def observed_information(model, data, params):
+    """Observed information matrix of the penalised log-likelihood at ``params``."""
+    family, gate = model.family, model.gate
+    if gate.depth != 1:
+        raise NotImplementedError("standard errors are available for flat models only.")
+    K = gate.branching
+    dg, de = data.X_gate.shape[1] + 1, data.X_expert.shape[1] + 1
+    has_dispersion = family.name in ("gaussian", "gamma")
+    per_expert = de + has_dispersion
+    n_gate = (K - 1) * dg
+    P = n_gate + K * per_expert
+    info = np.zeros((P, P))
+    n = data.y.shape[0]
+    for start in range(0, n, ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        info -= _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P)
+    # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
+    # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
+    centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
+    info[:n_gate, :n_gate] += np.kron(centring, np.diag(penalty_diagonal(dg, gate.alpha)))
+    if family.alpha:
+        coef_mask = penalty_diagonal(de, 1.0)
+        for k in range(K):
+            first = n_gate + k * per_expert
+            coef = slice(first, first + de)
+            if family.name == "gaussian":  # alpha ||b||^2 / (2 v)
+                v = params["experts"]["variance"][k]
+                b = params["experts"]["coef"][k] * coef_mask
+                info[coef, coef] += family.alpha / v * np.diag(coef_mask)
+                info[coef, first + de] -= family.alpha * b / v**2
+                info[first + de, coef] -= family.alpha * b / v**2
+                info[first + de, first + de] += family.alpha * (b @ b) / v**3
+            else:
+                info[coef, coef] += family.alpha * np.diag(coef_mask)
+    return info
+
+
+def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
+    """Hessian of the observed log-likelihood summed over a block of rows."""
+    family, experts = model.family, params["experts"]
+    Xg, Xe, y, w = data.X_gate[rows], data.X_expert[rows], data.y[rows], data.sample_weight[rows]
+    offset = None if data.offset is None else data.offset[rows]
+    n = y.shape[0]
+    Xg1 = np.column_stack([np.ones(n), Xg])
+    Xe1 = np.column_stack([np.ones(n), Xe])
+    g = np.exp(model.gate.log_prob(Xg, params["gate"]))  # (K, n)
+    joint = model.family.log_prob(Xe, y, experts, offset) + np.log(g)
+    r = np.exp(joint - joint.max(axis=0))
+    r /= r.sum(axis=0)
+    eta = linear_predictor(Xe, experts["coef"])
+    if offset is not None:
+        eta += offset
+    d_eta, d_eta2, d_t, d_t2, d_eta_t = _eta_terms(family, y, eta, experts)
+
+    n_gate = (K - 1) * dg
+    per_expert = de + has_dispersion
+    # scores s_ik, shape (n, K, P)
+    S = np.zeros((n, K, P))
+    for k in range(K):
+        for j in range(1, K):
+            S[:, k, (j - 1) * dg:j * dg] = ((k == j) - g[j])[:, None] * Xg1
+        first = n_gate + k * per_expert
+        S[:, k, first:first + de] = d_eta[k][:, None] * Xe1
+        if has_dispersion:
+            S[:, k, first + de] = d_t[k]
+    sbar = np.einsum("ki,ikp->ip", r, S)
+    H = np.einsum("i,ki,ikp,ikq->pq", w, r, S, S) - np.einsum("i,ip,iq->pq", w, sbar, sbar)
+    # gate curvature: the same for every k, and sum_k r_ik = 1
+    free = g[1:]  # Hess log g_k in (V'_j, V'_l): -(g_j delta_jl - g_j g_l) x x'
+    curv = free[:, None, :] * free[None] - np.eye(K - 1)[:, :, None] * free[:, None, :]
+    H[:n_gate, :n_gate] += np.einsum("jli,i,ia,ib->jalb", curv, w, Xg1, Xg1).reshape(
+        n_gate, n_gate)
+    for k in range(K):
+        first = n_gate + k * per_expert
+        coef = slice(first, first + de)
+        rw = w * r[k]
+        H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
+        if has_dispersion:
+            t = first + de
+            cross = np.einsum("i,ia->a", rw * d_eta_t[k], Xe1)
+            H[coef, t] += cross
+            H[t, coef] += cross
+            H[t, t] += np.sum(rw * d_t2[k])
+    return H

@@ -1,0 +1,49 @@
+"""Choosing the number of experts."""
+
+import numpy as np
+from sklearn.base import clone
+
+
+def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="bic",
+                     **fit_params):
+    """Fit ``estimator`` for every number of experts and keep the best by an information
+    criterion on the training data.
+
+    For held-out log-likelihood instead, use ``GridSearchCV`` over ``n_experts`` with the
+    scorer ``lambda est, X, y: est.score_samples(X, y).mean()``, the right way to
+    cross-validate a density model (see the user guide).
+
+    Parameters
+    ----------
+    estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+        Unfitted template; every candidate is a clone with ``n_experts`` set.
+    X, y : array-like
+    n_experts : iterable of int
+    criterion : {"bic", "aic", "icl"}, default="bic"
+    **fit_params : passed to ``fit`` (``sample_weight``, ``exposure``)
+
+    Returns
+    -------
+    best : fitted estimator with the lowest criterion
+    scores : dict mapping each number of experts to its criterion value
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsRegressor, select_n_experts
+    >>> from skmoe.datasets import make_moe_regression
+    >>> X, y = make_moe_regression(1000, 2, 3, random_state=0)
+    >>> best, scores = select_n_experts(
+    ...     MixtureOfExpertsRegressor(n_init=3, random_state=0), X, y, [1, 2, 3, 4])
+    >>> best.n_experts
+    3
+    """
+    if criterion not in ("bic", "aic", "icl"):
+        raise ValueError(f"criterion must be 'bic', 'aic' or 'icl'; got {criterion!r}.")
+    scoring_params = {k: v for k, v in fit_params.items() if k == "exposure"}
+    best, best_score, scores = None, np.inf, {}
+    for k in n_experts:
+        model = clone(estimator).set_params(n_experts=k).fit(X, y, **fit_params)
+        scores[k] = float(getattr(model, criterion)(X, y, **scoring_params))
+        if scores[k] < best_score:
+            best, best_score = model, scores[k]
+    return best, scores
