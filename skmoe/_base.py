@@ -17,6 +17,11 @@ from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 
+def _gate_tol(tol):
+    """The gate's M-step stops at a relative gain far below what EM's ``tol`` can see."""
+    return min(1e-3 * tol, 1e-9)
+
+
 class DegenerateFitWarning(UserWarning):
     """The fit ended with a degenerate part: an expert with (almost) no responsibility, a
     variance held at its floor, or a gate that separates the data without a penalty."""
@@ -109,7 +114,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _make_gate(self):
         """The gates: one softmax over the experts (a tree of depth 1)."""
-        return GateTree(1, self.n_experts, self.gate_alpha)
+        return GateTree(1, self.n_experts, self.gate_alpha, tol=_gate_tol(self.tol))
 
     def _n_leaves(self):
         """Number of experts."""

@@ -26,13 +26,17 @@ class GateTree:
         L2 penalty on the gate coefficients (not the intercepts).
     max_iter : int
         Newton iterations per M-step, warm-started from the previous coefficients.
+    tol : float
+        Relative gain under which the M-step stops early; EM passes a fraction of its own
+        tolerance, since a smaller gain cannot change its convergence.
     """
 
-    def __init__(self, depth, branching, alpha=0.0, max_iter=3):
+    def __init__(self, depth, branching, alpha=0.0, max_iter=3, tol=1e-12):
         self.depth = depth
         self.branching = branching
         self.alpha = float(alpha)
         self.max_iter = max_iter
+        self.tol = tol
 
     @property
     def n_leaves(self):
@@ -75,8 +79,8 @@ class GateTree:
             counts = counts.reshape(B**level, B, n)
             share = np.maximum(counts.sum(axis=(1, 2)) / total, 1e-12)
             factors = inv_factor[None] / np.sqrt(share)[:, None, None]
-            new.append(_logit.maximise_newton_cg(
-                X, counts, coef, self.alpha, factors, max_iter=self.max_iter))
+            new.append(_logit.maximise_truncated_newton(
+                X, counts, coef, self.alpha, factors, max_iter=self.max_iter, tol=self.tol))
         return new
 
     def penalty(self, V):

@@ -7,6 +7,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ._base import _gate_tol
 from ._classifier import MixtureOfExpertsClassifier
 from ._gate import GateTree
 from ._regressor import MixtureOfExpertsRegressor
@@ -23,7 +24,7 @@ class _TreeMixin:
     """What the hierarchical estimators add to the flat ones."""
 
     def _make_gate(self):
-        return GateTree(self.depth, self.branching, self.gate_alpha)
+        return GateTree(self.depth, self.branching, self.gate_alpha, tol=_gate_tol(self.tol))
 
     def _n_leaves(self):
         return self.branching**self.depth

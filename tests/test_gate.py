@@ -92,7 +92,7 @@ def test_newton_and_newton_cg_reach_the_same_maximum():
     alpha = 0.1
     newton = _logit.maximise_newton(X, S, V0, alpha)
     factor = _logit.bound_factor(weighted_grams(X, S.sum(axis=1)), alpha)
-    cg = _logit.maximise_newton_cg(X, S, V0, alpha, factor, max_iter=100, tol=1e-12)
+    cg = _logit.maximise_truncated_newton(X, S, V0, alpha, factor, max_iter=100, tol=1e-15)
     np.testing.assert_allclose(cg, newton, rtol=1e-6, atol=1e-8)
 
 
