@@ -12,10 +12,10 @@ import argparse
 import warnings
 
 import numpy as np
+from _timing import seconds_per_iteration
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from _timing import seconds_per_iteration
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_moe_regression
 
@@ -33,12 +33,20 @@ def main():
         Xy = np.column_stack([X, y])
         moe = seconds_per_iteration(
             lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0.0, random_state=0),
-            lambda m: m.fit(X, y), repeats=args.repeats,
+            lambda m: m.fit(X, y),
+            repeats=args.repeats,
         )
         gmm = seconds_per_iteration(
-            lambda it: GaussianMixture(K, covariance_type="full", max_iter=it, tol=0.0,
-                                       init_params="random_from_data", random_state=0),
-            lambda m: m.fit(Xy), repeats=args.repeats,
+            lambda it: GaussianMixture(
+                K,
+                covariance_type="full",
+                max_iter=it,
+                tol=0.0,
+                init_params="random_from_data",
+                random_state=0,
+            ),
+            lambda m: m.fit(Xy),
+            repeats=args.repeats,
         )
         print(f"{n:>9} {p:>3} {K:>3} {moe:>13.4f} {gmm:>11.4f} {moe / gmm:>6.2f}", flush=True)
 

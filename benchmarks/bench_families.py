@@ -12,11 +12,11 @@ import argparse
 import warnings
 
 import numpy as np
+from _timing import seconds, seconds_per_iteration
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
 
-from _timing import seconds, seconds_per_iteration
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.datasets import make_moe_regression
 
@@ -31,8 +31,10 @@ def main():
     warnings.simplefilter("ignore", ConvergenceWarning)
     K, p = args.k, args.p
     print(f"p={p}, K={K}; seconds per EM iteration (GLM baselines: seconds per whole fit)")
-    print(f"{'n':>9} {'gaussian':>9} {'poisson':>9} {'classif.':>9} "
-          f"{'PoissonRegressor':>17} {'LogisticRegression':>19}")
+    print(
+        f"{'n':>9} {'gaussian':>9} {'poisson':>9} {'classif.':>9} "
+        f"{'PoissonRegressor':>17} {'LogisticRegression':>19}"
+    )
     for size in args.sizes:
         n = int(float(size))
         X, y = make_moe_regression(n, p, K, random_state=0)
@@ -41,21 +43,27 @@ def main():
         labels = (rng.uniform(size=n) < expit(y / y.std())).astype(int)
 
         def per_iteration(make, target):
-            return seconds_per_iteration(make, lambda m: m.fit(X, target),
-                                         repeats=args.repeats)
+            return seconds_per_iteration(make, lambda m: m.fit(X, target), repeats=args.repeats)
 
         gaussian = per_iteration(
-            lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0, random_state=0), y)
+            lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0, random_state=0), y
+        )
         poisson = per_iteration(
-            lambda it: MixtureOfExpertsRegressor(K, expert="poisson", max_iter=it, tol=0,
-                                                 random_state=0), counts)
+            lambda it: MixtureOfExpertsRegressor(
+                K, expert="poisson", max_iter=it, tol=0, random_state=0
+            ),
+            counts,
+        )
         classifier = per_iteration(
-            lambda it: MixtureOfExpertsClassifier(K, max_iter=it, tol=0, random_state=0),
-            labels)
+            lambda it: MixtureOfExpertsClassifier(K, max_iter=it, tol=0, random_state=0), labels
+        )
         glm = seconds(lambda: PoissonRegressor(alpha=0).fit(X, counts), args.repeats)
         logit = seconds(lambda: LogisticRegression().fit(X, labels), args.repeats)
-        print(f"{n:>9} {gaussian:>9.4f} {poisson:>9.4f} {classifier:>9.4f} "
-              f"{glm:>17.4f} {logit:>19.4f}", flush=True)
+        print(
+            f"{n:>9} {gaussian:>9.4f} {poisson:>9.4f} {classifier:>9.4f} "
+            f"{glm:>17.4f} {logit:>19.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

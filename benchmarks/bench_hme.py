@@ -16,13 +16,13 @@ import time
 import warnings
 
 import numpy as np
+from _timing import seconds_per_iteration
 from sklearn.datasets import make_friedman1
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeRegressor
 
-from _timing import seconds_per_iteration
 from skmoe import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
 from skmoe.datasets import make_moe_regression
 
@@ -30,15 +30,20 @@ from skmoe.datasets import make_moe_regression
 def speed(n, repeats):
     X, y = make_moe_regression(n, 10, 4, random_state=0)
     hme = seconds_per_iteration(
-        lambda it: HierarchicalMixtureOfExpertsRegressor(4, 2, max_iter=it, tol=0,
-                                                         random_state=0),
-        lambda m: m.fit(X, y), repeats=repeats)
+        lambda it: HierarchicalMixtureOfExpertsRegressor(4, 2, max_iter=it, tol=0, random_state=0),
+        lambda m: m.fit(X, y),
+        repeats=repeats,
+    )
     flat = seconds_per_iteration(
         lambda it: MixtureOfExpertsRegressor(16, max_iter=it, tol=0, random_state=0),
-        lambda m: m.fit(X, y), repeats=repeats)
+        lambda m: m.fit(X, y),
+        repeats=repeats,
+    )
     print(f"\nSeconds per EM iteration, n={n}, p=10")
-    print(f"  depth-4 binary HME: {hme:.4f}   flat MoE, 16 experts: {flat:.4f}   "
-          f"ratio: {hme / flat:.2f}")
+    print(
+        f"  depth-4 binary HME: {hme:.4f}   flat MoE, 16 experts: {flat:.4f}   "
+        f"ratio: {hme / flat:.2f}"
+    )
 
 
 def iterations_to_best(model, X, y, X_test, y_test, max_iter=300):
@@ -66,9 +71,11 @@ def friedman(n):
     ]:
         final, best, within, secs = iterations_to_best(model, X, y, X_test, y_test)
         print(f"  {name:<28}{final:>11.4f}{best:>8.4f}{within:>16d}{secs:>8.1f}")
-    cart_cv = GridSearchCV(DecisionTreeRegressor(random_state=0),
-                           {"max_leaf_nodes": [8, 16, 32, 64, 128, 256, 512],
-                            "min_samples_leaf": [1, 5, 20]}, cv=5)
+    cart_cv = GridSearchCV(
+        DecisionTreeRegressor(random_state=0),
+        {"max_leaf_nodes": [8, 16, 32, 64, 128, 256, 512], "min_samples_leaf": [1, 5, 20]},
+        cv=5,
+    )
     for name, model in [
         ("linear regression", LinearRegression()),
         ("CART, 16 leaves", DecisionTreeRegressor(max_leaf_nodes=16, random_state=0)),

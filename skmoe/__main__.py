@@ -32,7 +32,8 @@ def compare(name, X, y, moe, seed=0):
         "linear regression": LinearRegression(),
         "decision tree (CV)": GridSearchCV(
             DecisionTreeRegressor(random_state=seed),
-            {"max_leaf_nodes": [2, 4, 8, 16, 32], "min_samples_leaf": [1, 5, 10]}, cv=5,
+            {"max_leaf_nodes": [2, 4, 8, 16, 32], "min_samples_leaf": [1, 5, 10]},
+            cv=5,
         ),
     }
     print(f"\n{name}: n_train={len(y_train)}, n_test={len(y_test)}")
@@ -55,11 +56,19 @@ def compare(name, X, y, moe, seed=0):
 
 def main():
     X, y = load_tone(return_X_y=True)
-    compare("Tone perception (Cohen 1980)", X, y,
-            MixtureOfExpertsRegressor(2, n_init=5, random_state=0))
+    compare(
+        "Tone perception (Cohen 1980)",
+        X,
+        y,
+        MixtureOfExpertsRegressor(2, n_init=5, random_state=0),
+    )
     X, y = load_mcycle(return_X_y=True)
-    compare("Motorcycle crash (Silverman 1985)", X, y,
-            MixtureOfExpertsRegressor(4, n_init=10, random_state=0))
+    compare(
+        "Motorcycle crash (Silverman 1985)",
+        X,
+        y,
+        MixtureOfExpertsRegressor(4, n_init=10, random_state=0),
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def _degenerate_events(model, data, params, resp, gate_alpha):
             events.append(f"expert {k}: variance held at its floor {floor:.3g}")
     if gate_alpha == 0 and data.X_gate.shape[1]:
         # largest difference of two children's scores: 50 means odds of e^50 to 1
-        spread = max(np.ptp(coef[..., 1:] @ data.X_gate.T, axis=1).max()
-                     for coef in params["gate"])
+        spread = max(
+            np.ptp(coef[..., 1:] @ data.X_gate.T, axis=1).max() for coef in params["gate"]
+        )
         if spread > 50:
             events.append(
                 "the gate separates the training data: with gate_alpha=0 its coefficients "
@@ -135,8 +136,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         y = self._validate_targets(y, reset=True)
         if X.shape[0] < self._n_leaves():
             raise ValueError(
-                f"n_samples={X.shape[0]} should be >= the number of experts "
-                f"({self._n_leaves()})."
+                f"n_samples={X.shape[0]} should be >= the number of experts ({self._n_leaves()})."
             )
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
@@ -303,8 +303,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Canonical order (the children of every gate by decreasing total responsibility),
         then every attribute at once."""
         params, order = model.canonical(result["params"], result["resp"] @ data.sample_weight)
-        self.events_ = _degenerate_events(model, data, params, result["resp"][order],
-                                          self.gate_alpha)
+        self.events_ = _degenerate_events(
+            model, data, params, result["resp"][order], self.gate_alpha
+        )
         self._model = model
         self._family = model.family
         self._params = params
@@ -314,8 +315,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_ = result["objective"]
         self.objective_trace_ = result["objective_trace"]
         self.restarts_ = [
-            {key: r[key] for key in
-             ("objective", "log_likelihood", "n_iter", "converged", "objective_trace", "time")}
+            {
+                key: r[key]
+                for key in (
+                    "objective",
+                    "log_likelihood",
+                    "n_iter",
+                    "converged",
+                    "objective_trace",
+                    "time",
+                )
+            }
             for r in results
         ]
         self._set_gate_attributes(params["gate"])
@@ -409,20 +419,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for k in range(K):
             blocks.append(experts["coef"][k])
             if "variance" in experts:
-                blocks.append(experts["variance"][k:k + 1])
+                blocks.append(experts["variance"][k : k + 1])
             if "dispersion" in experts:
-                blocks.append(1.0 / experts["dispersion"][k:k + 1])
+                blocks.append(1.0 / experts["dispersion"][k : k + 1])
         estimate = np.concatenate(blocks)
-        names = parameter_names(self._family, K, self._feature_labels(self.gate_features_in_),
-                                self._feature_labels(self.expert_features_in_))
+        names = parameter_names(
+            self._family,
+            K,
+            self._feature_labels(self.gate_features_in_),
+            self._feature_labels(self.expert_features_in_),
+        )
         dg = len(self.gate_features_in_) + 1
-        gate_se = se[:(K - 1) * dg].reshape(K - 1, dg)
-        per_expert = se[(K - 1) * dg:].reshape(K, -1)
+        gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
+        per_expert = se[(K - 1) * dg :].reshape(K, -1)
         de = len(self.expert_features_in_) + 1
         return Bunch(
-            estimate=estimate, se=se, names=names, covariance=covariance,
-            gate_intercept=gate_se[:, 0], gate_coef=gate_se[:, 1:],
-            expert_intercept=per_expert[:, 0], expert_coef=per_expert[:, 1:de],
+            estimate=estimate,
+            se=se,
+            names=names,
+            covariance=covariance,
+            gate_intercept=gate_se[:, 0],
+            gate_coef=gate_se[:, 1:],
+            expert_intercept=per_expert[:, 0],
+            expert_coef=per_expert[:, 1:de],
             dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
         )
 
@@ -438,8 +457,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         lines = []
         current = None
         for (block, k, name), value, se in zip(result.names, result.estimate, result.se):
-            title = (f"Gate: expert {k} against expert 0" if block == "gate"
-                     else f"Expert {k}")
+            title = f"Gate: expert {k} against expert 0" if block == "gate" else f"Expert {k}"
             if title != current:
                 lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
                 current = title
@@ -497,7 +515,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return -2.0 * self.score_samples(X, y, **kwargs).sum() + 2.0 * self._n_parameters()
 
 
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -516,9 +533,11 @@ def row_uniforms(rows, n_draws, rng):
     an initialisation drawn from them is invariant to row order, and integer sample weights
     equal repeated rows."""
     bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
-    keys = rng.integers(1, 2**62, size=bits.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    keys = rng.integers(1, 2**62, size=bits.shape[1], dtype=np.uint64)
+    keys = keys * np.uint64(2) + np.uint64(1)  # odd multipliers
     with np.errstate(over="ignore"):
         row_hash = _mix((_mix(bits) * keys).sum(axis=1, dtype=np.uint64))
-        draws = _mix(row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64)
-                                          * _GOLDEN)[:, None])
+        draws = _mix(
+            row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
+        )
     return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53

@@ -166,8 +166,9 @@ feature_names_in_
         data = self._predict_data(X)
         log_gate = self._model.gate.log_prob(data.X_gate, self._params["gate"])
         with np.errstate(divide="ignore"):  # a probability can underflow to 0: log is -inf
-            log_experts = np.log(self._class_proba(
-                self._family.mean(data.X_expert, self._params["experts"])))
+            log_experts = np.log(
+                self._class_proba(self._family.mean(data.X_expert, self._params["experts"]))
+            )
             return log_sum_exp(log_gate[:, None, :] + log_experts, axis=0).T
 
     def predict_proba(self, X):

@@ -108,7 +108,8 @@ class MixtureOfExpertsModel:
         )
         if "gate_preconditioner" not in data.cache:
             data.cache["gate_preconditioner"] = self.gate.preconditioner(
-                data.X_gate, data.sample_weight)
+                data.X_gate, data.sample_weight
+            )
         V = self.gate.initial_coef(data.X_gate) if params is None else params["gate"]
         gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_preconditioner"])
         return {"gate": gate, "experts": experts}

@@ -29,6 +29,8 @@ from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 from . import _logit
 from ._linalg import (
     ROUNDING as _ROUNDING,
+)
+from ._linalg import (
     linear_predictor,
     penalty_diagonal,
     solve_spd,

@@ -79,8 +79,11 @@ class GateTree:
             counts = counts.reshape(B**level, B, n)
             share = np.maximum(counts.sum(axis=(1, 2)) / total, 1e-12)
             factors = inv_factor[None] / np.sqrt(share)[:, None, None]
-            new.append(_logit.maximise_truncated_newton(
-                X, counts, coef, self.alpha, factors, max_iter=self.max_iter, tol=self.tol))
+            new.append(
+                _logit.maximise_truncated_newton(
+                    X, counts, coef, self.alpha, factors, max_iter=self.max_iter, tol=self.tol
+                )
+            )
         return new
 
     def penalty(self, V):
@@ -107,6 +110,7 @@ class GateTree:
     def permute(self, V, order):
         """Gate coefficients in the order given by ``canonical_order``."""
         B = self.branching
-        return [coef[order[level]][np.arange(B**level)[:, None],
-                                   order[level + 1].reshape(-1, B) % B]
-                for level, coef in enumerate(V)]
+        return [
+            coef[order[level]][np.arange(B**level)[:, None], order[level + 1].reshape(-1, B) % B]
+            for level, coef in enumerate(V)
+        ]

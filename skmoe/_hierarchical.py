@@ -200,8 +200,9 @@ init_params, random_state, warm_start, verbose, n_jobs
 
 
 for _cls in (HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier):
-    _cls.__doc__ = _cls.__doc__.replace("{tree}", _TREE_PARAMS_DOC).replace("{{", "{").replace(
-        "}}", "}")
+    _cls.__doc__ = (
+        _cls.__doc__.replace("{tree}", _TREE_PARAMS_DOC).replace("{{", "{").replace("}}", "}")
+    )
 
 
 def _linear_text(intercept, coef, names, decimals):
@@ -260,7 +261,8 @@ def export_text(model, feature_names=None, decimals=3):
         else:
             text = "; ".join(
                 f"class {label}: " + _linear_text(row[0], row[1:], expert_names, decimals)
-                for label, row in zip(model.classes_, coef))
+                for label, row in zip(model.classes_, coef)
+            )
         extra = ""
         for key in ("variance", "dispersion"):
             if key in experts:

@@ -28,20 +28,27 @@ def _eta_terms(family, y, eta, experts):
     if isinstance(family, GaussianExperts):
         v = experts["variance"][:, None]
         r = y - eta
-        return (r / v, np.broadcast_to(-1.0 / v, eta.shape),
-                -0.5 / v + 0.5 * r**2 / v**2, 0.5 / v**2 - r**2 / v**3, -r / v**2)
+        return (
+            r / v,
+            np.broadcast_to(-1.0 / v, eta.shape),
+            -0.5 / v + 0.5 * r**2 / v**2,
+            0.5 / v**2 - r**2 / v**3,
+            -r / v**2,
+        )
     if isinstance(family, GammaExperts):  # t = shape nu
         nu = (1.0 / experts["dispersion"])[:, None]
         ratio = y * np.exp(-eta)
-        return (nu * (ratio - 1.0), -nu * ratio,
-                np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
-                np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape), ratio - 1.0)
+        return (
+            nu * (ratio - 1.0),
+            -nu * ratio,
+            np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
+            np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape),
+            ratio - 1.0,
+        )
     if isinstance(family, (PoissonExperts, BernoulliExperts)):
         _, first, neg_second = family.derivatives(y, eta, experts)
         return first, -neg_second, None, None, None
-    raise NotImplementedError(
-        f"standard errors are not available for {type(family).__name__}."
-    )
+    raise NotImplementedError(f"standard errors are not available for {type(family).__name__}.")
 
 
 def parameter_names(family, K, gate_names, expert_names):
@@ -115,9 +122,9 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     S = np.zeros((n, K, P))
     for k in range(K):
         for j in range(1, K):
-            S[:, k, (j - 1) * dg:j * dg] = ((k == j) - g[j])[:, None] * Xg1
+            S[:, k, (j - 1) * dg : j * dg] = ((k == j) - g[j])[:, None] * Xg1
         first = n_gate + k * per_expert
-        S[:, k, first:first + de] = d_eta[k][:, None] * Xe1
+        S[:, k, first : first + de] = d_eta[k][:, None] * Xe1
         if has_dispersion:
             S[:, k, first + de] = d_t[k]
     sbar = np.einsum("ki,ikp->ip", r, S)
@@ -126,7 +133,8 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     free = g[1:]  # Hess log g_k in (V'_j, V'_l): -(g_j delta_jl - g_j g_l) x x'
     curv = free[:, None, :] * free[None] - np.eye(K - 1)[:, :, None] * free[:, None, :]
     H[:n_gate, :n_gate] += np.einsum("jli,i,ia,ib->jalb", curv, w, Xg1, Xg1).reshape(
-        n_gate, n_gate)
+        n_gate, n_gate
+    )
     for k in range(K):
         first = n_gate + k * per_expert
         coef = slice(first, first + de)

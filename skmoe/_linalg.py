@@ -73,8 +73,8 @@ def weighted_grams(X, W):
     M = W.shape[0]
     gram = np.zeros((M, d + 1, d + 1))
     for start in range(0, n, BLOCK_ROWS):
-        Xb = X[start:start + BLOCK_ROWS]
-        Wb = W[:, start:start + BLOCK_ROWS]
+        Xb = X[start : start + BLOCK_ROWS]
+        Wb = W[:, start : start + BLOCK_ROWS]
         for m in range(M):
             gram[m, 1:, 1:] += (Xb.T * Wb[m]) @ Xb
     sums = weighted_sums(X, W)

@@ -135,8 +135,7 @@ def _weighted_sums_3d(X, A):
     return weighted_sums(X, A.reshape(M * C, n)).reshape(M, C, -1)
 
 
-def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=10,
-                              tol=1e-12):
+def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12):
     """Truncated Newton on ``sum_m Q_m`` in the coordinates ``U = V R'``; returns the new ``V``.
 
     ``inv_factor`` is ``R^-1`` from ``bound_factor``: in these coordinates Böhning's bound

@@ -94,8 +94,9 @@ def gaussian_modes(gate, mean, variance, tol=1e-10, max_iter=1000):
         y = new
         if done:
             break
-    density = np.exp(log_norm[:, None, :] - 0.5 * precision * (y[None] - mean[:, None, :]) ** 2
-                     ).sum(axis=0)
+    density = np.exp(
+        log_norm[:, None, :] - 0.5 * precision * (y[None] - mean[:, None, :]) ** 2
+    ).sum(axis=0)
     # merge starts that reached the same mode
     order = np.argsort(y, axis=0)
     y, density = np.take_along_axis(y, order, 0), np.take_along_axis(density, order, 0)

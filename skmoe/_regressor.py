@@ -178,8 +178,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _make_family(self, y, sample_weight):
         if self.expert == "gaussian":
-            var = np.average((y - np.average(y, weights=sample_weight)) ** 2,
-                             weights=sample_weight)
+            var = np.average(
+                (y - np.average(y, weights=sample_weight)) ** 2, weights=sample_weight
+            )
             floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + np.mean(y**2))
             return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
         return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
@@ -241,8 +242,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         std : ndarray of shape (n_samples,), only when ``return_std``
         """
         gate, means = self._gate_and_means(X, exposure)
-        center, std = _predictive.mean_and_std(self._family, self._params["experts"], gate,
-                                               means)
+        center, std = _predictive.mean_and_std(self._family, self._params["experts"], gate, means)
         return (center, std) if return_std else center
 
     def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), exposure=None):
@@ -259,8 +259,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if np.any((quantiles <= 0) | (quantiles >= 1)):
             raise ValueError("quantiles must lie strictly between 0 and 1.")
         gate, means = self._gate_and_means(X, exposure)
-        return _predictive.quantiles(self._family, self._params["experts"], gate, means,
-                                     quantiles)
+        return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
     def predict_interval(self, X, coverage=0.9, exposure=None):
         """Central predictive interval: the ``(1 -+ coverage) / 2`` quantiles, (n_samples, 2)."""
@@ -277,8 +276,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         """
         gate, means = self._gate_and_means(X, exposure)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
-        return _predictive.sample(self._family, self._params["experts"], gate, means,
-                                  n_samples, rng)
+        return _predictive.sample(
+            self._family, self._params["experts"], gate, means, n_samples, rng
+        )
 
     def predict_modes(self, X):
         """Local maxima of the predictive density ``p(y | x)`` (Gaussian experts).

@@ -4,8 +4,7 @@ import numpy as np
 from sklearn.base import clone
 
 
-def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="bic",
-                     **fit_params):
+def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="bic", **fit_params):
     """Fit ``estimator`` for every number of experts and keep the best by an information
     criterion on the training data.
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import assert_log_likelihood_increasing
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from conftest import assert_log_likelihood_increasing
 from skmoe import MixtureOfExpertsClassifier
 from skmoe.datasets import make_regional_classification
 
@@ -25,8 +25,7 @@ def test_one_expert_equals_logistic_regression(n_classes, alpha):
     ref.fit(X, y, sample_weight=w)
     coef = model.expert_coef_.reshape(ref.coef_.shape)
     np.testing.assert_allclose(coef, ref.coef_, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), rtol=1e-6,
-                               atol=1e-9)
+    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), rtol=1e-6, atol=1e-9)
 
 
 def test_regional_problem_beats_a_global_linear_boundary():
@@ -41,7 +40,8 @@ def test_string_labels_and_probability_outputs():
     X, y = load_iris(return_X_y=True)
     names = np.array(["setosa", "versicolor", "virginica"])[y]
     model = MixtureOfExpertsClassifier(2, random_state=0).fit(X, names)
-    np.testing.assert_array_equal(model.classes_, names[np.sort(np.unique(y, return_index=True)[1])])
+    first_rows = np.sort(np.unique(y, return_index=True)[1])
+    np.testing.assert_array_equal(model.classes_, names[first_rows])
     proba = model.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_allclose(np.log(proba), model.predict_log_proba(X), rtol=1e-10)

@@ -5,10 +5,10 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import assert_log_likelihood_increasing
 from joblib import parallel_config
 from sklearn.exceptions import ConvergenceWarning
 
-from conftest import assert_log_likelihood_increasing
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._em import ConvergenceMonitor
 from skmoe.datasets import load_nodata, load_tone, make_moe_regression
@@ -29,8 +29,7 @@ DATASETS = list(_datasets())
 @pytest.mark.parametrize("name, X, y, K", DATASETS, ids=[d[0] for d in DATASETS])
 @pytest.mark.parametrize("gate_alpha", [0.0, 0.5])
 def test_em_ascent_warm_started_single_iterations(name, X, y, K, gate_alpha):
-    model = MixtureOfExpertsRegressor(K, gate_alpha=gate_alpha, expert_alpha=0.1,
-                                      random_state=0)
+    model = MixtureOfExpertsRegressor(K, gate_alpha=gate_alpha, expert_alpha=0.1, random_state=0)
     values = assert_log_likelihood_increasing(model, X, y, 200)
     assert values[-1] > values[0]
 
@@ -80,8 +79,7 @@ def test_warm_start_continues_from_the_previous_fit():
     X, y = load_tone(return_X_y=True)
     with pytest.warns(ConvergenceWarning):
         full = MixtureOfExpertsRegressor(2, random_state=0, tol=0.0, max_iter=30).fit(X, y)
-    model = MixtureOfExpertsRegressor(2, random_state=0, tol=0.0, max_iter=10,
-                                      warm_start=True)
+    model = MixtureOfExpertsRegressor(2, random_state=0, tol=0.0, max_iter=10, warm_start=True)
     with pytest.warns(ConvergenceWarning):
         for _ in range(3):
             model.fit(X, y)
@@ -98,8 +96,9 @@ def test_verbose_prints_every_iteration(capsys):
 
 
 def test_monitor_warns_on_a_decrease_and_converges_on_per_sample_change():
-    monitor = ConvergenceMonitor(tol=1e-3, max_iter=10, total_weight=100.0,
-                                 verbose=1, stream=io.StringIO())
+    monitor = ConvergenceMonitor(
+        tol=1e-3, max_iter=10, total_weight=100.0, verbose=1, stream=io.StringIO()
+    )
     monitor.report(-50.0)
     assert not monitor.converged
     monitor.report(-49.95)  # per-sample change 5e-4 < 1e-3

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import assert_log_likelihood_increasing
 from scipy import stats
 from sklearn.linear_model import GammaRegressor, LogisticRegression, PoissonRegressor, Ridge
 
-from conftest import assert_log_likelihood_increasing
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._families import (
     BernoulliExperts,
@@ -43,10 +43,17 @@ def _one_hot_weights():
 @pytest.mark.parametrize("name", ["gaussian", "poisson", "gamma", "bernoulli"])
 def test_log_prob_matches_scipy_stats(name):
     y = _responses(name)
-    params = {"coef": COEF, "variance": np.array([0.5, 1.0, 2.0]),
-              "dispersion": np.array([0.5, 1.0, 0.25])}
-    family = {"gaussian": GaussianExperts, "poisson": PoissonExperts, "gamma": GammaExperts,
-              "bernoulli": BernoulliExperts}[name](K)
+    params = {
+        "coef": COEF,
+        "variance": np.array([0.5, 1.0, 2.0]),
+        "dispersion": np.array([0.5, 1.0, 0.25]),
+    }
+    family = {
+        "gaussian": GaussianExperts,
+        "poisson": PoissonExperts,
+        "gamma": GammaExperts,
+        "bernoulli": BernoulliExperts,
+    }[name](K)
     got = family.log_prob(X, y, params)
     mean = family.mean(X, params)
     if name == "gaussian":
@@ -93,15 +100,17 @@ def test_gaussian_m_step_equals_weighted_ridge(alpha):
 @pytest.mark.parametrize("name", ["poisson", "gamma", "bernoulli"])
 def test_glm_m_step_equals_sklearn(name, alpha):
     y = _responses(name)
-    family = {"poisson": PoissonExperts, "gamma": GammaExperts,
-              "bernoulli": BernoulliExperts}[name](K, alpha)
+    family = {"poisson": PoissonExperts, "gamma": GammaExperts, "bernoulli": BernoulliExperts}[
+        name
+    ](K, alpha)
     params = family.m_step(X, y, _one_hot_weights())
     for k in range(K):
         Xk, wk = _subset(k)
         yk = y[LABELS == k]
         if name == "bernoulli":
-            ref = LogisticRegression(C=1 / alpha if alpha else np.inf, tol=1e-12,
-                                     max_iter=10_000).fit(Xk, yk, sample_weight=wk)
+            ref = LogisticRegression(
+                C=1 / alpha if alpha else np.inf, tol=1e-12, max_iter=10_000
+            ).fit(Xk, yk, sample_weight=wk)
             coef, intercept = ref.coef_[0], ref.intercept_[0]
         else:
             # sklearn: (1 / (2 sum w)) sum w deviance + alpha_sk / 2 ||b||^2; for Gamma our
@@ -128,8 +137,10 @@ def test_gamma_dispersion_is_the_ml_estimate():
             return -WEIGHTS[rows] @ ll
 
         from scipy.optimize import minimize_scalar
-        best = minimize_scalar(negative, bounds=(0.01, 100), method="bounded",
-                               options={"xatol": 1e-10})
+
+        best = minimize_scalar(
+            negative, bounds=(0.01, 100), method="bounded", options={"xatol": 1e-10}
+        )
         assert 1 / params["dispersion"][k] == pytest.approx(best.x, rel=1e-5)
 
 
@@ -150,15 +161,17 @@ def test_glm_derivatives_match_finite_differences(family_cls):
     np.testing.assert_allclose(neg_second, -(d_up - d_down) / (2 * h), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("family_cls", [GaussianExperts, PoissonExperts, GammaExperts,
-                                        BernoulliExperts])
+@pytest.mark.parametrize(
+    "family_cls", [GaussianExperts, PoissonExperts, GammaExperts, BernoulliExperts]
+)
 def test_integer_weights_equal_repeated_rows_in_the_m_step(family_cls):
     y = _responses(family_cls.name)
     W = RNG.dirichlet(np.ones(K), size=N).T * WEIGHTS
     reps = WEIGHTS.astype(int)
     a = family_cls(K, alpha=0.5).m_step(X, y, W)
-    b = family_cls(K, alpha=0.5).m_step(np.repeat(X, reps, axis=0), np.repeat(y, reps),
-                                        np.repeat(W / WEIGHTS, reps, axis=1))
+    b = family_cls(K, alpha=0.5).m_step(
+        np.repeat(X, reps, axis=0), np.repeat(y, reps), np.repeat(W / WEIGHTS, reps, axis=1)
+    )
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-8, atol=1e-10)
 
@@ -166,17 +179,21 @@ def test_integer_weights_equal_repeated_rows_in_the_m_step(family_cls):
 @pytest.mark.parametrize("expert", ["gaussian", "poisson", "gamma", "bernoulli"])
 def test_em_ascent_for_every_family(expert):
     y = _responses(expert)
-    model = MixtureOfExpertsRegressor(3, expert=expert, gate_alpha=0.1, expert_alpha=0.1,
-                                      random_state=0)
+    model = MixtureOfExpertsRegressor(
+        3, expert=expert, gate_alpha=0.1, expert_alpha=0.1, random_state=0
+    )
     values = assert_log_likelihood_increasing(model, X, y, 60)
     assert np.all(np.isfinite(values))
 
 
-@pytest.mark.parametrize("expert, bad, message", [
-    ("poisson", [-1.0], "non-negative"),
-    ("gamma", [0.0], "strictly positive"),
-    ("bernoulli", [0.5], r"\{0, 1\}"),
-])
+@pytest.mark.parametrize(
+    "expert, bad, message",
+    [
+        ("poisson", [-1.0], "non-negative"),
+        ("gamma", [0.0], "strictly positive"),
+        ("bernoulli", [0.5], r"\{0, 1\}"),
+    ],
+)
 def test_invalid_responses_are_refused(expert, bad, message):
     y = np.abs(_responses("poisson")) + 1.0
     if expert == "bernoulli":
@@ -195,7 +212,8 @@ def test_poisson_exposure_is_a_log_offset():
     ref = PoissonRegressor(alpha=0, tol=1e-12, solver="newton-cholesky")
     ref.fit(X, y / exposure, sample_weight=exposure)
     np.testing.assert_allclose(model.expert_coef_[0], ref.coef_, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(model.predict(X, exposure=exposure),
-                               ref.predict(X) * exposure, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(X, exposure=exposure), ref.predict(X) * exposure, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="exposure"):
         MixtureOfExpertsRegressor(1).fit(X, y, exposure=exposure)

@@ -32,9 +32,10 @@ def test_gradient_matches_finite_differences():
         up[index] += h
         down[index] -= h
         m = index[0]
-        numeric[index] = (_logit.objective(S, _logit.log_proba(X, up)[0], up, alpha)[m]
-                          - _logit.objective(S, _logit.log_proba(X, down)[0], down, alpha)[m]
-                          ) / (2 * h)
+        numeric[index] = (
+            _logit.objective(S, _logit.log_proba(X, up)[0], up, alpha)[m]
+            - _logit.objective(S, _logit.log_proba(X, down)[0], down, alpha)[m]
+        ) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
 
 
@@ -47,10 +48,12 @@ def test_newton_matrix_is_the_negative_hessian_on_sum_to_zero_directions():
     direction = RNG.normal(size=(K, D + 1))
     direction -= direction.mean(axis=0)  # sum-to-zero over categories
     h = 1e-6
-    grad_up = _logit.gradient(X, S, _logit.log_proba(X, V + h * direction)[1],
-                              V + h * direction, alpha)
-    grad_down = _logit.gradient(X, S, _logit.log_proba(X, V - h * direction)[1],
-                                V - h * direction, alpha)
+    grad_up = _logit.gradient(
+        X, S, _logit.log_proba(X, V + h * direction)[1], V + h * direction, alpha
+    )
+    grad_down = _logit.gradient(
+        X, S, _logit.log_proba(X, V - h * direction)[1], V - h * direction, alpha
+    )
     numeric = -(grad_up - grad_down)[0].ravel() / (2 * h)
     np.testing.assert_allclose(H @ direction.ravel(), numeric, rtol=1e-6, atol=1e-6)
 
@@ -79,11 +82,13 @@ def test_hard_targets_equal_multinomial_logistic_regression(alpha):
     factor = gate.preconditioner(X, weights)
     V = gate.m_step(X, W, gate.initial_coef(X), factor)[0][0]
     ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=10_000).fit(
-        X, labels, sample_weight=weights)
+        X, labels, sample_weight=weights
+    )
     np.testing.assert_allclose(V[:, 1:], ref.coef_, rtol=1e-5, atol=1e-7)
     # intercepts are identified up to a common shift
-    np.testing.assert_allclose(V[:, 0] - V[:, 0].mean(),
-                               ref.intercept_ - ref.intercept_.mean(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        V[:, 0] - V[:, 0].mean(), ref.intercept_ - ref.intercept_.mean(), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_newton_and_newton_cg_reach_the_same_maximum():

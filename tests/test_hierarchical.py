@@ -4,11 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import assert_log_likelihood_increasing
 from scipy.special import softmax
 from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeRegressor
 
-from conftest import assert_log_likelihood_increasing
 from skmoe import (
     DegenerateFitWarning,
     HierarchicalMixtureOfExpertsClassifier,
@@ -32,8 +32,9 @@ def test_depth_one_equals_the_flat_model_from_the_same_start():
     np.testing.assert_allclose(tree.expert_coef_, flat.expert_coef_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(tree.expert_variance_, flat.expert_variance_, rtol=1e-8)
     np.testing.assert_allclose(tree.gate_coef_[0], flat.gate_coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(tree.gate_intercept_[0], flat.gate_intercept_, rtol=1e-8,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        tree.gate_intercept_[0], flat.gate_intercept_, rtol=1e-8, atol=1e-10
+    )
 
 
 def test_e_step_equals_brute_force_path_enumeration():
@@ -57,7 +58,8 @@ def test_e_step_equals_brute_force_path_enumeration():
             node = node * branching + child
     mean = experts["coef"] @ X1.T
     density = np.exp(-0.5 * (y - mean) ** 2 / experts["variance"][:, None]) / np.sqrt(
-        2 * np.pi * experts["variance"][:, None])
+        2 * np.pi * experts["variance"][:, None]
+    )
     joint = prior * density
     np.testing.assert_allclose(resp, joint / joint.sum(axis=0), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(log_lik, np.log(joint.sum(axis=0)), rtol=1e-10)
@@ -89,9 +91,11 @@ def test_four_regimes_reach_the_noise_ceiling_and_beat_cart():
         score = hme.fit(X, y).score(X_test, y_test)
     assert score >= ceiling - 0.01
     cart4 = DecisionTreeRegressor(max_leaf_nodes=4, random_state=0).fit(X, y)
-    cart_cv = GridSearchCV(DecisionTreeRegressor(random_state=0),
-                           {"max_leaf_nodes": [4, 16, 64, 256], "min_samples_leaf": [1, 5, 20]},
-                           cv=3).fit(X, y)
+    cart_cv = GridSearchCV(
+        DecisionTreeRegressor(random_state=0),
+        {"max_leaf_nodes": [4, 16, 64, 256], "min_samples_leaf": [1, 5, 20]},
+        cv=3,
+    ).fit(X, y)
     assert score > cart4.score(X_test, y_test)
     assert score > cart_cv.score(X_test, y_test)
 

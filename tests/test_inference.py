@@ -36,8 +36,10 @@ def test_moments_and_quantiles_against_numerical_integration(tone_model):
     levels = [0.01, 0.1, 0.5, 0.9, 0.99]
     q = model.predict_quantiles(x, levels)
     for i in range(3):
+
         def pdf(t, i=i):
             return _density(model, x[i], np.atleast_1d(t))[0]
+
         m1 = integrate.quad(lambda t: t * pdf(t), -5, 8, limit=400, epsabs=1e-13)[0]
         m2 = integrate.quad(lambda t: t * t * pdf(t), -5, 8, limit=400, epsabs=1e-13)[0]
         assert mean[i] == pytest.approx(m1, abs=1e-8)
@@ -87,9 +89,11 @@ def test_modes_of_a_bimodal_predictive_density(tone_model):
         peaks = grid[1:-1][(pdf[1:-1] > pdf[:-2]) & (pdf[1:-1] > pdf[2:])]
         found = np.sort(modes[i][np.isfinite(modes[i])])
         np.testing.assert_allclose(found, np.sort(peaks), atol=2e-5)
-        np.testing.assert_allclose(density[i][np.isfinite(density[i])],
-                                   _density(model, x[i], modes[i][np.isfinite(modes[i])]),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            density[i][np.isfinite(density[i])],
+            _density(model, x[i], modes[i][np.isfinite(modes[i])]),
+            rtol=1e-10,
+        )
 
 
 def test_classifier_draws_follow_predict_proba():
@@ -98,8 +102,7 @@ def test_classifier_draws_follow_predict_proba():
     model = MixtureOfExpertsClassifier(2, random_state=0).fit(X, labels)
     draws = model.sample_y(X[:3], 100_000, random_state=0)
     proba = model.predict_proba(X[:3])
-    np.testing.assert_allclose((draws == model.classes_[1]).mean(axis=1), proba[:, 1],
-                               atol=0.01)
+    np.testing.assert_allclose((draws == model.classes_[1]).mean(axis=1), proba[:, 1], atol=0.01)
 
 
 def _log_likelihood_at(model, X, y, theta):
@@ -107,8 +110,8 @@ def _log_likelihood_at(model, X, y, theta):
     K = model.n_experts
     dg = len(model.gate_features_in_) + 1
     gate = np.zeros((K, dg))
-    gate[1:] = theta[:(K - 1) * dg].reshape(K - 1, dg)
-    rest = theta[(K - 1) * dg:].reshape(K, -1)
+    gate[1:] = theta[: (K - 1) * dg].reshape(K - 1, dg)
+    rest = theta[(K - 1) * dg :].reshape(K, -1)
     de = len(model.expert_features_in_) + 1
     experts = {"coef": rest[:, :de].copy()}
     if model.expert == "gaussian":
@@ -124,8 +127,9 @@ def test_observed_information_matches_a_finite_difference_hessian(expert):
         X, y = load_tone(return_X_y=True)
     else:
         X, y = load_npreg(target="yp", return_X_y=True)
-    model = MixtureOfExpertsRegressor(2, expert=expert, gate_alpha=0.0, tol=1e-12,
-                                      max_iter=5000, random_state=0).fit(X, y)
+    model = MixtureOfExpertsRegressor(
+        2, expert=expert, gate_alpha=0.0, tol=1e-12, max_iter=5000, random_state=0
+    ).fit(X, y)
     result = model.standard_errors(X, y)
     theta = result.estimate
     P = theta.size
@@ -133,13 +137,16 @@ def test_observed_information_matches_a_finite_difference_hessian(expert):
     hessian = np.zeros((P, P))
     for a in range(P):
         for b in range(P):
+
             def shifted(sa, sb, a=a, b=b):
                 t = theta.copy()
                 t[a] += sa * h[a]
                 t[b] += sb * h[b]
                 return _log_likelihood_at(model, X, y, t)
-            hessian[a, b] = (shifted(1, 1) - shifted(1, -1) - shifted(-1, 1)
-                             + shifted(-1, -1)) / (4 * h[a] * h[b])
+
+            hessian[a, b] = (shifted(1, 1) - shifted(1, -1) - shifted(-1, 1) + shifted(-1, -1)) / (
+                4 * h[a] * h[b]
+            )
     se_numeric = np.sqrt(np.diag(np.linalg.inv(-hessian)))
     np.testing.assert_allclose(result.se, se_numeric, rtol=1e-4)
 
@@ -149,8 +156,9 @@ def test_standard_errors_match_flexmix_refit(reference_fits):
     #                        concomitant=FLXPmultinom(~x)), method="optim")
     reference = reference_fits["standard_errors"][0]
     x, y = load_npreg(target="yp", return_X_y=True)
-    model = MixtureOfExpertsRegressor(2, expert="poisson", gate_alpha=0.0, tol=1e-12,
-                                      max_iter=5000, n_init=5, random_state=0).fit(x, y)
+    model = MixtureOfExpertsRegressor(
+        2, expert="poisson", gate_alpha=0.0, tol=1e-12, max_iter=5000, n_init=5, random_state=0
+    ).fit(x, y)
     result = model.standard_errors(x, y)
     # match our experts to flexmix's A and B by their slopes
     order = np.argsort(model.expert_coef_[:, 0])  # A has the negative slope
@@ -172,15 +180,19 @@ def test_bic_picks_the_true_number_of_experts(K):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateFitWarning)
             best, scores = select_n_experts(
-                MixtureOfExpertsRegressor(n_init=3, random_state=0), X, y, range(1, K + 3))
+                MixtureOfExpertsRegressor(n_init=3, random_state=0), X, y, range(1, K + 3)
+            )
         assert best.n_experts == K, scores
 
 
 def test_held_out_log_likelihood_in_grid_search():
     X, y = make_moe_regression(900, 2, 3, random_state=8)
-    search = GridSearchCV(MixtureOfExpertsRegressor(n_init=2, random_state=0),
-                          {"n_experts": [1, 2, 3]}, cv=3,
-                          scoring=lambda est, X, y: est.score_samples(X, y).mean())
+    search = GridSearchCV(
+        MixtureOfExpertsRegressor(n_init=2, random_state=0),
+        {"n_experts": [1, 2, 3]},
+        cv=3,
+        scoring=lambda est, X, y: est.score_samples(X, y).mean(),
+    )
     assert search.fit(X, y).best_params_["n_experts"] == 3
 
 
@@ -193,8 +205,9 @@ def test_icl_adds_twice_the_entropy_to_bic(tone_model):
 
 def test_canonical_order_does_not_depend_on_the_start():
     X, y = make_moe_regression(2000, 2, 3, random_state=11)
-    fits = [MixtureOfExpertsRegressor(3, n_init=2, random_state=seed).fit(X, y)
-            for seed in range(4)]
+    fits = [
+        MixtureOfExpertsRegressor(3, n_init=2, random_state=seed).fit(X, y) for seed in range(4)
+    ]
     best = max(f.log_likelihood_ for f in fits)
     same = [f for f in fits if f.log_likelihood_ > best - 1e-4]
     assert len(same) >= 2
@@ -207,8 +220,10 @@ def test_align_experts_reorders_to_a_reference():
     reference = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
     model = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
     perm = [2, 0, 1]
-    model._params = {"gate": [model._params["gate"][0][:, perm]],
-                     "experts": {k: v[perm] for k, v in model._params["experts"].items()}}
+    model._params = {
+        "gate": [model._params["gate"][0][:, perm]],
+        "experts": {k: v[perm] for k, v in model._params["experts"].items()},
+    }
     before = model.predict(X)
     model.align_experts(reference)
     np.testing.assert_allclose(model.expert_coef_, reference.expert_coef_)

@@ -23,8 +23,9 @@ def test_recovers_planted_experts_and_gate():
     rows, cols = linear_sum_assignment(cost)
     assert cost[rows, cols].max() < 0.05
     np.testing.assert_allclose(np.sqrt(model.expert_variance_), truth["noise"], rtol=0.05)
-    gate_agreement = np.mean(cols[model.predict_gate(X).argmax(axis=1)]
-                             == truth["gate"].argmax(axis=1))
+    gate_agreement = np.mean(
+        cols[model.predict_gate(X).argmax(axis=1)] == truth["gate"].argmax(axis=1)
+    )
     assert gate_agreement >= 0.95
 
 
@@ -59,8 +60,9 @@ def _reference_problems():
 REFERENCE_PROBLEMS = list(_reference_problems())
 
 
-@pytest.mark.parametrize("ref_id, X, y, params", REFERENCE_PROBLEMS,
-                         ids=[p[0] for p in REFERENCE_PROBLEMS])
+@pytest.mark.parametrize(
+    "ref_id, X, y, params", REFERENCE_PROBLEMS, ids=[p[0] for p in REFERENCE_PROBLEMS]
+)
 def test_reaches_the_flexmix_and_mixtools_maximum(reference_fits, ref_id, X, y, params):
     reference = reference_fits[ref_id]
     model = _fit_best(X, y, **params)
@@ -91,8 +93,9 @@ def test_integer_sample_weight_equals_repeated_rows_at_the_m_step():
     w = rng.integers(0, 4, size=200).astype(float)
     resp = rng.dirichlet(np.ones(3), size=200).T
     model, weighted = _model_and_data(X, y, w)
-    _, repeated = _model_and_data(np.repeat(X, w.astype(int), axis=0),
-                                  np.repeat(y, w.astype(int)), np.ones(int(w.sum())))
+    _, repeated = _model_and_data(
+        np.repeat(X, w.astype(int), axis=0), np.repeat(y, w.astype(int)), np.ones(int(w.sum()))
+    )
     a = model.m_step(weighted, resp, None)
     b = model.m_step(repeated, np.repeat(resp, w.astype(int), axis=1), None)
     np.testing.assert_allclose(a["experts"]["coef"], b["experts"]["coef"], rtol=1e-10)
@@ -143,8 +146,10 @@ def test_pipeline_and_grid_search():
     pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(random_state=0))
     search = GridSearchCV(
         pipe,
-        {"mixtureofexpertsregressor__n_experts": [1, 3],
-         "mixtureofexpertsregressor__gate_alpha": [0.01, 1.0]},
+        {
+            "mixtureofexpertsregressor__n_experts": [1, 3],
+            "mixtureofexpertsregressor__gate_alpha": [0.01, 1.0],
+        },
         cv=3,
     ).fit(X, y)
     assert search.best_params_["mixtureofexpertsregressor__n_experts"] == 3
@@ -162,11 +167,10 @@ def test_prediction_shapes_and_mixture_mean():
     np.testing.assert_allclose(resp.sum(axis=1), 1.0)
     # posterior = gate * density / mixture density
     dens = np.exp(-0.5 * (y[:, None] - experts) ** 2 / model.expert_variance_) / np.sqrt(
-        2 * np.pi * model.expert_variance_)
-    np.testing.assert_allclose(resp, gate * dens / (gate * dens).sum(1, keepdims=True),
-                               rtol=1e-10)
-    np.testing.assert_allclose(model.score_samples(X, y), np.log((gate * dens).sum(1)),
-                               rtol=1e-10)
+        2 * np.pi * model.expert_variance_
+    )
+    np.testing.assert_allclose(resp, gate * dens / (gate * dens).sum(1, keepdims=True), rtol=1e-10)
+    np.testing.assert_allclose(model.score_samples(X, y), np.log((gate * dens).sum(1)), rtol=1e-10)
 
 
 def test_score_samples_rowwise():
@@ -206,8 +210,9 @@ def test_dataframe_columns_select_gate_and_expert_features():
 
 def test_intercept_only_experts_and_constant_gate():
     X, y = load_tone(return_X_y=True)
-    model = MixtureOfExpertsRegressor(2, expert_features=[], gate_features=[],
-                                      random_state=0).fit(X, y)
+    model = MixtureOfExpertsRegressor(2, expert_features=[], gate_features=[], random_state=0).fit(
+        X, y
+    )
     assert model.expert_coef_.shape == (2, 0) and model.gate_coef_.shape == (2, 0)
     # a mixture of two Gaussians: the mean prediction is constant
     assert np.ptp(model.predict(X)) < 1e-12

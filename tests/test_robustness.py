@@ -74,25 +74,31 @@ def test_nan_in_y_gets_a_clear_error(name):
         copy.deepcopy(estimator).fit(X_OK, _with_nan(y))
 
 
-@pytest.mark.parametrize("name, y_bad, message", [
-    ("poisson", -Y_COUNT - 1, "non-negative"),
-    ("gamma", -Y_POS, "strictly positive"),
-    ("bernoulli", Y_REAL, r"\{0, 1\}"),
-    ("classifier", Y_REAL, "Unknown label type"),
-    ("hme-classifier", Y_REAL, "Unknown label type"),
-])
+@pytest.mark.parametrize(
+    "name, y_bad, message",
+    [
+        ("poisson", -Y_COUNT - 1, "non-negative"),
+        ("gamma", -Y_POS, "strictly positive"),
+        ("bernoulli", Y_REAL, r"\{0, 1\}"),
+        ("classifier", Y_REAL, "Unknown label type"),
+        ("hme-classifier", Y_REAL, "Unknown label type"),
+    ],
+)
 def test_response_of_the_wrong_kind(name, y_bad, message):
     with pytest.raises(ValueError, match=message):
         copy.deepcopy(ESTIMATORS[name][0]).fit(X_OK, y_bad)
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
-@pytest.mark.parametrize("selection, message", [
-    ([5], "out of range"),
-    ([True], "boolean mask"),
-    (["nope"], "no column names"),
-    ([0.5], "column indices"),
-])
+@pytest.mark.parametrize(
+    "selection, message",
+    [
+        ([5], "out of range"),
+        ([True], "boolean mask"),
+        (["nope"], "no column names"),
+        ([0.5], "column indices"),
+    ],
+)
 def test_feature_selection_naming_missing_columns(name, selection, message):
     estimator, y = ESTIMATORS[name]
     for key in ("gate_features", "expert_features"):
@@ -260,18 +266,22 @@ def _data(draw, kind):
     return X, y, weights
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "poisson", "gamma", "bernoulli", "classifier",
-                                  "hme"])
+@pytest.mark.parametrize(
+    "kind", ["gaussian", "poisson", "gamma", "bernoulli", "classifier", "hme"]
+)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_property_fits_end_finite_and_monotone(kind, data):
     family = {"classifier": "bernoulli", "hme": "gaussian"}.get(kind, kind)
     X, y, weights = _data(data.draw, family)
     K = data.draw(st.integers(1, 3))
-    params = {"gate_alpha": data.draw(st.sampled_from([0.0, 0.01, 1.0])),
-              "expert_alpha": data.draw(st.sampled_from([0.0, 0.1, 1.0])),
-              "gate_features": data.draw(st.sampled_from([None, [], [0]])),
-              "random_state": 0, "max_iter": 100}
+    params = {
+        "gate_alpha": data.draw(st.sampled_from([0.0, 0.01, 1.0])),
+        "expert_alpha": data.draw(st.sampled_from([0.0, 0.1, 1.0])),
+        "gate_features": data.draw(st.sampled_from([None, [], [0]])),
+        "random_state": 0,
+        "max_iter": 100,
+    }
     if kind == "classifier":
         model = MixtureOfExpertsClassifier(K, **params)
     elif kind == "hme":

@@ -28,8 +28,13 @@ def _load(filename, features, target, return_X_y, extra=()):
     y = np.asarray(columns[target], dtype=float)
     if return_X_y:
         return X, y
-    bunch = Bunch(data=X, target=y, feature_names=list(features), target_name=target,
-                  DESCR=_ORIGINS[filename])
+    bunch = Bunch(
+        data=X,
+        target=y,
+        feature_names=list(features),
+        target_name=target,
+        DESCR=_ORIGINS[filename],
+    )
     for name in extra:
         bunch[name] = np.asarray(columns[name])
     return bunch
