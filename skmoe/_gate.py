@@ -65,26 +65,27 @@ class GateTree:
         return _logit.bound_factor(weighted_grams(X, sample_weight[None, :]), self.alpha)[0]
 
     def m_step(self, X, weighted_resp, V, inv_factor):
-        """Ascend every gate's part of the EM objective, level by level.
+        """Ascend every gate's part of the EM objective, all gate nodes in one batched fit.
 
         ``weighted_resp`` is sample weight times leaf posterior, (n_leaves, n). The soft
         count of child ``c`` of node ``m`` is the weighted posterior of the child's subtree,
-        so node ``m`` is fitted on targets ``h_child / h_m`` with weights ``w h_m``.
+        so node ``m`` is fitted on targets ``h_child / h_m`` with weights ``w h_m``. Given
+        the posteriors the nodes' objectives are separate, so every level is fitted in the
+        same truncated-Newton run (one pass over the data per step for the whole tree).
         """
         B, n = self.branching, X.shape[0]
-        total = weighted_resp.sum()
-        new = []
-        for level, coef in enumerate(V):
-            counts = weighted_resp.reshape(B ** (level + 1), -1, n).sum(axis=1)
-            counts = counts.reshape(B**level, B, n)
-            share = np.maximum(counts.sum(axis=(1, 2)) / total, 1e-12)
-            factors = inv_factor[None] / np.sqrt(share)[:, None, None]
-            new.append(
-                _logit.maximise_truncated_newton(
-                    X, counts, coef, self.alpha, factors, max_iter=self.max_iter, tol=self.tol
-                )
-            )
-        return new
+        counts = np.concatenate([
+            weighted_resp.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
+            for level in range(self.depth)
+        ])
+        share = np.maximum(counts.sum(axis=(1, 2)) / weighted_resp.sum(), 1e-12)
+        factors = inv_factor[None] / np.sqrt(share)[:, None, None]
+        coef = _logit.maximise_truncated_newton(
+            X, counts, np.concatenate(V), self.alpha, factors, max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        starts = np.cumsum([0] + [B**level for level in range(self.depth)])
+        return [coef[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     def penalty(self, V):
         return 0.5 * self.alpha * sum(np.sum(coef[..., 1:] ** 2) for coef in V)
