@@ -6,6 +6,7 @@ not run.
 """
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
@@ -41,3 +42,21 @@ html_theme_options = {
     "description": "Mixtures of experts fitted by EM, scikit-learn compatible",
     "fixed_sidebar": True,
 }
+
+
+# Methods inherited from scikit-learn (score, get_params, set_fit_request, ...) keep their
+# docstrings, whose :ref: and :term: roles point into scikit-learn's own documentation.
+# Without intersphinx (no network at build time) those targets do not exist here, so the
+# roles are turned into their plain text.
+_SKLEARN_ROLE = re.compile(r":(?:ref|term):`([^`<]*?)\s*(?:<([^`>]*)>)?`")
+
+
+def _plain_sklearn_roles(app, what, name, obj, options, lines):
+    module = getattr(obj, "__module__", None) or ""
+    if not module.startswith("sklearn"):
+        return
+    lines[:] = [_SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), line) for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_sklearn_roles)
