@@ -46,9 +46,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Number of EM runs from different initialisations; the best is kept.
     init_params : {"random", "kmeans", "tree"} or array-like of shape \
 (n_samples, n_experts), default="random"
-        Initial responsibilities: random soft responsibilities drawn from a hash of each
-        row and the seed (so the start, and the fit, do not depend on the row order, and
-        integer sample weights equal repeated rows), hard
+        Initial responsibilities: random Dirichlet(0.3) responsibilities drawn from a hash
+        of each row and the seed (so the start, and the fit, do not depend on the row
+        order, and integer sample weights equal repeated rows), hard
         k-means clusters of the standardised ``[X, y]``, the leaves of a CART tree with
         ``n_experts`` leaves, or the given array (used as is by every restart).
     random_state : int, RandomState instance or None, default=None
@@ -262,7 +262,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
     def predict_interval(self, X, coverage=0.9, exposure=None):
-        """Central predictive interval: the ``(1 -+ coverage) / 2`` quantiles, (n_samples, 2)."""
+        """Central predictive interval, shape (n_samples, 2): the quantiles at levels
+        ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``."""
         if not 0 < coverage < 1:
             raise ValueError(f"coverage must lie strictly between 0 and 1; got {coverage}.")
         return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2], exposure)
