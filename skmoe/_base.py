@@ -7,7 +7,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy.special import gammaincinv
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -18,7 +17,7 @@ from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 
-#: Concentration of the Dirichlet draws of the random start.
+#: Shape of the Beta(a, 1) draws of the random start.
 RANDOM_START_CONCENTRATION = 0.3
 
 
@@ -275,12 +274,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
             return np.ascontiguousarray(resp)
         if self.init_params == "random":
-            # Dirichlet(0.3) draws: uniform ones leave every expert alike, and EM can stall
-            # at that symmetric point; a concentration of 0.3 breaks the symmetry without
-            # hard labels (chosen on the tone, NPreg, mcycle and regional benchmarks)
+            # u ** (1 / 0.3) (Beta(0.3, 1) draws), normalised: uniform draws leave every
+            # expert alike and EM can stall at that symmetric point; these break the
+            # symmetry without hard labels (chosen on the tone, NPreg, mcycle and regional
+            # problems; a Dirichlet(0.3) draw does as well and costs 20 times more)
             rows = np.column_stack([data.X_expert, data.X_gate, data.y])
-            resp = gammaincinv(RANDOM_START_CONCENTRATION, row_uniforms(rows, K, rng))
-            resp += 1e-12
+            resp = row_uniforms(rows, K, rng) ** (1.0 / RANDOM_START_CONCENTRATION)
             return resp / resp.sum(axis=0)
         if self.init_params == "tree":
             return self._tree_responsibilities(data, rng)

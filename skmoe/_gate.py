@@ -25,13 +25,15 @@ class GateTree:
     alpha : float
         L2 penalty on the gate coefficients (not the intercepts).
     max_iter : int
-        Newton iterations per M-step, warm-started from the previous coefficients.
+        Newton iterations per M-step, warm-started from the previous coefficients. One
+        (a generalised EM step) is the fastest on the benchmarks: EM takes as many
+        iterations as with exact gate refits, each about 40% cheaper.
     tol : float
         Relative gain under which the M-step stops early; EM passes a fraction of its own
         tolerance, since a smaller gain cannot change its convergence.
     """
 
-    def __init__(self, depth, branching, alpha=0.0, max_iter=3, tol=1e-12):
+    def __init__(self, depth, branching, alpha=0.0, max_iter=1, tol=1e-12):
         self.depth = depth
         self.branching = branching
         self.alpha = float(alpha)
