@@ -28,7 +28,27 @@ def _gate_tol(tol):
 
 class DegenerateFitWarning(UserWarning):
     """The fit ended with a degenerate part: an expert with (almost) no responsibility, a
-    variance held at its floor, or a gate that separates the data without a penalty."""
+    variance held at its floor, or a gate that separates the data without a penalty.
+
+    The fitted model stays usable and finite; ``events_`` lists what happened.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from skmoe import DegenerateFitWarning, MixtureOfExpertsRegressor
+    >>> X = np.linspace(-1, 1, 100)[:, None]
+    >>> y = np.where(X[:, 0] < 0, 0.0, 5.0) + 0.01 * np.sin(40 * X[:, 0])
+    >>> model = MixtureOfExpertsRegressor(2, gate_alpha=0.0, expert_features=[],
+    ...                                   random_state=0)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = model.fit(X, y)
+    >>> any(issubclass(w.category, DegenerateFitWarning) for w in caught)
+    True
+    >>> print(model.events_[0][:31])
+    the gate separates the training
+    """
 
 
 def _degenerate_events(model, data, params, resp, gate_alpha):
