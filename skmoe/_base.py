@@ -17,6 +17,9 @@ from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 
+#: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
+EM_NEWTON_STEPS = 3
+
 #: Shape of the Beta(a, 1) draws of the random start.
 RANDOM_START_CONCENTRATION = 0.3
 
@@ -167,6 +170,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         self._resolve_features()
         family = self._make_family(y, sample_weight)
+        family.max_newton_steps = EM_NEWTON_STEPS
         y = family.check_y(y)
         data = EMData(
             X_expert=self._select(X, self.expert_features_in_),

@@ -52,6 +52,11 @@ class ExpertFamily:
     #: Per-expert dispersion parameter (variance, Gamma dispersion) counted by BIC.
     has_dispersion = False
 
+    #: Newton steps per M-step of the iterative families: enough to converge when the
+    #: M-step is called alone; EM sets a few (each step raises the objective, so a
+    #: partial M-step is a generalised EM step, and the next iteration warm-starts).
+    max_newton_steps = 100
+
     def __init__(self, n_experts, alpha=0.0):
         self.n_experts = n_experts
         self.alpha = float(alpha)
@@ -160,7 +165,6 @@ class _NewtonGLMExperts(ExpertFamily):
     each Newton step is an ascent direction; step halving makes every step non-decreasing.
     """
 
-    max_newton_steps = 100
     #: Newton stops when no coefficient or dispersion moves by more than this (relative).
     newton_tol = 1e-10
 
@@ -355,7 +359,8 @@ class MultinomialExperts(ExpertFamily):
             coef = params["coef"]
         counts = np.zeros((self.n_experts, self.n_classes, X.shape[0]))
         counts[:, y, np.arange(X.shape[0])] = W
-        coef = _logit.maximise_newton(X, counts, coef, self.alpha)
+        coef = _logit.maximise_newton(X, counts, coef, self.alpha,
+                                      max_steps=self.max_newton_steps)
         return _keep_empty_experts({"coef": coef}, params, empty)
 
     def mean(self, X, params, offset=None):
