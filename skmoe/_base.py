@@ -16,7 +16,6 @@ from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
 from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
-
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
 EM_NEWTON_STEPS = 3
 

@@ -47,8 +47,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     init_params : {"random", "kmeans", "tree"} or array-like of shape \
 (n_samples, n_experts), default="random"
         Initial responsibilities: random responsibilities (normalised Beta(0.3, 1) draws)
-        drawn from a hash of each row and the seed (so the start, and the fit, do not depend on the row
-        order, and integer sample weights equal repeated rows), hard
+        drawn from a hash of each row and the seed (so the start, and the fit, do not
+        depend on the row order, and integer sample weights equal repeated rows), hard
         k-means clusters of the standardised ``[X, y]``, the leaves of a CART tree with
         ``n_experts`` leaves, or the given array (used as is by every restart).
     random_state : int, RandomState instance or None, default=None
