@@ -8,27 +8,15 @@ lower, its part of the expected complete-data objective (generalised EM).
 
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import numpy as np
 
-from ._linalg import log_sum_exp
+from ._blocks import Block, InMemoryBlocks
+from ._linalg import log_sum_exp, row_blocks
 
-
-@dataclass
-class EMData:
-    """Arrays of one fit: expert design, gate design, response, weights and offset."""
-
-    X_expert: np.ndarray
-    X_gate: np.ndarray
-    y: np.ndarray
-    sample_weight: np.ndarray
-    offset: np.ndarray = None
-    cache: dict = field(default_factory=dict)
-
-    @property
-    def total_weight(self):
-        return float(self.sample_weight.sum())
+#: The arrays of one fit (or of one block of its rows).
+EMData = Block
 
 
 class ConvergenceMonitor:
@@ -101,17 +89,26 @@ class MixtureOfExpertsModel:
         np.exp(joint, out=joint)
         return log_lik, joint
 
+    def e_pass(self, source, params):
+        """The E-step over every block, keeping ``W`` = sample weight times posterior in each
+        block's cache; returns the weighted log-likelihood and the leaves' masses (K,)."""
+        return source.update(_e_step_block, self, params)
+
     def m_step(self, data, resp, params):
-        W = resp * data.sample_weight
-        experts = self.family.m_step(
-            data.X_expert, data.y, W, None if params is None else params["experts"], data.offset
-        )
-        if "gate_preconditioner" not in data.cache:
-            data.cache["gate_preconditioner"] = self.gate.preconditioner(
-                data.X_gate, data.sample_weight
-            )
-        V = self.gate.initial_coef(data.X_gate) if params is None else params["gate"]
-        gate = self.gate.m_step(data.X_gate, W, V, data.cache["gate_preconditioner"])
+        """``m_step_blocks`` on in-memory arrays and posteriors ``resp`` (K, n)."""
+        source = InMemoryBlocks([replace(data, cache={"W": resp * data.sample_weight})])
+        return self.m_step_blocks(source, params)
+
+    def m_step_blocks(self, source, params):
+        """Refit the experts and the gates on the posteriors kept in the blocks' caches."""
+        experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
+        if "gate_preconditioner" not in source.cache:
+            source.cache["gate_preconditioner"] = self.gate.preconditioner(source)
+        if params is None:
+            V = self.gate.initial_coef(np.empty((0, source.n_gate_features)))
+        else:
+            V = params["gate"]
+        gate = self.gate.m_step_blocks(source, V, source.cache["gate_preconditioner"])
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):
@@ -130,25 +127,39 @@ class MixtureOfExpertsModel:
         }, order[-1]
 
 
-def run_em(model, data, params, monitor):
+def run_em(model, source, params, monitor):
     """Alternate E- and M-steps from ``params`` until ``monitor`` says converged.
 
-    Returns the final parameters, their per-sample log-likelihood and responsibilities
-    (from the E-step at the final parameters), and the number of M-steps done.
+    Returns the final parameters, their weighted log-likelihood, the leaves' masses (from
+    the E-step at the final parameters) and the number of M-steps done.
     """
-    log_lik, resp = model.e_step(data, params)
-    monitor.report(_objective(model, data, params, log_lik))
+    log_lik, mass = model.e_pass(source, params)
+    monitor.report(log_lik - model.penalty(params))
     n_iter = 0
     while n_iter < monitor.max_iter:
-        params = model.m_step(data, resp, params)
+        params = model.m_step_blocks(source, params)
         n_iter += 1
-        log_lik, resp = model.e_step(data, params)
-        monitor.report(_objective(model, data, params, log_lik))
+        log_lik, mass = model.e_pass(source, params)
+        monitor.report(log_lik - model.penalty(params))
         if monitor.converged:
             break
-    return params, log_lik, resp, n_iter
+    return params, log_lik, mass, n_iter
 
 
-def _objective(model, data, params, log_lik):
-    """Penalised log-likelihood: ``sum_i w_i log p(y_i | x_i) - penalty``."""
-    return float(data.sample_weight @ log_lik) - model.penalty(params)
+def _e_step_block(block, model, params):
+    """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
+    (no ``(K, n)`` temporaries beside it)."""
+    n = block.n_rows
+    W = block.cache.get("W")
+    if W is None or W.shape != (model.gate.n_leaves, n):
+        W = np.empty((model.gate.n_leaves, n))
+    log_lik = 0.0
+    for rows in row_blocks(n):
+        part = replace(block, X_expert=block.X_expert[rows], X_gate=block.X_gate[rows],
+                       y=block.y[rows], sample_weight=block.sample_weight[rows],
+                       offset=None if block.offset is None else block.offset[rows], cache={})
+        ll, resp = model.e_step(part, params)
+        resp *= part.sample_weight
+        W[:, rows] = resp
+        log_lik += float(part.sample_weight @ ll)
+    return {"W": W}, (log_lik, W.sum(axis=1))

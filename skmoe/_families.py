@@ -12,6 +12,9 @@ The protocol (see the "Adding an expert family" page of the docs):
 - ``m_step(X, y, W, params, offset)`` -> params maximising (or, for iterative families,
   not lowering) ``sum_i W[k, i] log f_k(y_i | x_i) - penalty_k``, where ``W`` (K, n) is
   sample weight times responsibility; ``params`` may be None (a fit from scratch);
+- optionally ``m_step_blocks(source, params)``, the same M-step written as passes over row
+  blocks (``skmoe._blocks``), which chunked and distributed fits need; the built-in
+  families implement it and their ``m_step`` calls it on one block;
 - ``mean(X, params, offset)`` -> (K, n) expert means ((K, C, n) for the multinomial);
 
 Arrays over experts and samples are expert-major, (K, n), as everywhere in skmoe.
@@ -27,22 +30,36 @@ from scipy import stats
 from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 
 from . import _logit
+from ._blocks import one_block
 from ._linalg import (
-    ROUNDING as _ROUNDING,
-)
-from ._linalg import (
+    NEGLIGIBLE_GAIN,
     linear_predictor,
     penalty_diagonal,
     solve_spd,
     weighted_grams,
     weighted_sums,
 )
+from ._linalg import ROUNDING as _ROUNDING
 
 
-def _expert_totals(W):
-    """Total weight of each expert, and a mask of experts that hold (numerically) none."""
-    totals = W.sum(axis=1)
-    return totals, totals <= 1e-10 * max(totals.sum(), 1e-300)
+def _empty_experts(totals):
+    """Mask of the experts that hold (numerically) no weight."""
+    return totals <= 1e-10 * max(totals.sum(), 1e-300)
+
+
+def _response(block):
+    return block.y if block.offset is None else block.y - block.offset
+
+
+def _gaussian_stats_block(block):
+    X, W = block.X_expert, block.cache["W"]
+    return weighted_grams(X, W), weighted_sums(X, W * _response(block)), W.sum(axis=1)
+
+
+def _gaussian_rss_block(block, coef):
+    resid = _response(block) - linear_predictor(block.X_expert, coef)
+    resid **= 2
+    return np.einsum("ki,ki->k", block.cache["W"], resid)
 
 
 class ExpertFamily:
@@ -63,6 +80,22 @@ class ExpertFamily:
 
     def check_y(self, y):
         return np.asarray(y, dtype=float)
+
+    def m_step_blocks(self, source, params=None):
+        """The M-step on a source of row blocks; by default only one in-memory block."""
+        blocks = getattr(source, "blocks", None)
+        if blocks is None or len(blocks) != 1:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no M-step on chunked data; implement "
+                "m_step_blocks (see 'Adding an expert family' in the docs)."
+            )
+        block = blocks[0]
+        return self.m_step(block.X_expert, block.y, block.cache["W"], params, block.offset)
+
+    def m_step(self, X, y, W, params=None, offset=None):
+        """The M-step on in-memory arrays (``m_step_blocks`` on one block)."""
+        source = one_block(X_expert=X, y=y, offset=offset, cache={"W": W})
+        return self.m_step_blocks(source, params)
 
     def eta(self, X, params, offset=None):
         eta = linear_predictor(X, params["coef"])
@@ -106,14 +139,11 @@ class GaussianExperts(ExpertFamily):
         resid -= (0.5 * np.log(2.0 * np.pi * var))[:, None]
         return resid
 
-    def m_step(self, X, y, W, params=None, offset=None):
-        totals, empty = _expert_totals(W)
-        yo = y if offset is None else y - offset
-        gram = weighted_grams(X, W) + self.coef_penalty(X.shape[1] + 1)
-        coef = solve_spd(gram, weighted_sums(X, W * yo))
-        resid = yo - linear_predictor(X, coef)
-        resid **= 2
-        rss = np.einsum("ki,ki->k", W, resid)
+    def m_step_blocks(self, source, params=None):
+        gram, xy, totals = source.reduce(_gaussian_stats_block)
+        empty = _empty_experts(totals)
+        coef = solve_spd(gram + self.coef_penalty(gram.shape[-1]), xy)
+        rss = source.reduce(_gaussian_rss_block, coef)
         rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.maximum(rss / totals, self.variance_floor)
@@ -171,53 +201,60 @@ class _NewtonGLMExperts(ExpertFamily):
     def log_prob(self, X, y, params, offset=None):
         return self.derivatives(y, self.eta(X, params, offset), params, order=0)[0]
 
-    def start(self, X, y, W, offset):
-        """Intercept-only starting point at the weighted mean response."""
-        totals = np.maximum(W.sum(axis=1), 1e-300)
-        mean_y = (W @ y) / totals
-        coef = np.zeros((self.n_experts, X.shape[1] + 1))
-        coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * np.mean(y) + 1e-12, None))
-        if offset is not None:
-            coef[:, 0] -= np.average(offset)
-        return self.update_dispersion(X, y, W, {"coef": coef}, offset)
+    def start(self, source):
+        """Intercept-only starting point at the weighted mean response (one pass)."""
+        w_y, totals, sum_y, n, sum_offset = source.reduce(_glm_start_block)
+        mean_y = w_y / np.maximum(totals, 1e-300)
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * sum_y / n + 1e-12, None))
+        coef[:, 0] -= sum_offset / n
+        return self.update_dispersion(source, {"coef": coef})
 
-    def update_dispersion(self, X, y, W, params, offset):
+    def update_dispersion(self, source, params):
         return params
 
-    def expert_objective(self, X, y, W, params, offset):
-        ll = self.log_prob(X, y, params, offset)
-        value = np.einsum("ki,ki->k", W, ll)
+    def expert_objective(self, source, params):
+        """Penalised weighted log-likelihood of every expert, (K,): one pass."""
+        value = source.reduce(_glm_value_block, self, params)
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
 
-    def m_step(self, X, y, W, params=None, offset=None):
-        totals, empty = _expert_totals(W)
+    def m_step_blocks(self, source, params=None):
+        totals = source.reduce(_weight_totals_block)
+        empty = _empty_experts(totals)
         if params is None:
-            params = self.start(X, y, W, offset)
+            params = self.start(source)
         params = {key: value.copy() for key, value in params.items()}
-        value = self.expert_objective(X, y, W, params, offset)
-        penalty = self.coef_penalty(X.shape[1] + 1)
+        value = self.expert_objective(source, params)
         for _ in range(self.max_newton_steps):
             previous = {key: value.copy() for key, value in params.items()}
             coef = params["coef"]
-            _, d1, neg_d2 = self.derivatives(y, self.eta(X, params, offset), params, order=2)
-            grad = weighted_sums(X, W * d1)
+            grad, hess = source.reduce(_glm_system_block, self, params)
             grad[:, 1:] -= self.alpha * coef[:, 1:]
-            direction = solve_spd(weighted_grams(X, W * neg_d2) + penalty, grad)
+            direction = solve_spd(hess + self.coef_penalty(coef.shape[1]), grad)
+            # a gain under 1e-12 nats per unit weight is taken whole (see NEGLIGIBLE_GAIN);
+            # not with a dispersion: a Gamma shape near its bound makes the objective's
+            # rounding noise large, and only the line search keeps it from wandering
+            negligible = (np.einsum("kd,kd->k", grad, direction)
+                          <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
             step = np.ones(self.n_experts)
             active = ~empty
             for _halving in range(40):
                 trial = dict(params, coef=coef + step[:, None] * direction)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    trial_value = self.expert_objective(X, y, W, trial, offset)
-                accept = active & (trial_value >= value - _ROUNDING * np.abs(value))
+                    trial_value = self.expert_objective(source, trial)
+                accept = active & (
+                    (trial_value >= value - _ROUNDING * np.abs(value))
+                    | (negligible & (step == 1.0))
+                )
                 coef[accept] = trial["coef"][accept]
                 value = np.where(accept, trial_value, value)
                 active &= ~accept
                 if not active.any():
                     break
                 step[active] *= 0.5
-            params = self.update_dispersion(X, y, W, params, offset)
-            value = self.expert_objective(X, y, W, params, offset)
+            if self.has_dispersion:
+                params = self.update_dispersion(source, params)
+                value = self.expert_objective(source, params)
             if _converged(previous, params, self.newton_tol):
                 break
         return params
@@ -311,12 +348,13 @@ class GammaExperts(_NewtonGLMExperts):
             return (ll,)
         return ll, shape * (ratio - 1.0), shape * ratio
 
-    def update_dispersion(self, X, y, W, params, offset):
-        """Exact ML shape given the means: solve ``log v - digamma(v) = mean deviance / 2``."""
-        totals, empty = _expert_totals(W)
-        ratio = y * np.exp(-self.eta(X, params, offset))
+    def update_dispersion(self, source, params):
+        """Exact ML shape given the means: solve ``log v - digamma(v) = mean deviance / 2``
+        (one pass)."""
+        deviance, totals = source.reduce(_gamma_deviance_block, self, params)
+        empty = _empty_experts(totals)
         with np.errstate(invalid="ignore", divide="ignore"):
-            target = np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0) / totals
+            target = deviance / totals
         target = np.where(empty | ~np.isfinite(target), 1.0, np.maximum(target, 1e-300))
         # Minka's closed-form start, then Newton on log v - digamma(v) - target = 0
         shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
@@ -351,16 +389,16 @@ class MultinomialExperts(ExpertFamily):
         log_p = _logit.log_proba(X, params["coef"])[0]
         return log_p[:, y, np.arange(X.shape[0])]
 
-    def m_step(self, X, y, W, params=None, offset=None):
-        _, empty = _expert_totals(W)
+    def m_step_blocks(self, source, params=None):
+        empty = _empty_experts(source.reduce(_weight_totals_block))
         if params is None:
-            coef = np.zeros((self.n_experts, self.n_classes, X.shape[1] + 1))
+            coef = np.zeros((self.n_experts, self.n_classes, source.n_expert_features + 1))
         else:
             coef = params["coef"]
-        counts = np.zeros((self.n_experts, self.n_classes, X.shape[0]))
-        counts[:, y, np.arange(X.shape[0])] = W
-        coef = _logit.maximise_newton(X, counts, coef, self.alpha,
-                                      max_steps=self.max_newton_steps)
+        coef = _logit.maximise_newton_blocks(
+            source, "X_expert", _ClassCounts(self.n_classes), coef, self.alpha,
+            max_steps=self.max_newton_steps,
+        )
         return _keep_empty_experts({"coef": coef}, params, empty)
 
     def mean(self, X, params, offset=None):
@@ -372,6 +410,51 @@ class MultinomialExperts(ExpertFamily):
     def n_parameters(self, params):
         K, C, d1 = params["coef"].shape
         return K * (C - 1) * d1
+
+
+def _weight_totals_block(block):
+    return block.cache["W"].sum(axis=1)
+
+
+def _glm_start_block(block):
+    W, y = block.cache["W"], block.y
+    offset = 0.0 if block.offset is None else block.offset.sum()
+    return W @ y, W.sum(axis=1), y.sum(), float(y.shape[0]), offset
+
+
+def _glm_value_block(block, family, params):
+    log_lik = family.log_prob(block.X_expert, block.y, params, block.offset)
+    return np.einsum("ki,ki->k", block.cache["W"], log_lik)
+
+
+def _glm_system_block(block, family, params):
+    """Gradient and negative Hessian (Fisher information for canonical links) of the
+    weighted log-likelihood in the coefficients, per expert."""
+    X, W = block.X_expert, block.cache["W"]
+    eta = family.eta(X, params, block.offset)
+    _, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
+    d1 *= W
+    neg_d2 *= W
+    return weighted_sums(X, d1), weighted_grams(X, neg_d2)
+
+
+def _gamma_deviance_block(block, family, params):
+    W = block.cache["W"]
+    ratio = block.y * np.exp(-family.eta(block.X_expert, params, block.offset))
+    return np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0), W.sum(axis=1)
+
+
+class _ClassCounts:
+    """Soft counts of the multinomial experts: ``S[k, c, i] = W[k, i] [y_i = c]``."""
+
+    def __init__(self, n_classes):
+        self.n_classes = n_classes
+
+    def __call__(self, block):
+        W, y = block.cache["W"], block.y
+        counts = np.zeros((W.shape[0], self.n_classes, W.shape[1]))
+        counts[:, y, np.arange(W.shape[1])] = W
+        return counts
 
 
 FAMILIES = {

@@ -12,6 +12,7 @@ the intercepts free. The flat gate over K experts is the tree of depth 1 and bra
 import numpy as np
 
 from . import _logit
+from ._blocks import one_block
 from ._linalg import weighted_grams
 
 
@@ -57,35 +58,39 @@ class GateTree:
             log_path = (log_path[:, None, :] + log_gate).reshape(-1, X.shape[0])
         return log_path
 
-    def preconditioner(self, X, sample_weight):
+    def preconditioner(self, source):
         """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.
 
         It is the bound for the root gate. A deeper node ``m`` uses it scaled by its share
         of the weight (``R^-1 / sqrt(c_m)``): a preconditioner, not a bound, which is all
-        truncated Newton needs. Computed once per fit.
+        truncated Newton needs. Computed once per fit (one pass).
         """
-        return _logit.bound_factor(weighted_grams(X, sample_weight[None, :]), self.alpha)[0]
+        gram = source.reduce(_weight_gram_block)
+        return _logit.bound_factor(gram, self.alpha)[0]
 
     def m_step(self, X, weighted_resp, V, inv_factor):
+        """``m_step_blocks`` on in-memory arrays."""
+        source = one_block(X_gate=X, cache={"W": weighted_resp})
+        return self.m_step_blocks(source, V, inv_factor)
+
+    def m_step_blocks(self, source, V, inv_factor):
         """Ascend every gate's part of the EM objective, all gate nodes in one batched fit.
 
-        ``weighted_resp`` is sample weight times leaf posterior, (n_leaves, n). The soft
-        count of child ``c`` of node ``m`` is the weighted posterior of the child's subtree,
-        so node ``m`` is fitted on targets ``h_child / h_m`` with weights ``w h_m``. Given
-        the posteriors the nodes' objectives are separate, so every level is fitted in the
-        same truncated-Newton run (one pass over the data per step for the whole tree).
+        Each block's cache holds ``"W"``: sample weight times leaf posterior, (n_leaves, n).
+        The soft count of child ``c`` of node ``m`` is the weighted posterior of the child's
+        subtree, so node ``m`` is fitted on targets ``h_child / h_m`` with weights
+        ``w h_m``. Given the posteriors the nodes' objectives are separate, so every level is
+        fitted in the same truncated-Newton run (one pass over the data per step for the
+        whole tree).
         """
-        B, n = self.branching, X.shape[0]
-        counts = np.concatenate([
-            weighted_resp.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
-            for level in range(self.depth)
-        ])
-        share = np.maximum(counts.sum(axis=(1, 2)) / weighted_resp.sum(), 1e-12)
+        node_mass = source.update(_node_counts_block, self.branching, self.depth)
+        share = np.maximum(node_mass / node_mass[0], 1e-12)
         factors = inv_factor[None] / np.sqrt(share)[:, None, None]
-        coef = _logit.maximise_truncated_newton(
-            X, counts, np.concatenate(V), self.alpha, factors, max_iter=self.max_iter,
-            tol=self.tol,
+        coef = _logit.maximise_truncated_newton_blocks(
+            source, "X_gate", _logit.cached_counts("gate_counts"), np.concatenate(V),
+            self.alpha, factors, max_iter=self.max_iter, tol=self.tol,
         )
+        B = self.branching
         starts = np.cumsum([0] + [B**level for level in range(self.depth)])
         return [coef[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
@@ -117,3 +122,22 @@ class GateTree:
             coef[order[level]][np.arange(B**level)[:, None], order[level + 1].reshape(-1, B) % B]
             for level, coef in enumerate(V)
         ]
+
+
+def _weight_gram_block(block):
+    return weighted_grams(block.X_gate, block.sample_weight[None, :])
+
+
+def _node_counts_block(block, B, depth):
+    """Soft counts of every gate node's children, (n_nodes, B, n) (a view for one level),
+    and the mass of every node."""
+    W = block.cache["W"]
+    n = W.shape[1]
+    if depth == 1:
+        counts = W[None]
+    else:
+        counts = np.concatenate([
+            W.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
+            for level in range(depth)
+        ])
+    return {"gate_counts": counts}, counts.sum(axis=(1, 2))

@@ -21,6 +21,16 @@ BLOCK_ROWS = 16384
 #: rounding, and a step that is rejected for that reason would stop Newton's method early.
 ROUNDING = 8 * np.finfo(float).eps
 
+#: A Newton step whose predicted gain is below this (relative to the objective) is taken
+#: whole without a line search: comparing objective values that differ by rounding would
+#: decide by noise (and chunked sums, rounded differently, would decide otherwise).
+NEGLIGIBLE_GAIN = 1e-12
+
+
+def row_blocks(n, size=BLOCK_ROWS):
+    """Slices of ``size`` rows covering ``range(n)``."""
+    return [slice(start, start + size) for start in range(0, n, size)]
+
 
 def linear_predictor(X, coef):
     """``coef @ X1.T`` for ``coef`` of shape (..., d + 1), intercept first; shape (..., n).

@@ -17,12 +17,14 @@ directions, so iterates started at zero stay in the sum-to-zero subspace.
 
 import numpy as np
 
+from ._blocks import one_block
 from ._linalg import (
-    BLOCK_ROWS,
+    NEGLIGIBLE_GAIN,
     ROUNDING,
     linear_predictor,
     log_softmax,
     penalty_diagonal,
+    row_blocks,
     solve_spd,
     weighted_grams,
     weighted_sums,
@@ -42,28 +44,35 @@ def objective(S, log_p, V, alpha):
 
 def gradient(X, S, p, V, alpha):
     """Gradient of ``Q_m`` with respect to ``V[m]``, shape (M, C, d + 1)."""
-    M, C, n = S.shape
-    resid = p * -S.sum(axis=1, keepdims=True)
-    resid += S
-    grad = weighted_sums(X, resid.reshape(M * C, n)).reshape(M, C, -1)
+    grad = _unpenalised_gradient(X, S, p)
     grad[..., 1:] -= alpha * V[..., 1:]
     return grad
 
 
-def newton_matrix(X, S, P, alpha):
-    """Negative Hessian of ``Q_m``, (M, C (d+1), C (d+1)), made definite on the directions
-    that add one vector to every category (the gradient has no component there).
-
-    Block (c, c') is ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1``.
-    """
+def _unpenalised_gradient(X, S, p):
     M, C, n = S.shape
-    d1 = X.shape[1] + 1
+    resid = p * -S.sum(axis=1, keepdims=True)
+    resid += S
+    return weighted_sums(X, resid.reshape(M * C, n)).reshape(M, C, -1)
+
+
+def _hessian_blocks(X, S, P):
+    """``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` for the category pairs c <= c',
+    shape (M, n_pairs, d + 1, d + 1)."""
+    M, C, n = S.shape
     w = S.sum(axis=1)
     iu, ju = np.triu_indices(C)
     curv = -P[:, iu] * P[:, ju]
     curv[:, iu == ju] += P
     curv *= w[:, None, :]
-    grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), d1, d1)
+    return weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), X.shape[1] + 1, -1)
+
+
+def _assemble_newton_matrix(grams, C, alpha):
+    """Negative Hessian (M, C (d+1), C (d+1)) from the pair blocks, made definite on the
+    directions that add one vector to every category (the gradient has no component there)."""
+    M, _, d1, _ = grams.shape
+    iu, ju = np.triu_indices(C)
     H = np.zeros((M, C, d1, C, d1))
     for pair, (a, b) in enumerate(zip(iu, ju)):
         H[:, a, :, b, :] = grams[:, pair]
@@ -75,31 +84,82 @@ def newton_matrix(X, S, P, alpha):
     return H
 
 
+def newton_matrix(X, S, P, alpha):
+    """Negative Hessian of ``Q_m``, (M, C (d+1), C (d+1)), made definite on the directions
+    that add one vector to every category.
+
+    Block (c, c') is ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1``.
+    """
+    return _assemble_newton_matrix(_hessian_blocks(X, S, P), S.shape[1], alpha)
+
+
+def cached_counts(key):
+    """A counts function reading the soft counts kept in each block's cache under ``key``."""
+    return _CachedCounts(key)
+
+
+class _CachedCounts:
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, block):
+        return block.cache[self.key]
+
+
+def _newton_value_block(block, design, counts, V):
+    S = counts(block)
+    return np.einsum("mci,mci->m", S, log_proba(getattr(block, design), V)[0])
+
+
+def _newton_system_block(block, design, counts, V):
+    X, S = getattr(block, design), counts(block)
+    p = log_proba(X, V)[1]
+    return _unpenalised_gradient(X, S, p), _hessian_blocks(X, S, p)
+
+
 def maximise_newton(X, S, V, alpha, *, max_steps=100, tol=1e-10):
+    """Newton's method with step halving on in-memory arrays; see ``maximise_newton_blocks``."""
+    source = one_block(X_expert=X, cache={"counts": S})
+    return maximise_newton_blocks(
+        source, "X_expert", cached_counts("counts"), V, alpha, max_steps=max_steps, tol=tol
+    )
+
+
+def maximise_newton_blocks(source, design, counts, V, alpha, *, max_steps=100, tol=1e-10):
     """Newton's method with step halving for every model at once; returns the new ``V``.
 
-    No model's objective ever decreases. For small ``C (d + 1)``: each step builds the
-    exact Hessian from ``C (C + 1) / 2`` weighted Grams per model.
+    ``counts(block)`` gives a block's soft counts (M, C, n_rows) and ``design`` names its
+    design matrix. No model's objective ever decreases. For small ``C (d + 1)``: each step
+    builds the exact Hessian from ``C (C + 1) / 2`` weighted Grams per model, one pass for
+    the gradient and Hessian and one per trial step.
     """
     V = V.copy()
-    log_p, p = log_proba(X, V)
-    value = objective(S, log_p, V, alpha)
     M, C, d1 = V.shape
+
+    def penalised(value, V):
+        return value - 0.5 * alpha * np.sum(V[..., 1:] ** 2, axis=(1, 2))
+
+    value = penalised(source.reduce(_newton_value_block, design, counts, V), V)
     for _ in range(max_steps):
-        grad = gradient(X, S, p, V, alpha).reshape(M, C * d1)
-        direction = solve_spd(newton_matrix(X, S, p, alpha), grad).reshape(V.shape)
+        grad, grams = source.reduce(_newton_system_block, design, counts, V)
+        grad[..., 1:] -= alpha * V[..., 1:]
+        H = _assemble_newton_matrix(grams, C, alpha)
+        direction = solve_spd(H, grad.reshape(M, C * d1)).reshape(V.shape)
+        negligible = np.einsum("mcd,mcd->m", grad, direction) <= NEGLIGIBLE_GAIN * (
+            np.abs(value) + 1.0
+        )
         step = np.ones(M)
         active = np.ones(M, dtype=bool)
         old = V.copy()
         for _halving in range(40):
             trial = V + step[:, None, None] * direction
-            trial_log_p, trial_p = log_proba(X, trial)
-            trial_value = objective(S, trial_log_p, trial, alpha)
-            accept = active & (trial_value >= value - ROUNDING * np.abs(value))
+            trial_value = penalised(source.reduce(_newton_value_block, design, counts, trial),
+                                    trial)
+            accept = active & (
+                (trial_value >= value - ROUNDING * np.abs(value)) | (negligible & (step == 1.0))
+            )
             V[accept] = trial[accept]
             value[accept] = trial_value[accept]
-            log_p[accept] = trial_log_p[accept]
-            p[accept] = trial_p[accept]
             active &= ~accept
             if not active.any():
                 break
@@ -123,24 +183,63 @@ def bound_factor(gram, alpha):
     return np.linalg.inv(lower).transpose(0, 2, 1)
 
 
-def _blocks(n):
-    """Row blocks small enough that a block of X, read once from memory, stays in cache for
-    the second product (these solvers are bound by memory traffic, not arithmetic)."""
-    return [slice(start, start + BLOCK_ROWS) for start in range(0, n, BLOCK_ROWS)]
-
-
 def _weighted_sums_3d(X, A):
     """``A X1`` for A of shape (M, C, n): (M, C, d + 1)."""
     M, C, n = A.shape
     return weighted_sums(X, A.reshape(M * C, n)).reshape(M, C, -1)
 
 
+def _tn_evaluate_block(block, design, counts, V):
+    """Unpenalised objective and gradient (in V) of one block; keeps the probabilities."""
+    X, S = getattr(block, design), counts(block)
+    weights = S.sum(axis=1, keepdims=True)
+    value, grad = 0.0, np.zeros(V.shape)
+    p = block.cache.get("logit_p")  # the previous point's probabilities are not needed
+    if p is None or p.shape != S.shape:
+        p = np.empty(S.shape)
+    for rows in row_blocks(X.shape[0]):
+        Xb = X[rows]
+        log_pb, pb = log_proba(Xb, V)
+        value += np.einsum("mci,mci->", S[..., rows], log_pb)
+        p[..., rows] = pb
+        pb *= -weights[..., rows]
+        pb += S[..., rows]
+        grad += _weighted_sums_3d(Xb, pb)
+    return {"logit_p": p}, (value, grad)
+
+
+def _tn_curvature_block(block, design, counts, D):
+    """Unpenalised ``-Hess Q`` times ``D`` (in V) on one block, at the kept probabilities."""
+    X, S, p = getattr(block, design), counts(block), block.cache["logit_p"]
+    out = np.zeros(D.shape)
+    for rows in row_blocks(X.shape[0]):
+        Xb, pb = X[rows], p[..., rows]
+        A = linear_predictor(Xb, D)
+        A -= np.sum(pb * A, axis=1, keepdims=True)
+        A *= pb
+        A *= S[..., rows].sum(axis=1, keepdims=True)
+        out += _weighted_sums_3d(Xb, A)
+    return out
+
+
 def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12):
+    """Truncated Newton on in-memory arrays; see ``maximise_truncated_newton_blocks``."""
+    source = one_block(X_gate=X, cache={"counts": S})
+    return maximise_truncated_newton_blocks(
+        source, "X_gate", cached_counts("counts"), V, alpha, inv_factor,
+        max_iter=max_iter, max_cg=max_cg, tol=tol,
+    )
+
+
+def maximise_truncated_newton_blocks(
+    source, design, counts, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12
+):
     """Truncated Newton on ``sum_m Q_m`` in the coordinates ``U = V R'``; returns the new ``V``.
 
+    ``counts(block)`` gives a block's soft counts and ``design`` names its design matrix.
     ``inv_factor`` is ``R^-1`` from ``bound_factor``: in these coordinates Böhning's bound
-    is the identity, so conjugate gradients need few Hessian-vector products, each two
-    passes over the data (no Hessian is formed). Each Newton step is accepted only when it
+    is the identity, so conjugate gradients need few Hessian-vector products, each one
+    pass over the data (no Hessian is formed). Each Newton step is accepted only when it
     raises the objective by a fraction of the predicted gain (Armijo), so the objective
     never decreases; a step that cannot raise it ends the search.
 
@@ -149,44 +248,27 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
     search, in the hottest loop of every EM iteration.
     """
     shape = V.shape
-    weights = S.sum(axis=1, keepdims=True)
 
     def to_V(U):  # V_c' = R^-1 U_c'
         return U @ inv_factor.transpose(0, 2, 1)
 
     def evaluate(U):
-        """Objective, gradient in U coordinates, and probabilities: one pass over X."""
+        """Objective and gradient in U coordinates: one pass, keeping the probabilities."""
         W = to_V(U)
-        value = -0.5 * alpha * np.sum(W[..., 1:] ** 2)
-        grad = np.zeros(W.shape)
-        p = np.empty(S.shape)
-        for rows in _blocks(X.shape[0]):
-            Xb = X[rows]
-            log_pb, pb = log_proba(Xb, W)
-            value += np.einsum("mci,mci->", S[..., rows], log_pb)
-            p[..., rows] = pb
-            pb *= -weights[..., rows]
-            pb += S[..., rows]
-            grad += _weighted_sums_3d(Xb, pb)
+        value, grad = source.update(_tn_evaluate_block, design, counts, W)
+        value -= 0.5 * alpha * np.sum(W[..., 1:] ** 2)
         grad[..., 1:] -= alpha * W[..., 1:]
-        return value, grad @ inv_factor, p  # dQ/dU = dQ/dV R^-1
+        return value, grad @ inv_factor  # dQ/dU = dQ/dV R^-1
 
-    def curvature(p, direction):
-        """``-Hess Q`` times ``direction``, in U coordinates: one pass over X."""
+    def curvature(direction):
+        """``-Hess Q`` times ``direction``, in U coordinates, at the last accepted point."""
         D = to_V(direction)
-        out = np.zeros(shape)
-        for rows in _blocks(X.shape[0]):
-            Xb, pb = X[rows], p[..., rows]
-            A = linear_predictor(Xb, D)
-            A -= np.sum(pb * A, axis=1, keepdims=True)
-            A *= pb
-            A *= weights[..., rows]
-            out += _weighted_sums_3d(Xb, A)
+        out = source.reduce(_tn_curvature_block, design, counts, D)
         out[..., 1:] += alpha * D[..., 1:]
         return out @ inv_factor
 
     U = np.linalg.solve(inv_factor[:, None], V[..., None])[..., 0]
-    value, grad, p = evaluate(U)
+    value, grad = evaluate(U)
     for _ in range(max_iter):
         grad_norm = np.sqrt(np.sum(grad**2))
         if grad_norm == 0.0:
@@ -198,7 +280,7 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
         rr = grad_norm**2
         forcing = min(0.5, np.sqrt(grad_norm)) * grad_norm
         for _cg in range(max_cg):
-            H_dir = curvature(p, direction)
+            H_dir = curvature(direction)
             dHd = np.sum(direction * H_dir)
             if dHd <= 1e-16 * np.sum(direction**2):
                 break
@@ -214,15 +296,18 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
             step = grad
         slope = np.sum(grad * step)
         t = 1.0
+        # the kept probabilities are those of the last evaluation: the loop ends either on
+        # an accepted step or by leaving the search, so curvature always sees the iterate
+        negligible = slope <= NEGLIGIBLE_GAIN * (abs(value) + 1.0)
         for _halving in range(30):
-            new_value, new_grad, new_p = evaluate(U + t * step)
-            if new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value):
+            new_value, new_grad = evaluate(U + t * step)
+            if negligible or new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value):
                 break
             t *= 0.5
         else:
             break
         gain = new_value - value
-        U, value, grad, p = U + t * step, new_value, new_grad, new_p
+        U, value, grad = U + t * step, new_value, new_grad
         if gain <= tol * (abs(value) + 1.0):
             break
     return to_V(U)

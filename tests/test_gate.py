@@ -5,6 +5,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from skmoe import _logit
+from skmoe._blocks import one_block
 from skmoe._gate import GateTree
 from skmoe._linalg import weighted_grams
 
@@ -79,7 +80,7 @@ def test_hard_targets_equal_multinomial_logistic_regression(alpha):
     weights = RNG.uniform(0.5, 2.0, size=N)
     gate = GateTree(1, K, alpha=alpha, max_iter=200)
     W = np.eye(K)[labels].T * weights
-    factor = gate.preconditioner(X, weights)
+    factor = gate.preconditioner(one_block(X_gate=X, sample_weight=weights))
     V = gate.m_step(X, W, gate.initial_coef(X), factor)[0][0]
     ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=10_000).fit(
         X, labels, sample_weight=weights
@@ -105,7 +106,7 @@ def test_gate_step_never_lowers_its_objective():
     S = _soft_counts(M=1)
     gate = GateTree(1, K, alpha=0.0, max_iter=1)
     V = gate.initial_coef(X)
-    factor = gate.preconditioner(X, S.sum(axis=1)[0])
+    factor = gate.preconditioner(one_block(X_gate=X, sample_weight=S.sum(axis=1)[0]))
     previous = -np.inf
     for _ in range(30):
         V = gate.m_step(X, S[0], V, factor)

@@ -211,15 +211,15 @@ def test_an_interrupted_refit_leaves_the_model_unchanged(monkeypatch):
     model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
     before, predictions = _fitted_state(model), model.predict(X)
     calls = {"n": 0}
-    original = MixtureOfExpertsModel.m_step
+    original = MixtureOfExpertsModel.m_step_blocks
 
-    def interrupt(self, data, resp, params):
+    def interrupt(self, source, params):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, data, resp, params)
+        return original(self, source, params)
 
-    monkeypatch.setattr(MixtureOfExpertsModel, "m_step", interrupt)
+    monkeypatch.setattr(MixtureOfExpertsModel, "m_step_blocks", interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.set_params(random_state=1).fit(X[::-1] * 2, y[::-1])
     _assert_same_state(before, {**_fitted_state(model), "random_state": 0})

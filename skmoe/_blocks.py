@@ -1,0 +1,115 @@
+"""Where the rows live: in memory, or in chunks on a dask cluster.
+
+The EM engine touches the data only through passes over row blocks. A pass applies a
+function to every block and sums what the blocks return (Gram matrices, gradients,
+log-likelihood sums): ``reduce`` for a pure pass, ``update`` for a pass that also keeps
+per-row results (responsibilities, the gate's probabilities) next to each block for later
+passes. The solvers on top only see the sums, so one code path serves an in-memory fit
+(one block), a chunked fit and a distributed one (``skmoe._dask.DaskBlocks``), with the
+same iterates up to the rounding of the sums.
+"""
+
+from dataclasses import dataclass, field, replace
+from functools import reduce as _fold
+
+import numpy as np
+
+
+@dataclass
+class Block:
+    """The arrays of one block of rows, and the per-row state EM keeps beside them.
+
+    ``cache`` holds per-row results of earlier passes, e.g. ``"W"``: sample weight times
+    responsibility, (K, n_rows).
+    """
+
+    X_expert: np.ndarray = None
+    X_gate: np.ndarray = None
+    y: np.ndarray = None
+    sample_weight: np.ndarray = None
+    offset: np.ndarray = None
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def total_weight(self):
+        return float(self.sample_weight.sum())
+
+    @property
+    def n_rows(self):
+        for array in (self.X_expert, self.X_gate, self.sample_weight):
+            if array is not None:
+                return array.shape[0]
+        raise ValueError("empty block")
+
+
+def combine(parts, op=np.add):
+    """Fold the blocks' results with ``op``, element by element through tuples."""
+    return _fold(lambda a, b: _combine_pair(a, b, op), parts)
+
+
+def _combine_pair(a, b, op):
+    if isinstance(a, tuple):
+        return tuple(_combine_pair(x, y, op) for x, y in zip(a, b))
+    if a is None:
+        return None
+    return op(a, b)
+
+
+def with_state(func, block, *args):
+    """Run an updating block function and return the block with its new state, and the
+    function's partial result (for engines whose blocks are immutable)."""
+    state, part = func(block, *args)
+    return replace(block, cache={**block.cache, **state}), part
+
+
+class InMemoryBlocks:
+    """Blocks held by this process (one block for an ordinary fit).
+
+    Parameters
+    ----------
+    blocks : list of Block
+    """
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+        self.cache = {}
+
+    def fresh(self):
+        """The same rows with no per-row state (for an independent restart)."""
+        return InMemoryBlocks([replace(block, cache={}) for block in self.blocks])
+
+    @property
+    def total_weight(self):
+        return sum(block.total_weight for block in self.blocks)
+
+    @property
+    def n_expert_features(self):
+        return self.blocks[0].X_expert.shape[1]
+
+    @property
+    def n_gate_features(self):
+        return self.blocks[0].X_gate.shape[1]
+
+    def reduce(self, func, *args, op=np.add):
+        """``op``-fold over the blocks of ``func(block, *args)``."""
+        return combine([func(block, *args) for block in self.blocks], op)
+
+    def update(self, func, *args):
+        """Like ``reduce`` for ``func(block, *args) -> (state, partial)``, keeping ``state``
+        (a dict of per-row arrays) in each block's cache."""
+        parts = []
+        for block in self.blocks:
+            state, part = func(block, *args)
+            block.cache.update(state)
+            parts.append(part)
+        return combine(parts)
+
+    def map(self, func, *args):
+        """``func(block, *args)`` for every block, as a list (for small per-row outputs)."""
+        return [func(block, *args) for block in self.blocks]
+
+
+def one_block(**arrays):
+    """An in-memory source of one block made of ``arrays`` (fields of ``Block``, plus
+    per-row state given as ``cache``)."""
+    return InMemoryBlocks([Block(**arrays)])
