@@ -12,6 +12,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from . import _dask
+from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
 from ._gate import GateTree
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
@@ -53,10 +55,12 @@ class DegenerateFitWarning(UserWarning):
     """
 
 
-def _degenerate_events(model, data, params, resp, gate_alpha):
-    """Describe what the policy for degenerate fits did; an empty list when nothing."""
+def _degenerate_events(model, source, params, mass, gate_alpha):
+    """Describe what the policy for degenerate fits did; an empty list when nothing.
+
+    ``mass`` is the total weighted responsibility of every expert.
+    """
     events = []
-    mass = resp @ data.sample_weight
     for k in np.flatnonzero(mass < 1.0):
         events.append(
             f"expert {k} collapsed: its total responsibility {mass[k]:.3g} is less than one "
@@ -66,17 +70,25 @@ def _degenerate_events(model, data, params, resp, gate_alpha):
     if floor is not None:
         for k in np.flatnonzero(params["experts"]["variance"] <= floor * (1 + 1e-12)):
             events.append(f"expert {k}: variance held at its floor {floor:.3g}")
-    if gate_alpha == 0 and data.X_gate.shape[1]:
+    if gate_alpha == 0 and source.n_gate_features:
         # largest difference of two children's scores: 50 means odds of e^50 to 1
-        spread = max(
-            np.ptp(coef[..., 1:] @ data.X_gate.T, axis=1).max() for coef in params["gate"]
-        )
+        highest = source.reduce(_gate_score_range_block, params["gate"], op=np.maximum)
+        spread = max((top + bottom).max() for top, bottom in highest)
         if spread > 50:
             events.append(
                 "the gate separates the training data: with gate_alpha=0 its coefficients "
                 "grow without bound and were stopped at convergence (set gate_alpha > 0)"
             )
     return events
+
+
+def _gate_score_range_block(block, gate):
+    """Per gate level, the largest and minus the smallest score of every child."""
+    ranges = []
+    for coef in gate:
+        scores = coef[..., 1:] @ block.X_gate.T
+        ranges.append((scores.max(axis=-1), -scores.min(axis=-1)))
+    return tuple(ranges)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -169,7 +181,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         self._resolve_features()
         family = self._make_family(y, sample_weight)
-        family.max_newton_steps = EM_NEWTON_STEPS
         y = family.check_y(y)
         data = EMData(
             X_expert=self._select(X, self.expert_features_in_),
@@ -241,7 +252,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise
 
     def _fit_unguarded(self, X, y, sample_weight, exposure):
-        data, family = self._validate_fit_data(X, y, sample_weight, exposure)
+        distributed = _dask.is_dask_collection(X)
+        if distributed:
+            source, family = _dask.distributed_source(self, X, y, sample_weight, exposure)
+        else:
+            data, family = self._validate_fit_data(X, y, sample_weight, exposure)
+            source = InMemoryBlocks([data])
+        family.max_newton_steps = EM_NEWTON_STEPS
         model = MixtureOfExpertsModel(family, self._make_gate())
         if self.warm_start and hasattr(self, "_params"):
             starts = [("warm", self._params)]
@@ -249,9 +266,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             children = np.random.SeedSequence(seed).spawn(self.n_init)
             starts = [("init", child) for child in children]
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(self._fit_one)(model, data, kind, start) for kind, start in starts
-        )
+        if distributed:  # the cluster parallelises each pass; restarts run in turn
+            results = [self._fit_one(model, source.fresh(), *start) for start in starts]
+        else:
+            results = Parallel(n_jobs=self.n_jobs)(
+                delayed(self._fit_one)(model, source.fresh(), kind, start)
+                for kind, start in starts
+            )
         best = max(range(len(results)), key=lambda i: results[i]["objective"])
         result = results[best]
         if not result["converged"] and self.max_iter > 0:
@@ -260,30 +281,45 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "iterations; increase max_iter or tol, or check the data.",
                 ConvergenceWarning,
             )
-        self._set_fitted(model, data, result, results)
+        self._set_fitted(model, source, result, results)
         if self.events_:
             warnings.warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
 
-    def _fit_one(self, model, data, kind, start):
+    def _fit_one(self, model, source, kind, start):
         tic = time.perf_counter()
         if kind == "warm":
             params = start
         else:
-            resp = self._initial_responsibilities(data, np.random.default_rng(start))
-            params = model.m_step(data, resp, None)
-        monitor = ConvergenceMonitor(self.tol, self.max_iter, data.total_weight, self.verbose)
-        params, log_lik, resp, n_iter = run_em(model, data, params, monitor)
+            self._initialise(source, np.random.default_rng(start))
+            params = model.m_step_blocks(source, None)
+        monitor = ConvergenceMonitor(self.tol, self.max_iter, source.total_weight, self.verbose)
+        params, log_lik, mass, n_iter = run_em(model, source, params, monitor)
         return {
             "params": params,
             "objective": monitor.history[-1],
-            "log_likelihood": float(data.sample_weight @ log_lik),
+            "log_likelihood": log_lik,
             "n_iter": n_iter,
             "converged": monitor.converged,
             "objective_trace": np.array(monitor.history),
             "time": time.perf_counter() - tic,
-            "resp": resp,
+            "mass": mass,
         }
+
+    def _initialise(self, source, rng):
+        """Keep the initial weighted responsibilities ``W`` in every block."""
+        if isinstance(self.init_params, str) and self.init_params == "random":
+            n_columns = source.n_expert_features + source.n_gate_features + 1
+            source.update(_random_start_block, row_keys(n_columns, rng), self._n_leaves())
+            return
+        blocks = getattr(source, "blocks", None)
+        if blocks is None or len(blocks) != 1:
+            raise ValueError(
+                "init_params must be 'random' for data in chunks (dask arrays); "
+                f"got {self.init_params!r}."
+            )
+        resp = self._initial_responsibilities(blocks[0], rng)
+        blocks[0].cache["W"] = resp * blocks[0].sample_weight
 
     def _initial_responsibilities(self, data, rng):
         n, K = data.X_expert.shape[0], self._n_leaves()
@@ -297,13 +333,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
             return np.ascontiguousarray(resp)
         if self.init_params == "random":
-            # u ** (1 / 0.3) (Beta(0.3, 1) draws), normalised: uniform draws leave every
-            # expert alike and EM can stall at that symmetric point; these break the
-            # symmetry without hard labels (chosen on the tone, NPreg, mcycle and regional
-            # problems; a Dirichlet(0.3) draw does as well and costs 20 times more)
-            rows = np.column_stack([data.X_expert, data.X_gate, data.y])
-            resp = row_uniforms(rows, K, rng) ** (1.0 / RANDOM_START_CONCENTRATION)
-            return resp / resp.sum(axis=0)
+            keys = row_keys(data.X_expert.shape[1] + data.X_gate.shape[1] + 1, rng)
+            return random_responsibilities(data, keys, K)
         if self.init_params == "tree":
             return self._tree_responsibilities(data, rng)
         Z = np.column_stack([data.X_expert, data.X_gate, self._init_target(data.y)])
@@ -330,12 +361,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp[labels % K, np.arange(X.shape[0])] = 1.0
         return resp
 
-    def _set_fitted(self, model, data, result, results):
+    def _set_fitted(self, model, source, result, results):
         """Canonical order (the children of every gate by decreasing total responsibility),
         then every attribute at once."""
-        params, order = model.canonical(result["params"], result["resp"] @ data.sample_weight)
+        params, order = model.canonical(result["params"], result["mass"])
         self.events_ = _degenerate_events(
-            model, data, params, result["resp"][order], self.gate_alpha
+            model, source, params, result["mass"][order], self.gate_alpha
         )
         self._model = model
         self._family = model.family
@@ -558,17 +589,39 @@ def _mix(x):
     return x ^ (x >> np.uint64(31))
 
 
-def row_uniforms(rows, n_draws, rng):
+def row_keys(n_columns, rng):
+    """Odd 64-bit multipliers, one per column, for ``row_uniforms``."""
+    keys = rng.integers(1, 2**62, size=n_columns, dtype=np.uint64)
+    return keys * np.uint64(2) + np.uint64(1)
+
+
+def row_uniforms(rows, n_draws, keys):
     """Uniform numbers in (0, 1), shape (n_draws, n), that depend only on each row's values
-    and on ``rng``: the same for a row wherever it stands and however often it repeats, so
-    an initialisation drawn from them is invariant to row order, and integer sample weights
-    equal repeated rows."""
+    and on ``keys`` (from ``row_keys``): the same for a row wherever it stands and however
+    often it repeats, so an initialisation drawn from them is invariant to row order and
+    chunking, and integer sample weights equal repeated rows."""
     bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
-    keys = rng.integers(1, 2**62, size=bits.shape[1], dtype=np.uint64)
-    keys = keys * np.uint64(2) + np.uint64(1)  # odd multipliers
     with np.errstate(over="ignore"):
         row_hash = _mix((_mix(bits) * keys).sum(axis=1, dtype=np.uint64))
         draws = _mix(
             row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
         )
     return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def random_responsibilities(block, keys, n_leaves):
+    """The random start: ``u ** (1 / 0.3)`` (Beta(0.3, 1) draws) normalised over experts.
+
+    Uniform draws leave every expert alike and EM can stall at that symmetric point; these
+    break the symmetry without hard labels (chosen on the tone, NPreg, mcycle and regional
+    problems; a Dirichlet(0.3) draw does as well and costs 20 times more).
+    """
+    rows = np.column_stack([block.X_expert, block.X_gate, block.y])
+    resp = row_uniforms(rows, n_leaves, keys) ** (1.0 / RANDOM_START_CONCENTRATION)
+    return resp / resp.sum(axis=0)
+
+
+def _random_start_block(block, keys, n_leaves):
+    W = random_responsibilities(block, keys, n_leaves)
+    W *= block.sample_weight
+    return {"W": W}, None

@@ -1,0 +1,172 @@
+"""Fits on data in chunks: in-memory chunks and dask arrays on a real distributed cluster.
+
+The chunked EM sums per-chunk statistics, so its iterates must equal the in-memory fit's
+up to the rounding of those sums: every test runs both from the same random start for the
+same number of iterations (``tol=0``) and compares every parameter.
+"""
+
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from skmoe import (
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
+from skmoe.datasets import make_moe_regression, make_regional_classification
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+N_CHUNKS = 10
+
+
+def _fitted(model):
+    names = ["expert_coef_", "expert_intercept_", "gate_coef_", "gate_intercept_",
+             "expert_variance_", "expert_dispersion_"]
+    out = {name: np.copy(getattr(model, name)) for name in names if hasattr(model, name)}
+    out["objective_trace_"] = model.objective_trace_.copy()
+    return out
+
+
+def _assert_same_fit(a, b, atol=1e-8):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-10, atol=atol, err_msg=name)
+
+
+def _chunked(array, n_rows):
+    return da.from_array(array, chunks=(-(-n_rows // N_CHUNKS),) + array.shape[1:])
+
+
+def _regression(expert="gaussian", n=3000):
+    X, y = make_moe_regression(n, 3, 3, random_state=1)[:2]
+    exposure = None
+    if expert == "poisson":
+        y = np.random.default_rng(0).poisson(np.exp(0.3 * y / y.std()))
+        exposure = np.random.default_rng(1).uniform(0.5, 2.0, size=n)
+    return X, y.astype(float), exposure
+
+
+CASES = {
+    "gaussian": lambda: (MixtureOfExpertsRegressor(3, max_iter=12), *_regression()),
+    "poisson": lambda: (MixtureOfExpertsRegressor(2, expert="poisson", max_iter=8),
+                        *_regression("poisson")),
+    "hme": lambda: (HierarchicalMixtureOfExpertsRegressor(2, max_iter=8), *_regression()),
+    "classifier": lambda: (
+        MixtureOfExpertsClassifier(2, max_iter=8),
+        *make_regional_classification(2000, random_state=0)[:2], None,
+    ),
+    "multinomial": lambda: (
+        MixtureOfExpertsClassifier(2, max_iter=6),
+        *make_classification(1500, n_features=4, n_informative=3, n_redundant=0, n_classes=3,
+                             random_state=0), None,
+    ),
+}
+
+
+def _fit(model, X, y, exposure, sample_weight):
+    kwargs = {} if exposure is None else {"exposure": exposure}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
+        return _fitted(model.fit(X, y, sample_weight=sample_weight, **kwargs))
+
+
+def test_dask_fit_without_a_client_says_what_to_do():
+    if distributed.client._get_global_client() is not None:
+        pytest.skip("a client is running in this process")
+    X, y, _ = _regression(n=200)
+    with pytest.raises(ValueError, match="needs a running dask.distributed Client"):
+        MixtureOfExpertsRegressor(2).fit(_chunked(X, 200), _chunked(y, 200))
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=40,
+    )
+    with cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dask_fit_equals_in_memory_fit(client, case):
+    model, X, y, exposure = CASES[case]()
+    model.set_params(tol=0.0, random_state=0)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, size=X.shape[0])
+    expected = _fit(model, X, y, exposure, w)
+    n = X.shape[0]
+    got = _fit(
+        model, _chunked(X, n), _chunked(y, n),
+        None if exposure is None else _chunked(exposure, n), _chunked(w, n),
+    )
+    _assert_same_fit(expected, got)
+    assert model.n_features_in_ == X.shape[1]
+    # the fitted model predicts on in-memory data as usual
+    assert np.all(np.isfinite(model.predict(X[:5])))
+
+
+def test_dask_fit_takes_numpy_targets_and_weights_and_feature_subsets(client):
+    X, y, _ = _regression(n=1000)
+    model = MixtureOfExpertsRegressor(
+        2, gate_features=[0], expert_features=[1, 2], tol=0.0, max_iter=5, random_state=3
+    )
+    expected = _fit(model, X, y, None, None)
+    got = _fit(model, _chunked(X, 1000), y, None, None)
+    _assert_same_fit(expected, got)
+
+
+def test_chunked_in_memory_blocks_equal_one_block():
+    """The same engine on 7 in-memory chunks (no cluster): the sums only regroup."""
+    X, y, _ = _regression(n=2000)
+    model = MixtureOfExpertsRegressor(3, tol=0.0, max_iter=10, random_state=0)
+    expected = _fit(model, X, y, None, None)
+
+    from skmoe import _base
+
+    original = _base.InMemoryBlocks
+
+    def split(blocks):
+        (block,) = blocks
+        parts = np.array_split(np.arange(block.n_rows), 7)
+        return original([
+            type(block)(X_expert=block.X_expert[i], X_gate=block.X_gate[i], y=block.y[i],
+                        sample_weight=block.sample_weight[i])
+            for i in parts
+        ])
+
+    _base.InMemoryBlocks = split
+    try:
+        got = _fit(model, X, y, None, None)
+    finally:
+        _base.InMemoryBlocks = original
+    _assert_same_fit(expected, got)
+
+
+def test_restarts_run_on_the_dask_joblib_backend(client):
+    X, y, _ = _regression(n=800)
+    model = MixtureOfExpertsRegressor(2, n_init=3, n_jobs=2, max_iter=20, random_state=0)
+    expected = _fit(model, X, y, None, None)
+    with joblib.parallel_config(backend="dask"):
+        got = _fit(model, X, y, None, None)
+    _assert_same_fit(expected, got, atol=0.0)
+
+
+def test_dask_fit_errors_are_clear(client):
+    X, y, _ = _regression(n=500)
+    dX, dy = _chunked(X, 500), _chunked(y, 500)
+    with pytest.raises(ValueError, match="init_params must be 'random'"):
+        MixtureOfExpertsRegressor(2, init_params="kmeans").fit(dX, dy)
+    bad = X.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MixtureOfExpertsRegressor(2).fit(_chunked(bad, 500), dy)
+    with pytest.raises(ValueError, match="y has 400 rows; X has 500"):
+        MixtureOfExpertsRegressor(2).fit(dX, y[:400])
+    with pytest.raises(ValueError, match="non-negative counts"):
+        MixtureOfExpertsRegressor(2, expert="poisson").fit(dX, dy - 100)
