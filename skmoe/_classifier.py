@@ -8,10 +8,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._base import BaseMixtureOfExperts
 from ._families import BernoulliExperts, MultinomialExperts
 from ._linalg import log_sum_exp
+from ._online import PartialFitMixin
 from ._sklearn_compat import _fit_context
 
 
-class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOfExperts):
     """Mixture of logistic (multinomial-logit) experts with a softmax gate, fitted by EM.
 
     ``P(c | x) = sum_k g_k(x) P_k(c | x)``: each expert is a logistic regression (two
@@ -49,8 +50,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 (n_experts, n_classes, n_expert_features) for more than two classes
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_classes)
     gate_coef_, gate_intercept_, expert_features_in_, gate_features_in_, converged_, \
-n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, n_features_in_, \
-feature_names_in_
+n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, n_batches_seen_, \
+batch_log_likelihood_, n_features_in_, feature_names_in_
         As in :class:`MixtureOfExpertsRegressor`.
 
     Examples
@@ -145,6 +146,19 @@ feature_names_in_
         from sklearn.tree import DecisionTreeClassifier
 
         return DecisionTreeClassifier(**params)
+
+    def _make_family_from_summary(self, summary):
+        """The experts of a fit on chunks, from the labels of y."""
+        self.classes_ = summary["labels"]
+        if len(self.classes_) < 2 or len(summary["weighted_labels"]) < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes with a "
+                "positive sample_weight."
+            )
+        return self._make_family(np.arange(len(self.classes_)), np.ones(len(self.classes_)))
+
+    def _encode_chunk_targets(self, y):
+        return np.searchsorted(self.classes_, y)
 
     def _init_target(self, y):
         return np.eye(len(self.classes_))[np.asarray(y, dtype=np.intp)]

@@ -7,10 +7,11 @@ from sklearn.utils import check_random_state
 from . import _predictive
 from ._base import BaseMixtureOfExperts
 from ._families import FAMILIES, GaussianExperts
+from ._online import PartialFitMixin
 from ._sklearn_compat import StrOptions, _fit_context
 
 
-class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfExperts):
     """Mixture of generalised linear experts with a softmax gate, fitted by EM.
 
     The conditional density is ``p(y | x) = sum_k g_k(x) f_k(y | x)`` with the gate
@@ -83,6 +84,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Penalised log-likelihood at every iteration of the best run (non-decreasing).
     restarts_ : list of dict
         Per run: objective, log_likelihood, n_iter, converged, objective_trace, time.
+        ``converged_`` to ``restarts_`` describe a ``fit``; ``partial_fit`` removes them.
+    n_batches_seen_ : int
+        Mini-batches learnt by ``partial_fit`` since its first call (or since ``fit``).
+    batch_log_likelihood_ : float
+        After ``partial_fit``: mean log-likelihood of its batch before the update (nan
+        for the first batch of a fresh start).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when X has column names.
@@ -177,13 +184,27 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return y
 
     def _make_family(self, y, sample_weight):
+        mean = np.average(y, weights=sample_weight)
+        var = np.average((y - mean) ** 2, weights=sample_weight)
+        return self._family_for(var, np.mean(y**2))
+
+    def _family_for(self, var, mean_square):
+        """The experts; Gaussian ones with a variance floor of ``1e-6 var(y)``."""
         if self.expert == "gaussian":
-            var = np.average(
-                (y - np.average(y, weights=sample_weight)) ** 2, weights=sample_weight
-            )
-            floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + np.mean(y**2))
+            floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + mean_square)
             return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
         return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+
+    def _make_family_from_summary(self, summary):
+        """The experts of a fit on chunks, from the merged moments of y."""
+        if not summary["finite"]:
+            raise ValueError("Input y contains NaN or infinity.")
+        mean = summary["wy"] / summary["w"]
+        var = max(summary["wyy"] / summary["w"] - mean**2, 0.0)
+        return self._family_for(var, summary["yy"] / summary["n"])
+
+    def _encode_chunk_targets(self, y):
+        return self._validate_targets(y, reset=False)
 
     def _cart(self, **params):
         from sklearn.tree import DecisionTreeRegressor

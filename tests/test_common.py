@@ -51,6 +51,7 @@ BERNOULLI_CONTINUOUS_TARGET_CHECKS = [
     "check_n_features_in",
     "check_fit2d_predict1d",
     "check_sample_weight_equivalence_on_dense_data",
+    "check_estimators_partial_fit_n_features",
 ]
 STOPPING_REASON = (
     "Weighted and repeated data start from the same responsibilities (the random start "
