@@ -16,6 +16,7 @@ from . import _dask
 from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
 from ._gate import GateTree
+from ._linalg import row_blocks
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
@@ -595,14 +596,29 @@ def row_keys(n_columns, rng):
     return keys * np.uint64(2) + np.uint64(1)
 
 
-def row_uniforms(rows, n_draws, keys):
+def row_uniforms(columns, n_draws, keys):
     """Uniform numbers in (0, 1), shape (n_draws, n), that depend only on each row's values
     and on ``keys`` (from ``row_keys``): the same for a row wherever it stands and however
     often it repeats, so an initialisation drawn from them is invariant to row order and
-    chunking, and integer sample weights equal repeated rows."""
-    bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
+    chunking, and integer sample weights equal repeated rows.
+
+    ``columns`` is a list of arrays of n rows (2-D, or 1-D for one column) whose values,
+    side by side, make the rows.
+    """
+    columns = [c.reshape(c.shape[0], -1) for c in columns]
+    row_hash = np.zeros(columns[0].shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
-        row_hash = _mix((_mix(bits) * keys).sum(axis=1, dtype=np.uint64))
+        start = 0
+        for part in columns:
+            width = part.shape[1]
+            part_keys = keys[start : start + width]
+            start += width
+            for rows in row_blocks(part.shape[0]):
+                bits = np.ascontiguousarray(part[rows] + 0.0, dtype=np.float64)  # -0.0 -> 0.0
+                row_hash[rows] += (_mix(bits.view(np.uint64)) * part_keys).sum(
+                    axis=1, dtype=np.uint64
+                )
+        row_hash = _mix(row_hash)
         draws = _mix(
             row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
         )
@@ -616,9 +632,10 @@ def random_responsibilities(block, keys, n_leaves):
     break the symmetry without hard labels (chosen on the tone, NPreg, mcycle and regional
     problems; a Dirichlet(0.3) draw does as well and costs 20 times more).
     """
-    rows = np.column_stack([block.X_expert, block.X_gate, block.y])
-    resp = row_uniforms(rows, n_leaves, keys) ** (1.0 / RANDOM_START_CONCENTRATION)
-    return resp / resp.sum(axis=0)
+    resp = row_uniforms([block.X_expert, block.X_gate, block.y], n_leaves, keys)
+    resp **= 1.0 / RANDOM_START_CONCENTRATION
+    resp /= resp.sum(axis=0)
+    return resp
 
 
 def _random_start_block(block, keys, n_leaves):

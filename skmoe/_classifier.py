@@ -183,7 +183,9 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
             log_experts = np.log(
                 self._class_proba(self._family.mean(data.X_expert, self._params["experts"]))
             )
-            return log_sum_exp(log_gate[:, None, :] + log_experts, axis=0).T
+            log_proba = log_sum_exp(log_gate[:, None, :] + log_experts, axis=0)
+        # normalised over the classes: rounding must not lift a probability above one
+        return (log_proba - log_sum_exp(log_proba, axis=0)).T
 
     def predict_proba(self, X):
         """``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""

@@ -52,8 +52,9 @@ def _response(block):
 
 
 def _gaussian_stats_block(block):
-    X, W = block.X_expert, block.cache["W"]
-    return weighted_grams(X, W), weighted_sums(X, W * _response(block)), W.sum(axis=1)
+    X, W, y = block.X_expert, block.cache["W"], _response(block)
+    Wy = W * y
+    return weighted_grams(X, W), weighted_sums(X, Wy), Wy @ y, W.sum(axis=1)
 
 
 def _gaussian_rss_block(block, coef):
@@ -140,10 +141,16 @@ class GaussianExperts(ExpertFamily):
         return resid
 
     def m_step_blocks(self, source, params=None):
-        gram, xy, totals = source.reduce(_gaussian_stats_block)
+        gram, xy, yy, totals = source.reduce(_gaussian_stats_block)
         empty = _empty_experts(totals)
         coef = solve_spd(gram + self.coef_penalty(gram.shape[-1]), xy)
-        rss = source.reduce(_gaussian_rss_block, coef)
+        # RSS_k = y'W_k y - 2 b_k'X'W_k y + b_k'G_k b_k from the same sums (no pass over
+        # the data), unless cancellation would cost more than 6 of the 16 digits
+        rss = yy - 2.0 * np.einsum("kd,kd->k", coef, xy) + np.einsum(
+            "kd,kde,ke->k", coef, gram, coef
+        )
+        if np.any(rss <= 1e-6 * yy):
+            rss = source.reduce(_gaussian_rss_block, coef)
         rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.maximum(rss / totals, self.variance_floor)

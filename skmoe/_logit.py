@@ -33,7 +33,28 @@ from ._linalg import (
 
 def log_proba(X, V):
     """Log category probabilities and probabilities, each of shape (M, C, n)."""
+    if V.shape[1] == 2:
+        return _binary_log_proba(linear_predictor(X, V[:, 1] - V[:, 0]))
     return log_softmax(linear_predictor(X, V), axis=1)
+
+
+def _binary_log_proba(eta):
+    """``log_proba`` of two categories from the logit ``eta = x (v_1 - v_0)``, (M, n): one
+    linear predictor instead of two (the binary gates of a tree are most of its nodes).
+
+    ``log p_1 = -log(1 + e^-eta) = -log1p(e^-|eta|) - max(-eta, 0)``, and symmetrically.
+    """
+    M, n = eta.shape
+    soft = np.abs(eta)
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)
+    log_p = np.empty((M, 2, n))
+    np.maximum(eta, 0.0, out=log_p[:, 0])
+    log_p[:, 1] = log_p[:, 0] - eta  # max(-eta, 0)
+    log_p += soft[:, None]
+    np.negative(log_p, out=log_p)
+    return log_p, np.exp(log_p)
 
 
 def objective(S, log_p, V, alpha):
@@ -192,6 +213,8 @@ def _weighted_sums_3d(X, A):
 def _tn_evaluate_block(block, design, counts, V):
     """Unpenalised objective and gradient (in V) of one block; keeps the probabilities."""
     X, S = getattr(block, design), counts(block)
+    if S.shape[1] == 2:
+        return _tn_evaluate_binary(X, S, V, block.cache.get("logit_q"))
     weights = S.sum(axis=1, keepdims=True)
     value, grad = 0.0, np.zeros(V.shape)
     p = block.cache.get("logit_p")  # the previous point's probabilities are not needed
@@ -210,7 +233,10 @@ def _tn_evaluate_block(block, design, counts, V):
 
 def _tn_curvature_block(block, design, counts, D):
     """Unpenalised ``-Hess Q`` times ``D`` (in V) on one block, at the kept probabilities."""
-    X, S, p = getattr(block, design), counts(block), block.cache["logit_p"]
+    X, S = getattr(block, design), counts(block)
+    if S.shape[1] == 2:
+        return _tn_curvature_binary(X, block.cache["logit_q"], D)
+    p = block.cache["logit_p"]
     out = np.zeros(D.shape)
     for rows in row_blocks(X.shape[0]):
         Xb, pb = X[rows], p[..., rows]
@@ -219,6 +245,43 @@ def _tn_curvature_block(block, design, counts, D):
         A *= pb
         A *= S[..., rows].sum(axis=1, keepdims=True)
         out += _weighted_sums_3d(Xb, A)
+    return out
+
+
+def _tn_evaluate_binary(X, S, V, q):
+    """``_tn_evaluate_block`` for two categories, from the logit difference alone.
+
+    With ``w = S_0 + S_1`` the gradient rows are ``+-X1'(S_1 - w p_1)`` and the curvature
+    weight is ``w p_0 p_1`` (kept as ``q``), so each pass costs one product with X per node,
+    not two.
+    """
+    M, _, n = S.shape
+    if q is None or q.shape != (M, n):
+        q = np.empty((M, n))
+    value, grad = 0.0, np.zeros(V.shape)
+    for rows in row_blocks(X.shape[0]):
+        Xb, Sb = X[rows], S[..., rows]
+        log_pb, pb = _binary_log_proba(linear_predictor(Xb, V[:, 1] - V[:, 0]))
+        value += np.einsum("mci,mci->", Sb, log_pb)
+        weight = Sb.sum(axis=1)
+        resid = Sb[:, 1] - weight * pb[:, 1]
+        np.multiply(pb[:, 0], pb[:, 1], out=q[:, rows])
+        q[:, rows] *= weight
+        grad[:, 1] += weighted_sums(Xb, resid)
+    grad[:, 0] = -grad[:, 1]
+    return {"logit_q": q}, (value, grad)
+
+
+def _tn_curvature_binary(X, q, D):
+    """``_tn_curvature_block`` for two categories: rows ``+-X1' diag(q) X1 (d_1 - d_0)``."""
+    out = np.zeros(D.shape)
+    delta = D[:, 1] - D[:, 0]
+    for rows in row_blocks(X.shape[0]):
+        Xb = X[rows]
+        A = linear_predictor(Xb, delta)
+        A *= q[:, rows]
+        out[:, 1] += weighted_sums(Xb, A)
+    out[:, 0] = -out[:, 1]
     return out
 
 
