@@ -149,6 +149,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
 
     def _make_family_from_summary(self, summary):
         """The experts of a fit on chunks, from the labels of y."""
+        check_classification_targets(summary["labels"])
         self.classes_ = summary["labels"]
         if len(self.classes_) < 2 or len(summary["weighted_labels"]) < 2:
             raise ValueError(

@@ -33,6 +33,7 @@ from . import _logit
 from ._blocks import one_block
 from ._linalg import (
     NEGLIGIBLE_GAIN,
+    NEGLIGIBLE_LOSS,
     linear_predictor,
     penalty_diagonal,
     solve_spd,
@@ -251,7 +252,8 @@ class _NewtonGLMExperts(ExpertFamily):
                     trial_value = self.expert_objective(source, trial)
                 accept = active & (
                     (trial_value >= value - _ROUNDING * np.abs(value))
-                    | (negligible & (step == 1.0))
+                    | (negligible & (step == 1.0)
+                       & (trial_value >= value - NEGLIGIBLE_LOSS * (np.abs(value) + 1.0)))
                 )
                 coef[accept] = trial["coef"][accept]
                 value = np.where(accept, trial_value, value)

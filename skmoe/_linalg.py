@@ -21,10 +21,13 @@ BLOCK_ROWS = 16384
 #: rounding, and a step that is rejected for that reason would stop Newton's method early.
 ROUNDING = 8 * np.finfo(float).eps
 
-#: A Newton step whose predicted gain is below this (relative to the objective) is taken
-#: whole without a line search: comparing objective values that differ by rounding would
-#: decide by noise (and chunked sums, rounded differently, would decide otherwise).
+#: A Newton step whose predicted gain is below this (per unit of weight, or relative to the
+#: objective) is taken whole unless it lowers the objective by more than ``NEGLIGIBLE_LOSS``
+#: (relative): comparing values that differ by rounding would decide by noise, and chunked
+#: sums, rounded differently, would decide otherwise. A larger loss means the quadratic
+#: model failed (e.g. saturated probabilities), and the step is halved as usual.
 NEGLIGIBLE_GAIN = 1e-12
+NEGLIGIBLE_LOSS = 1e-10
 
 
 def row_blocks(n, size=BLOCK_ROWS):

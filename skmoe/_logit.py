@@ -20,6 +20,7 @@ import numpy as np
 from ._blocks import one_block
 from ._linalg import (
     NEGLIGIBLE_GAIN,
+    NEGLIGIBLE_LOSS,
     ROUNDING,
     linear_predictor,
     log_softmax,
@@ -177,7 +178,9 @@ def maximise_newton_blocks(source, design, counts, V, alpha, *, max_steps=100, t
             trial_value = penalised(source.reduce(_newton_value_block, design, counts, trial),
                                     trial)
             accept = active & (
-                (trial_value >= value - ROUNDING * np.abs(value)) | (negligible & (step == 1.0))
+                (trial_value >= value - ROUNDING * np.abs(value))
+                | (negligible & (step == 1.0)
+                   & (trial_value >= value - NEGLIGIBLE_LOSS * (np.abs(value) + 1.0)))
             )
             V[accept] = trial[accept]
             value[accept] = trial_value[accept]
@@ -364,7 +367,10 @@ def maximise_truncated_newton_blocks(
         negligible = slope <= NEGLIGIBLE_GAIN * (abs(value) + 1.0)
         for _halving in range(30):
             new_value, new_grad = evaluate(U + t * step)
-            if negligible or new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value):
+            if new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value) or (
+                negligible and t == 1.0
+                and new_value >= value - NEGLIGIBLE_LOSS * (abs(value) + 1.0)
+            ):
                 break
             t *= 0.5
         else:

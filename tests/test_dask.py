@@ -148,6 +148,22 @@ def test_chunked_in_memory_blocks_equal_one_block():
     _assert_same_fit(expected, got)
 
 
+def test_predictions_map_over_the_chunks_of_a_dask_array(client):
+    X, y, _ = _regression(n=1000)
+    model = MixtureOfExpertsRegressor(2, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(_chunked(X, 1000), _chunked(y, 1000))
+    mapped = _chunked(X, 1000).map_blocks(model.predict, drop_axis=1, dtype=float)
+    np.testing.assert_allclose(mapped.compute(), model.predict(X), rtol=1e-12)
+
+
+def test_dask_classifier_refuses_continuous_labels(client):
+    X, y, _ = _regression(n=500)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MixtureOfExpertsClassifier(2).fit(_chunked(X, 500), _chunked(y, 500))
+
+
 def test_restarts_run_on_the_dask_joblib_backend(client):
     X, y, _ = _regression(n=800)
     model = MixtureOfExpertsRegressor(2, n_init=3, n_jobs=2, max_iter=20, random_state=0)
