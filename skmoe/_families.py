@@ -147,9 +147,7 @@ class GaussianExperts(ExpertFamily):
         coef = solve_spd(gram + self.coef_penalty(gram.shape[-1]), xy)
         # RSS_k = y'W_k y - 2 b_k'X'W_k y + b_k'G_k b_k from the same sums (no pass over
         # the data), unless cancellation would cost more than 6 of the 16 digits
-        rss = yy - 2.0 * np.einsum("kd,kd->k", coef, xy) + np.einsum(
-            "kd,kde,ke->k", coef, gram, coef
-        )
+        rss = residual_sum_of_squares(coef, gram, xy, yy)
         if np.any(rss <= 1e-6 * yy):
             rss = source.reduce(_gaussian_rss_block, coef)
         rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
@@ -364,18 +362,30 @@ class GammaExperts(_NewtonGLMExperts):
         empty = _empty_experts(totals)
         with np.errstate(invalid="ignore", divide="ignore"):
             target = deviance / totals
-        target = np.where(empty | ~np.isfinite(target), 1.0, np.maximum(target, 1e-300))
-        # Minka's closed-form start, then Newton on log v - digamma(v) - target = 0
-        shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
-        shape = np.minimum(shape, self.max_shape)
-        for _ in range(20):
-            f = np.log(shape) - digamma(shape) - target
-            fprime = 1.0 / shape - polygamma(1, shape)
-            shape = np.clip(shape - f / fprime, shape / 10.0, self.max_shape)
-        dispersion = 1.0 / shape
+        target = np.where(empty, 1.0, target)
+        dispersion = 1.0 / gamma_shape(target, self.max_shape)
         if "dispersion" in params:
             dispersion[empty] = params["dispersion"][empty]
         return dict(params, dispersion=dispersion)
+
+
+def gamma_shape(target, max_shape):
+    """Solve ``log v - digamma(v) = target`` (half the mean Gamma deviance) for the shape
+    ``v``, vectorised; non-finite targets give 1."""
+    target = np.where(np.isfinite(target), np.maximum(target, 1e-300), 1.0)
+    # Minka's closed-form start, then Newton with its steps kept within a factor of 10
+    shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
+    shape = np.minimum(shape, max_shape)
+    for _ in range(20):
+        f = np.log(shape) - digamma(shape) - target
+        fprime = 1.0 / shape - polygamma(1, shape)
+        shape = np.clip(shape - f / fprime, shape / 10.0, max_shape)
+    return shape
+
+
+def residual_sum_of_squares(coef, gram, xy, yy):
+    """``y'W y - 2 b'X1'W y + b'G b`` per expert, from the sufficient statistics."""
+    return yy - 2.0 * np.einsum("kd,kd->k", coef, xy) + np.einsum("kd,kde,ke->k", coef, gram, coef)
 
 
 class MultinomialExperts(ExpertFamily):

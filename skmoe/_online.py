@@ -54,14 +54,20 @@ they weaken the penalty by the number of passes).
 import copy
 
 import numpy as np
-from scipy.special import digamma, polygamma
 from sklearn.base import is_classifier
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_random_state
 
 from . import _logit
+from ._blocks import Block
 from ._em import EMData, MixtureOfExpertsModel
-from ._families import GaussianExperts, MultinomialExperts
+from ._families import (
+    GaussianExperts,
+    MultinomialExperts,
+    _gaussian_stats_block,
+    gamma_shape,
+    residual_sum_of_squares,
+)
 from ._linalg import linear_predictor, penalty_diagonal, solve_spd, weighted_grams, weighted_sums
 from ._sklearn_compat import _check_sample_weight, _fit_context, validate_data
 
@@ -150,25 +156,16 @@ class _GaussianPart:
         return {"coef": coef, "variance": np.full(K, max(variance, self.family.variance_floor))}
 
     def statistics(self, X, y, W, params, offset):
-        yo = y if offset is None else y - offset
-        return {
-            "gram": weighted_grams(X, W),
-            "xy": weighted_sums(X, W * yo),
-            "yy": W @ yo**2,
-            "weight": W.sum(axis=1),
-        }
+        block = Block(X_expert=X, y=y, offset=offset, cache={"W": W})
+        return dict(zip(("gram", "xy", "yy", "weight"), _gaussian_stats_block(block)))
 
     def update(self, stats, params, scale):
         """M-step of the averaged statistics; ``scale`` divides the ridge penalty."""
         lam = self.family.alpha / scale
         d1 = stats["gram"].shape[-1]
         coef = solve_spd(stats["gram"] + np.diag(penalty_diagonal(d1, lam)), stats["xy"])
-        rss = (
-            stats["yy"]
-            - 2.0 * np.einsum("ka,ka->k", coef, stats["xy"])
-            + np.einsum("ka,kab,kb->k", coef, stats["gram"], coef)
-            + lam * np.sum(coef[:, 1:] ** 2, axis=1)
-        )
+        rss = residual_sum_of_squares(coef, stats["gram"], stats["xy"], stats["yy"])
+        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.maximum(rss / stats["weight"], self.family.variance_floor)
         empty = _empty(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
@@ -227,22 +224,9 @@ class _NewtonPart:
             with np.errstate(invalid="ignore", divide="ignore"):
                 target = stats["deviance"] / stats["weight"]
             new["dispersion"] = _keep(
-                1.0 / _gamma_shape(target, self.family.max_shape), params["dispersion"], empty
+                1.0 / gamma_shape(target, self.family.max_shape), params["dispersion"], empty
             )
         return new
-
-
-def _gamma_shape(target, max_shape):
-    """Solve ``log v - digamma(v) = target`` for the Gamma shape ``v`` (vectorised)."""
-    target = np.where(np.isfinite(target), np.maximum(target, 1e-300), 1.0)
-    # Minka's closed-form start, then Newton with its steps kept within a factor of 10
-    shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
-    shape = np.minimum(shape, max_shape)
-    for _ in range(20):
-        f = np.log(shape) - digamma(shape) - target
-        fprime = 1.0 / shape - polygamma(1, shape)
-        shape = np.clip(shape - f / fprime, shape / 10.0, max_shape)
-    return shape
 
 
 class _Softmax:
