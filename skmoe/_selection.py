@@ -4,9 +4,11 @@ import numpy as np
 from sklearn.base import clone
 
 
-def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="bic", **fit_params):
-    """Fit ``estimator`` for every number of experts and keep the best by an information
-    criterion on the training data.
+def select_n_experts(
+    estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="bic", param=None, **fit_params
+):
+    """Fit ``estimator`` for every number of experts (or tree depth) and keep the best by an
+    information criterion on the training data.
 
     For held-out log-likelihood instead, use ``GridSearchCV`` over ``n_experts`` with the
     scorer ``lambda est, X, y: est.score_samples(X, y).mean()``, the right way to
@@ -14,17 +16,21 @@ def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="b
 
     Parameters
     ----------
-    estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-        Unfitted template; every candidate is a clone with ``n_experts`` set.
+    estimator : skmoe estimator
+        Unfitted template; every candidate is a clone with ``param`` set.
     X, y : array-like
     n_experts : iterable of int
+        The values of ``param`` to try.
     criterion : {"bic", "aic", "icl"}, default="bic"
+    param : str or None, default=None
+        The size parameter to vary: ``"n_experts"`` for flat models and ``"depth"`` for
+        hierarchical ones when None; any integer hyper-parameter (e.g. ``"branching"``).
     **fit_params : passed to ``fit`` (``sample_weight``, ``exposure``)
 
     Returns
     -------
     best : fitted estimator with the lowest criterion
-    scores : dict mapping each number of experts to its criterion value
+    scores : dict mapping each value of ``param`` to its criterion value
 
     Examples
     --------
@@ -38,10 +44,18 @@ def select_n_experts(estimator, X, y, n_experts=(1, 2, 3, 4, 5), *, criterion="b
     """
     if criterion not in ("bic", "aic", "icl"):
         raise ValueError(f"criterion must be 'bic', 'aic' or 'icl'; got {criterion!r}.")
+    names = estimator.get_params(deep=False)
+    if param is None:
+        param = "n_experts" if "n_experts" in names else "depth"
+    if param not in names:
+        raise ValueError(
+            f"param={param!r} is not a parameter of {type(estimator).__name__}; "
+            f"choose among {sorted(names)}."
+        )
     scoring_params = {k: v for k, v in fit_params.items() if k == "exposure"}
     best, best_score, scores = None, np.inf, {}
     for k in n_experts:
-        model = clone(estimator).set_params(n_experts=k).fit(X, y, **fit_params)
+        model = clone(estimator).set_params(**{param: k}).fit(X, y, **fit_params)
         scores[k] = float(getattr(model, criterion)(X, y, **scoring_params))
         if scores[k] < best_score:
             best, best_score = model, scores[k]

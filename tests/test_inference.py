@@ -10,6 +10,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skmoe import (
     DegenerateFitWarning,
+    HierarchicalMixtureOfExpertsRegressor,
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
     select_n_experts,
@@ -231,3 +232,22 @@ def test_align_experts_reorders_to_a_reference():
     np.testing.assert_allclose(model.expert_coef_, reference.expert_coef_)
     np.testing.assert_allclose(model.gate_coef_, reference.gate_coef_)
     np.testing.assert_allclose(model.predict(X), before)
+
+
+def test_bic_picks_the_depth_of_a_hierarchical_model():
+    """Four regimes split by two hyperplanes: a binary tree of depth 2."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(3000, 2))
+    regime = 2 * (X[:, 0] > 0.2) + (X[:, 1] > -0.3)
+    A = np.array([[0.0, 1.0, -1.0], [3.0, -1.0, 0.5], [-2.0, 0.5, 2.0], [1.0, -2.0, -1.5]])
+    y = A[regime, 0] + np.einsum("ij,ij->i", A[regime, 1:], X) + 0.3 * rng.normal(size=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        best, scores = select_n_experts(
+            HierarchicalMixtureOfExpertsRegressor(gate_alpha=0.0, n_init=3, random_state=0),
+            X, y, [1, 2, 3],
+        )
+    assert best.depth == 2, scores
+    with pytest.raises(ValueError, match="param='n_experts' is not a parameter"):
+        select_n_experts(HierarchicalMixtureOfExpertsRegressor(), X, y, [1], param="n_experts")
