@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from . import _dask
 from ._blocks import InMemoryBlocks
-from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em
+from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._gate import GateTree
 from ._linalg import row_blocks
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
@@ -277,14 +277,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         best = max(range(len(results)), key=lambda i: results[i]["objective"])
         result = results[best]
         if not result["converged"] and self.max_iter > 0:
-            warnings.warn(
+            warn(
                 f"The best of {len(results)} EM runs did not converge in {self.max_iter} "
                 "iterations; increase max_iter or tol, or check the data.",
                 ConvergenceWarning,
             )
         self._set_fitted(model, source, result, results)
         if self.events_:
-            warnings.warn("; ".join(self.events_) + ".", DegenerateFitWarning)
+            warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
 
     def _fit_one(self, model, source, kind, start):

@@ -6,6 +6,7 @@ log-likelihood it monitors never decreases, because every M-step maximises, or d
 lower, its part of the expected complete-data objective (generalised EM).
 """
 
+import os
 import sys
 import warnings
 from dataclasses import replace
@@ -17,6 +18,25 @@ from ._linalg import log_sum_exp, row_blocks
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _internal(filename):
+    """skmoe's own frames and scikit-learn's ``fit`` wrapper (``sklearn/base.py``)."""
+    path = os.path.abspath(filename)
+    return path.startswith(_PACKAGE_DIR + os.sep) or path.endswith(
+        os.path.join("sklearn", "base.py")
+    )
+
+
+def warn(message, category):
+    """``warnings.warn`` attributed to the first caller outside skmoe (the user's ``fit``)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and _internal(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1 if frame is not None else 2)
 
 
 class ConvergenceMonitor:
@@ -39,7 +59,7 @@ class ConvergenceMonitor:
         if self.history:
             delta = objective - self.history[-1]
             if delta < -1e-9 * max(1.0, abs(objective)):
-                warnings.warn(
+                warn(
                     f"EM objective decreased by {-delta:.3g} at iteration {len(self.history)}.",
                     RuntimeWarning,
                 )

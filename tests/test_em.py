@@ -121,3 +121,10 @@ def test_restarts_run_through_joblib_backends():
     with parallel_config(backend="threading"):
         threaded = MixtureOfExpertsRegressor(2, n_init=2, random_state=3, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(reference.expert_coef_, threaded.expert_coef_)
+
+
+def test_warnings_point_at_the_callers_fit():
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    with pytest.warns(ConvergenceWarning) as record:
+        MixtureOfExpertsRegressor(2, max_iter=1, random_state=0).fit(X, y)
+    assert record[0].filename == __file__
