@@ -437,13 +437,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, **kwargs)
         return self._model.e_step(data, self._params)[0]
 
-    def icl(self, X, y, **kwargs):
-        """Integrated completed likelihood ``BIC + 2 sum_i sum_k -r_ik log r_ik`` (lower is
-        better): BIC plus twice the entropy of the responsibilities (Biernacki et al. 2000),
-        which favours well separated experts."""
+    def icl(self, X, y, sample_weight=None, **kwargs):
+        """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
+        is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
+        2000), which favours well separated experts."""
         resp = self.predict_responsibilities(X, y, **kwargs)
-        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)))
-        return self.bic(X, y, **kwargs) + 2.0 * entropy
+        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=1)
+        weights = self._criterion_weights(sample_weight, resp.shape[0])
+        return self.bic(X, y, sample_weight, **kwargs) + 2.0 * float(weights @ entropy)
 
     def standard_errors(self, X, y, sample_weight=None, **kwargs):
         """Standard errors from the observed information at the fitted parameters.
@@ -568,14 +569,31 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Free parameters: gate (K-1)(p_g+1), expert coefficients, dispersions."""
         return self._model.n_parameters(self._params)
 
-    def bic(self, X, y, **kwargs):
-        """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better)."""
-        log_lik = self.score_samples(X, y, **kwargs)
-        return -2.0 * log_lik.sum() + self._n_parameters() * np.log(log_lik.shape[0])
+    def bic(self, X, y, sample_weight=None, **kwargs):
+        """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better).
 
-    def aic(self, X, y, **kwargs):
-        """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better)."""
-        return -2.0 * self.score_samples(X, y, **kwargs).sum() + 2.0 * self._n_parameters()
+        With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
+        and ``n`` the total weight, as for the repeated rows.
+        """
+        log_lik = self.score_samples(X, y, **kwargs)
+        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
+        return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
+
+    def aic(self, X, y, sample_weight=None, **kwargs):
+        """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
+        ``log L`` weighted by ``sample_weight``."""
+        log_lik = self.score_samples(X, y, **kwargs)
+        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
+        return -2.0 * float(weights @ log_lik) + 2.0 * self._n_parameters()
+
+    @staticmethod
+    def _criterion_weights(sample_weight, n):
+        if sample_weight is None:
+            return np.ones(n)
+        weights = _check_sample_weight(sample_weight, np.empty((n, 0)), ensure_non_negative=True)
+        if not weights.sum() > 0:
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        return weights
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

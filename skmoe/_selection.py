@@ -52,7 +52,7 @@ def select_n_experts(
             f"param={param!r} is not a parameter of {type(estimator).__name__}; "
             f"choose among {sorted(names)}."
         )
-    scoring_params = {k: v for k, v in fit_params.items() if k == "exposure"}
+    scoring_params = {k: v for k, v in fit_params.items() if k in ("exposure", "sample_weight")}
     best, best_score, scores = None, np.inf, {}
     for k in n_experts:
         model = clone(estimator).set_params(**{param: k}).fit(X, y, **fit_params)

@@ -251,3 +251,14 @@ def test_bic_picks_the_depth_of_a_hierarchical_model():
     assert best.depth == 2, scores
     with pytest.raises(ValueError, match="param='n_experts' is not a parameter"):
         select_n_experts(HierarchicalMixtureOfExpertsRegressor(), X, y, [1], param="n_experts")
+
+
+@pytest.mark.parametrize("criterion", ["bic", "aic", "icl"])
+def test_criteria_with_integer_weights_equal_repeated_rows(tone_model, criterion):
+    model, X, y = tone_model
+    w = np.arange(len(y)) % 3
+    weighted = getattr(model, criterion)(X, y, sample_weight=w)
+    repeated = getattr(model, criterion)(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert weighted == pytest.approx(repeated, rel=1e-12)
+    with pytest.raises(ValueError, match="non-zero|positive sum"):
+        getattr(model, criterion)(X, y, sample_weight=np.zeros(len(y)))
