@@ -34,20 +34,17 @@ class DaskBlocks:
 
     def __init__(self, client, blocks, n_expert_features, n_gate_features, total_weight):
         self.client = client
-        self.blocks = None  # not local blocks: see ``futures``
-        self.futures = list(blocks)
+        self.blocks = None  # no block is local: ``futures`` point to them on the workers
+        self.futures = self.initial = list(blocks)
         self.n_expert_features = n_expert_features
         self.n_gate_features = n_gate_features
         self.total_weight = total_weight
         self.cache = {}
 
     def fresh(self):
-        return DaskBlocks(self.client, self._initial, self.n_expert_features,
-                          self.n_gate_features, self.total_weight)._with_initial(self._initial)
-
-    def _with_initial(self, futures):
-        self._initial = list(futures)
-        return self
+        """The blocks as validated, without the state of an earlier run."""
+        return DaskBlocks(self.client, self.initial, self.n_expert_features,
+                          self.n_gate_features, self.total_weight)
 
     def reduce(self, func, *args, op=np.add):
         parts = [self.client.submit(func, block, *args, pure=False) for block in self.futures]
@@ -152,7 +149,7 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
         raise ValueError("sample_weight must have a positive sum; all weights are zero.")
     source = DaskBlocks(client, futures, len(estimator.expert_features_in_),
                         len(estimator.gate_features_in_), total)
-    return source._with_initial(futures), family
+    return source, family
 
 
 def _target_summary(y, w, labels):
