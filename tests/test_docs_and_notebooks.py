@@ -34,7 +34,7 @@ EXAMPLE = DOCS / "examples" / "exponential_experts.py"
 def _require(*modules):
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (it comes with the 'test' extra)")
+            pytest.skip(f"{module} is not installed (it comes with the 'test' or 'dask' extra)")
 
 
 # ---------------------------------------------------------------------------- the docs
@@ -150,6 +150,8 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, monkeypatch):
     _require("nbformat", "nbclient", "ipykernel", "matplotlib", "pandas")
+    if "large_data" in path.stem:
+        _require("dask", "distributed", "dask_ml")  # the 'dask' extra
     import nbformat
     from nbclient import NotebookClient
 
