@@ -104,10 +104,6 @@ class InMemoryBlocks:
             parts.append(part)
         return combine(parts)
 
-    def map(self, func, *args):
-        """``func(block, *args)`` for every block, as a list (for small per-row outputs)."""
-        return [func(block, *args) for block in self.blocks]
-
 
 def one_block(**arrays):
     """An in-memory source of one block made of ``arrays`` (fields of ``Block``, plus

@@ -57,10 +57,6 @@ class DaskBlocks:
         parts = [submit(operator.getitem, r, 1, pure=False) for r in results]
         return combine(self.client.gather(parts))
 
-    def map(self, func, *args):
-        parts = [self.client.submit(func, block, *args, pure=False) for block in self.futures]
-        return self.client.gather(parts)
-
 
 def _client():
     try:

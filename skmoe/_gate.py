@@ -83,15 +83,30 @@ class GateTree:
         fitted in the same truncated-Newton run (one pass over the data per step for the
         whole tree).
         """
-        node_mass = source.update(_node_counts_block, self.branching, self.depth)
+        node_mass = source.update(_node_counts_block, self)
         share = np.maximum(node_mass / node_mass[0], 1e-12)
         factors = inv_factor[None] / np.sqrt(share)[:, None, None]
         coef = _logit.maximise_truncated_newton_blocks(
-            source, "X_gate", _logit.cached_counts("gate_counts"), np.concatenate(V),
+            source, "X_gate", _logit.CachedCounts("gate_counts"), np.concatenate(V),
             self.alpha, factors, max_iter=self.max_iter, tol=self.tol,
         )
-        B = self.branching
-        starts = np.cumsum([0] + [B**level for level in range(self.depth)])
+        return self.split_levels(coef)
+
+    def node_counts(self, W):
+        """Soft counts of the children of every gate node, (n_nodes, B, n), breadth-first
+        (a view of ``W`` for one level): child ``c`` of node ``m`` counts the weighted
+        posterior of its subtree; ``W`` is sample weight times leaf posterior, (K, n)."""
+        B, n = self.branching, W.shape[1]
+        if self.depth == 1:
+            return W[None]
+        return np.concatenate([
+            W.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
+            for level in range(self.depth)
+        ])
+
+    def split_levels(self, coef):
+        """The coefficients of all nodes, (n_nodes, B, d + 1), as one array per level."""
+        starts = np.cumsum([0] + [self.branching**level for level in range(self.depth)])
         return [coef[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     def penalty(self, V):
@@ -128,16 +143,6 @@ def _weight_gram_block(block):
     return weighted_grams(block.X_gate, block.sample_weight[None, :])
 
 
-def _node_counts_block(block, B, depth):
-    """Soft counts of every gate node's children, (n_nodes, B, n) (a view for one level),
-    and the mass of every node."""
-    W = block.cache["W"]
-    n = W.shape[1]
-    if depth == 1:
-        counts = W[None]
-    else:
-        counts = np.concatenate([
-            W.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
-            for level in range(depth)
-        ])
+def _node_counts_block(block, gate):
+    counts = gate.node_counts(block.cache["W"])
     return {"gate_counts": counts}, counts.sum(axis=(1, 2))

@@ -115,12 +115,10 @@ def newton_matrix(X, S, P, alpha):
     return _assemble_newton_matrix(_hessian_blocks(X, S, P), S.shape[1], alpha)
 
 
-def cached_counts(key):
-    """A counts function reading the soft counts kept in each block's cache under ``key``."""
-    return _CachedCounts(key)
+class CachedCounts:
+    """A counts function reading the soft counts kept in each block's cache under ``key``
+    (a class, not a closure, so that it pickles to dask workers)."""
 
-
-class _CachedCounts:
     def __init__(self, key):
         self.key = key
 
@@ -143,7 +141,7 @@ def maximise_newton(X, S, V, alpha, *, max_steps=100, tol=1e-10):
     """Newton's method with step halving on in-memory arrays; see ``maximise_newton_blocks``."""
     source = one_block(X_expert=X, cache={"counts": S})
     return maximise_newton_blocks(
-        source, "X_expert", cached_counts("counts"), V, alpha, max_steps=max_steps, tol=tol
+        source, "X_expert", CachedCounts("counts"), V, alpha, max_steps=max_steps, tol=tol
     )
 
 
@@ -231,7 +229,7 @@ def _tn_evaluate_block(block, design, counts, V):
         pb *= -weights[..., rows]
         pb += S[..., rows]
         grad += _weighted_sums_3d(Xb, pb)
-    return {"logit_p": p}, (value, grad)
+    return {"logit_p": p, "logit_w": weights}, (value, grad)
 
 
 def _tn_curvature_block(block, design, counts, D):
@@ -239,14 +237,14 @@ def _tn_curvature_block(block, design, counts, D):
     X, S = getattr(block, design), counts(block)
     if S.shape[1] == 2:
         return _tn_curvature_binary(X, block.cache["logit_q"], D)
-    p = block.cache["logit_p"]
+    p, weights = block.cache["logit_p"], block.cache["logit_w"]
     out = np.zeros(D.shape)
     for rows in row_blocks(X.shape[0]):
         Xb, pb = X[rows], p[..., rows]
         A = linear_predictor(Xb, D)
         A -= np.sum(pb * A, axis=1, keepdims=True)
         A *= pb
-        A *= S[..., rows].sum(axis=1, keepdims=True)
+        A *= weights[..., rows]
         out += _weighted_sums_3d(Xb, A)
     return out
 
@@ -292,7 +290,7 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
     """Truncated Newton on in-memory arrays; see ``maximise_truncated_newton_blocks``."""
     source = one_block(X_gate=X, cache={"counts": S})
     return maximise_truncated_newton_blocks(
-        source, "X_gate", cached_counts("counts"), V, alpha, inv_factor,
+        source, "X_gate", CachedCounts("counts"), V, alpha, inv_factor,
         max_iter=max_iter, max_cg=max_cg, tol=tol,
     )
 

@@ -333,24 +333,6 @@ def _expert_part(family):
 
 
 # -------------------------------------------------------------------------- the gate
-def _gate_counts(gate, W):
-    """Soft counts of the children of every gate node, (n_nodes, B, n), breadth-first.
-
-    Child ``c`` of node ``m`` counts the weighted posterior of its subtree (W is sample
-    weight times leaf posterior, (K, n)).
-    """
-    B, n = gate.branching, W.shape[1]
-    return np.concatenate([
-        W.reshape(B ** (level + 1), -1, n).sum(axis=1).reshape(B**level, B, n)
-        for level in range(gate.depth)
-    ])
-
-
-def _split_levels(gate, coef):
-    starts = np.cumsum([0] + [gate.branching**level for level in range(gate.depth)])
-    return [coef[a:b] for a, b in zip(starts[:-1], starts[1:])]
-
-
 # ----------------------------------------------------------------------- the algorithm
 class StepwiseEM:
     """State of stepwise online EM for one model: parameters and averaged statistics.
@@ -414,7 +396,7 @@ class StepwiseEM:
                 "experts": self.experts.statistics(
                     data.X_expert, data.y, W, params["experts"], data.offset
                 ),
-                "gate": self.gate.statistics(data.X_gate, _gate_counts(gate, W), V),
+                "gate": self.gate.statistics(data.X_gate, gate.node_counts(W), V),
             }
         if self.stats is None:
             self.stats = batch
@@ -434,7 +416,7 @@ class StepwiseEM:
                 self.stats["experts"], params["experts"], self.total_weight
             )
             V = self.gate.update(self.stats["gate"], V, gate.alpha / self.total_weight)
-        self.params = {"gate": _split_levels(gate, V), "experts": experts}
+        self.params = {"gate": gate.split_levels(V), "experts": experts}
         return mean_log_lik
 
     def fit_batch(self, data, initial_resp, max_iter, tol):
