@@ -1,14 +1,12 @@
 """The public estimators' shared base: validation, restarts, warm start, fitted attributes."""
 
 import time
-import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
@@ -16,14 +14,11 @@ from . import _dask
 from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._gate import GateTree
-from ._linalg import row_blocks
+from ._init import initial_responsibilities, initialise, search_start
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
 EM_NEWTON_STEPS = 3
-
-#: Shape of the Beta(a, 1) draws of the random start.
-RANDOM_START_CONCENTRATION = 0.3
 
 
 def _gate_tol(tol):
@@ -103,8 +98,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "expert_features": ["array-like", None],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "acceleration": [StrOptions({"squarem"}), None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "tree"}), "array-like"],
+        "init_params": [
+            StrOptions({"multistart", "kmeans", "random", "voronoi", "tree"}),
+            "array-like",
+        ],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -122,8 +121,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         expert_features=None,
         max_iter=500,
         tol=1e-6,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -136,6 +136,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.expert_features = expert_features
         self.max_iter = max_iter
         self.tol = tol
+        self.acceleration = acceleration
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state
@@ -268,11 +269,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             children = np.random.SeedSequence(seed).spawn(self.n_init)
             starts = [("init", child) for child in children]
         if distributed:  # the cluster parallelises each pass; restarts run in turn
-            results = [self._fit_one(model, source.fresh(), *start) for start in starts]
+            results = [
+                self._fit_one(model, source.fresh(), *start, label=i)
+                for i, start in enumerate(starts)
+            ]
         else:
             results = Parallel(n_jobs=self.n_jobs)(
-                delayed(self._fit_one)(model, source.fresh(), kind, start)
-                for kind, start in starts
+                delayed(self._fit_one)(model, source.fresh(), kind, start, label=i)
+                for i, (kind, start) in enumerate(starts)
             )
         best = max(range(len(results)), key=lambda i: results[i]["objective"])
         result = results[best]
@@ -287,15 +291,39 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
 
-    def _fit_one(self, model, source, kind, start):
+    def _fit_one(self, model, source, kind, start, label=0):
+        """One restart: from the previous fit (``kind="warm"``) or from ``init_params``
+        drawn with the seed ``start``."""
         tic = time.perf_counter()
         if kind == "warm":
-            params = start
+            result = self._run_em(model, source, start, self.max_iter)
+        elif isinstance(self.init_params, str) and self.init_params == "multistart":
+            result, candidates = search_start(
+                self, model, source, np.random.default_rng(start),
+                lambda params, max_iter: self._run_em(model, source, params, max_iter),
+                self.max_iter,
+            )
+            result["candidate_objectives"] = candidates
         else:
-            self._initialise(source, np.random.default_rng(start))
-            params = model.m_step_blocks(source, None)
-        monitor = ConvergenceMonitor(self.tol, self.max_iter, source.total_weight, self.verbose)
-        params, log_lik, mass, n_iter = run_em(model, source, params, monitor)
+            initialise(self, source, np.random.default_rng(start))
+            result = self._run_em(model, source, model.m_step_blocks(source, None),
+                                  self.max_iter)
+        result["time"] = time.perf_counter() - tic
+        if self.verbose:
+            runs = result.get("candidate_objectives")
+            searched = "" if runs is None else f" (best of {len(runs)} runs)"
+            print(
+                f"  {type(self).__name__} start {label}{searched}: {result['n_iter']} "
+                f"iterations, objective {result['objective']:.8g}, {result['time']:.3f} s, "
+                + ("converged" if result["converged"] else "not converged"),
+                flush=True,
+            )
+        return result
+
+    def _run_em(self, model, source, params, max_iter):
+        """EM from ``params``, with the estimator's monitor and acceleration."""
+        monitor = ConvergenceMonitor(self.tol, max_iter, source.total_weight, self.verbose)
+        params, log_lik, mass, n_iter = run_em(model, source, params, monitor, self.acceleration)
         return {
             "params": params,
             "objective": monitor.history[-1],
@@ -303,64 +331,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             "n_iter": n_iter,
             "converged": monitor.converged,
             "objective_trace": np.array(monitor.history),
-            "time": time.perf_counter() - tic,
             "mass": mass,
+            "degenerate": bool(
+                np.any(mass < 1.0) or np.any(model.family.at_bound(params["experts"]))
+            ),
         }
 
-    def _initialise(self, source, rng):
-        """Keep the initial weighted responsibilities ``W`` in every block."""
-        if isinstance(self.init_params, str) and self.init_params == "random":
-            n_columns = source.n_expert_features + source.n_gate_features + 1
-            source.update(_random_start_block, row_keys(n_columns, rng), self._n_leaves())
-            return
-        blocks = getattr(source, "blocks", None)
-        if blocks is None or len(blocks) != 1:
-            raise ValueError(
-                "init_params must be 'random' for data in chunks (dask arrays); "
-                f"got {self.init_params!r}."
-            )
-        resp = self._initial_responsibilities(blocks[0], rng)
-        blocks[0].cache["W"] = resp * blocks[0].sample_weight
-
     def _initial_responsibilities(self, data, rng):
-        n, K = data.X_expert.shape[0], self._n_leaves()
-        if not isinstance(self.init_params, str):
-            resp = np.asarray(self.init_params, dtype=float)
-            if resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp)):
-                raise ValueError(
-                    f"init_params as an array must be non-negative responsibilities of shape "
-                    f"({n}, {K}); got shape {resp.shape}."
-                )
-            resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
-            return np.ascontiguousarray(resp)
-        if self.init_params == "random":
-            keys = row_keys(data.X_expert.shape[1] + data.X_gate.shape[1] + 1, rng)
-            return random_responsibilities(data, keys, K)
-        if self.init_params == "tree":
-            return self._tree_responsibilities(data, rng)
-        Z = np.column_stack([data.X_expert, data.X_gate, self._init_target(data.y)])
-        scale = Z.std(axis=0)
-        Z = (Z - Z.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            labels = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit_predict(
-                Z, sample_weight=data.sample_weight
-            )
-        resp = np.zeros((K, n))
-        resp[labels, np.arange(n)] = 1.0
-        return resp
-
-    def _tree_responsibilities(self, data, rng):
-        """Hard responsibilities from a CART tree with as many leaves as experts: the samples
-        of each leaf (in depth-first order) seed one expert."""
-        K = self._n_leaves()
-        X = np.column_stack([data.X_expert, data.X_gate])
-        cart = self._cart(max_leaf_nodes=max(K, 2), random_state=int(rng.integers(2**31 - 1)))
-        leaves = cart.fit(X, data.y, sample_weight=data.sample_weight).apply(X)
-        _, labels = np.unique(leaves, return_inverse=True)
-        resp = np.zeros((K, X.shape[0]))
-        resp[labels % K, np.arange(X.shape[0])] = 1.0
-        return resp
+        """Initial responsibilities (K, n) of in-memory ``data`` by ``init_params``."""
+        return initial_responsibilities(self, data, rng)
 
     def _set_fitted(self, model, source, result, results):
         """Canonical order (the children of every gate by decreasing total responsibility),
@@ -378,17 +357,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_ = result["objective"]
         self.objective_trace_ = result["objective_trace"]
         self.restarts_ = [
-            {
-                key: r[key]
-                for key in (
-                    "objective",
-                    "log_likelihood",
-                    "n_iter",
-                    "converged",
-                    "objective_trace",
-                    "time",
-                )
-            }
+            {key: value for key, value in r.items() if key not in ("params", "mass")}
             for r in results
         ]
         self._set_gate_attributes(params["gate"])
@@ -594,69 +563,3 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not weights.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         return weights
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(x):
-    """splitmix64's finaliser on an array of uint64 (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def row_keys(n_columns, rng):
-    """Odd 64-bit multipliers, one per column, for ``row_uniforms``."""
-    keys = rng.integers(1, 2**62, size=n_columns, dtype=np.uint64)
-    return keys * np.uint64(2) + np.uint64(1)
-
-
-def row_uniforms(columns, n_draws, keys):
-    """Uniform numbers in (0, 1), shape (n_draws, n), that depend only on each row's values
-    and on ``keys`` (from ``row_keys``): the same for a row wherever it stands and however
-    often it repeats, so an initialisation drawn from them is invariant to row order and
-    chunking, and integer sample weights equal repeated rows.
-
-    ``columns`` is a list of arrays of n rows (2-D, or 1-D for one column) whose values,
-    side by side, make the rows.
-    """
-    columns = [c.reshape(c.shape[0], -1) for c in columns]
-    row_hash = np.zeros(columns[0].shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        start = 0
-        for part in columns:
-            width = part.shape[1]
-            part_keys = keys[start : start + width]
-            start += width
-            for rows in row_blocks(part.shape[0]):
-                bits = np.ascontiguousarray(part[rows] + 0.0, dtype=np.float64)  # -0.0 -> 0.0
-                row_hash[rows] += (_mix(bits.view(np.uint64)) * part_keys).sum(
-                    axis=1, dtype=np.uint64
-                )
-        row_hash = _mix(row_hash)
-        draws = _mix(
-            row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
-        )
-    return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-
-
-def random_responsibilities(block, keys, n_leaves):
-    """The random start: ``u ** (1 / 0.3)`` (Beta(0.3, 1) draws) normalised over experts.
-
-    Uniform draws leave every expert alike and EM can stall at that symmetric point; these
-    break the symmetry without hard labels (chosen on the tone, NPreg, mcycle and regional
-    problems; a Dirichlet(0.3) draw does as well and costs 20 times more).
-    """
-    resp = row_uniforms([block.X_expert, block.X_gate, block.y], n_leaves, keys)
-    resp **= 1.0 / RANDOM_START_CONCENTRATION
-    resp /= resp.sum(axis=0)
-    return resp
-
-
-def _random_start_block(block, keys, n_leaves):
-    W = random_responsibilities(block, keys, n_leaves)
-    W *= block.sample_weight
-    return {"W": W}, None

@@ -34,10 +34,13 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
     tol : float, default=1e-6
         Convergence threshold on the change of the per-sample penalised log-likelihood.
     n_init : int, default=1
-    init_params : {"random", "kmeans", "tree"} or array-like of shape \
-(n_samples, n_experts), default="random"
-        Initial responsibilities; "kmeans" clusters the standardised ``[X, onehot(y)]``,
-        "tree" takes the leaves of a CART tree with ``n_experts`` leaves.
+    acceleration : {"squarem"} or None, default="squarem"
+        As in :class:`MixtureOfExpertsRegressor`.
+    init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
+shape (n_samples, n_experts), default="multistart"
+        Initial responsibilities, as in :class:`MixtureOfExpertsRegressor`; "voronoi" and
+        "kmeans" partition the standardised ``[X, onehot(y)]``, "tree" takes the leaves of
+        a CART tree with ``n_experts`` leaves.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
     verbose : int, default=0
@@ -74,8 +77,9 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         expert_features=None,
         max_iter=500,
         tol=1e-6,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -89,6 +93,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
             expert_features=expert_features,
             max_iter=max_iter,
             tol=tol,
+            acceleration=acceleration,
             n_init=n_init,
             init_params=init_params,
             random_state=random_state,

@@ -39,12 +39,24 @@ def warn(message, category):
     warnings.warn(message, category, stacklevel=level + 1 if frame is not None else 2)
 
 
+#: Relative size of objective changes that rounding alone can produce.
+_NOISE = 1e-13
+
+
 class ConvergenceMonitor:
     """Tracks the penalised objective and decides convergence.
 
-    Converged when the change of the per-sample mean objective is below ``tol`` (so ``tol``
-    does not scale with n). A decrease larger than rounding is reported by a warning: it
-    would mean a broken M-step.
+    ``tol`` bounds the estimated distance to the limit, per unit of sample weight (so it
+    does not scale with n). The distance is Aitken's estimate from the last changes
+    ``d_t`` of the objective: with the contraction rate ``a = d_t / d_{t-1}`` (the larger
+    of the last two ratios), the remaining climb is ``d_t a / (1 - a)`` (Böhning et al.
+    1994; McNicholas et al. 2010). A sequence that does not contract (``a >= 1``) is not
+    converged, however small its last step. An objective constant to rounding (two changes
+    below 1e-13 of its value) is a fixed point and stops EM whatever ``tol`` is. A
+    decrease larger than rounding is reported by a warning: it would mean a broken M-step.
+
+    ``verbose=2`` prints every iteration (the objective, its per-sample change and the
+    estimated per-sample distance to the limit, against ``tol``).
     """
 
     def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None):
@@ -63,22 +75,40 @@ class ConvergenceMonitor:
                     f"EM objective decreased by {-delta:.3g} at iteration {len(self.history)}.",
                     RuntimeWarning,
                 )
-        else:
-            delta = np.nan
-        if self.verbose:
+        self.history.append(objective)
+        if self.verbose >= 2:
+            changes = np.diff(self.history[-2:]) / self.total_weight
+            change = changes[-1] if changes.size else np.nan
             print(
-                f"  iteration {len(self.history):4d}  objective {objective: .8e}  "
-                f"change {delta: .3e}",
+                f"    iteration {len(self.history) - 1:4d}  objective {objective: .10e}  "
+                f"change/n {change: .2e}  distance/n {self.remaining():.2e}  "
+                f"(tol {self.tol:.0e})",
                 file=self.stream,
             )
-        self.history.append(objective)
+
+    def remaining(self):
+        """Aitken's estimate of the objective's remaining climb, per unit of weight."""
+        changes = np.diff(self.history[-4:])
+        if changes.size < 2:
+            return np.inf
+        # changes within rounding of the objective cannot be told apart from 0
+        noise = _NOISE * max(abs(self.history[-1]), 1.0)
+        if abs(changes[-1]) <= noise and abs(changes[-2]) <= noise:
+            return 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rates = changes[1:] / changes[:-1]
+        rate = np.max(rates)
+        if not (np.all(changes[:-1] > 0) and 0.0 <= rate < 1.0):
+            return np.inf
+        return changes[-1] * rate / (1.0 - rate) / self.total_weight
 
     @property
     def converged(self):
-        if len(self.history) < 2:
+        if len(self.history) < 3:
             return False
-        change = (self.history[-1] - self.history[-2]) / self.total_weight
-        return abs(change) < self.tol
+        last = abs(self.history[-1] - self.history[-2])
+        noise = _NOISE * max(abs(self.history[-1]), 1.0)
+        return last <= max(self.tol * self.total_weight, noise) and self.remaining() <= self.tol
 
 
 class MixtureOfExpertsModel:
@@ -147,23 +177,117 @@ class MixtureOfExpertsModel:
         }, order[-1]
 
 
-def run_em(model, source, params, monitor):
-    """Alternate E- and M-steps from ``params`` until ``monitor`` says converged.
+#: EM accelerations ``run_em`` knows (None is plain EM).
+ACCELERATIONS = ("squarem", None)
+
+#: Extrapolations tried per SQUAREM cycle before it falls back to the plain EM step.
+SQUAREM_TRIALS = 3
+
+
+def run_em(model, source, params, monitor, acceleration="squarem"):
+    """Iterate the EM map from ``params`` until ``monitor`` says converged.
+
+    With ``acceleration="squarem"`` one iteration is one SQUAREM cycle (Varadhan & Roland
+    2008): two EM steps, then an extrapolation along them that is kept only when its
+    penalised objective is at least that of the second EM step (else the EM step is kept).
+    With ``None`` one iteration is one EM step. Either way the monitored objective never
+    decreases.
 
     Returns the final parameters, their weighted log-likelihood, the leaves' masses (from
-    the E-step at the final parameters) and the number of M-steps done.
+    the E-step at the final parameters) and the number of iterations done.
     """
+    if acceleration not in ACCELERATIONS:
+        raise ValueError(f"acceleration must be one of {ACCELERATIONS}; got {acceleration!r}.")
     log_lik, mass = model.e_pass(source, params)
     monitor.report(log_lik - model.penalty(params))
+    step_max = 1.0
     n_iter = 0
     while n_iter < monitor.max_iter:
-        params = model.m_step_blocks(source, params)
         n_iter += 1
-        log_lik, mass = model.e_pass(source, params)
+        if acceleration is None:
+            params = model.m_step_blocks(source, params)
+            log_lik, mass = model.e_pass(source, params)
+        else:
+            params, log_lik, mass, step_max = _squarem_cycle(model, source, params, step_max)
         monitor.report(log_lik - model.penalty(params))
         if monitor.converged:
             break
     return params, log_lik, mass, n_iter
+
+
+def _squarem_cycle(model, source, start, step_max):
+    """One SQUAREM cycle (scheme S3) from ``start``, whose E-step is in ``source``.
+
+    With ``r = F(t) - t`` and ``v = F(F(t)) - 2 F(t) + t`` in unconstrained coordinates
+    (``ParameterVector``), the extrapolation is ``t - 2 a r + a^2 v``, ``a = -|r| / |v|``
+    held in ``[-step_max, -1]`` (``a = -1`` is the second EM step). A trial that lowers the
+    objective below the second EM step's halves ``a`` towards -1; ``step_max`` grows
+    fourfold whenever the bound holds ``a`` back and shrinks fourfold after a failed trial
+    (Varadhan & Roland's adaptive bound).
+    """
+    first = model.m_step_blocks(source, start)
+    model.e_pass(source, first)
+    second = model.m_step_blocks(source, first)
+    log_lik, mass = model.e_pass(source, second)
+    objective = log_lik - model.penalty(second)
+    coords = ParameterVector(model.family, start)
+    t0, t1, t2 = coords.flatten(start), coords.flatten(first), coords.flatten(second)
+    r, v = t1 - t0, t2 - 2.0 * t1 + t0
+    rr, vv = float(r @ r), float(v @ v)
+    if not (rr > 0 and vv > 0 and np.isfinite(rr + vv)):
+        return second, log_lik, mass, step_max
+    alpha = -np.sqrt(rr / vv)
+    if alpha <= -step_max:  # held at the bound: allow longer steps next time
+        alpha, step_max = -step_max, 4.0 * step_max
+    if alpha >= -1.0:
+        return second, log_lik, mass, step_max
+    for _ in range(SQUAREM_TRIALS):
+        trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
+        with np.errstate(all="ignore"):
+            trial_log_lik, trial_mass = model.e_pass(source, trial)
+            trial_objective = trial_log_lik - model.penalty(trial)
+        # a trial within rounding of the EM step is taken: deciding by rounding noise
+        # would make chunked and in-memory fits, whose sums round differently, part ways
+        if trial_objective >= objective - _NOISE * abs(objective):
+            return trial, trial_log_lik, trial_mass, step_max
+        alpha = 0.5 * (alpha - 1.0)
+        step_max = max(1.0, step_max / 4.0)
+    log_lik, mass = model.e_pass(source, second)  # the blocks hold the last trial's E-step
+    return second, log_lik, mass, step_max
+
+
+class ParameterVector:
+    """The parameters of a model as one vector in unconstrained coordinates (the gate and
+    expert coefficients as they are, the family's positive dispersions on the log scale),
+    for extrapolation; ``unflatten`` maps back through the family's ``project``."""
+
+    def __init__(self, family, params):
+        self.family = family
+        self.gate_shapes = [coef.shape for coef in params["gate"]]
+        self.expert_shapes = {key: value.shape for key, value in params["experts"].items()}
+        self.positive = set(family.dispersion_keys)
+
+    def flatten(self, params):
+        parts = [coef.ravel() for coef in params["gate"]]
+        for key, value in params["experts"].items():
+            parts.append(np.log(value).ravel() if key in self.positive else value.ravel())
+        return np.concatenate(parts)
+
+    def unflatten(self, vector):
+        position = 0
+
+        def take(shape):
+            nonlocal position
+            size = int(np.prod(shape))
+            position += size
+            return vector[position - size : position].reshape(shape)
+
+        gate = [take(shape).copy() for shape in self.gate_shapes]
+        experts = {}
+        for key, shape in self.expert_shapes.items():
+            value = take(shape)
+            experts[key] = np.exp(value) if key in self.positive else value.copy()
+        return {"gate": gate, "experts": self.family.project(experts)}
 
 
 def _e_step_block(block, model, params):

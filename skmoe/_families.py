@@ -114,6 +114,15 @@ class ExpertFamily:
     def coef_penalty(self, n_coef):
         return np.diag(penalty_diagonal(n_coef, self.alpha))
 
+    def project(self, params):
+        """The nearest admissible parameters (e.g. dispersions held at their bounds), for
+        points that did not come from an M-step (EM acceleration)."""
+        return params
+
+    def at_bound(self, params):
+        """Experts whose dispersion is held at its bound (a degenerate fit), (K,) bool."""
+        return np.zeros(self.n_experts, dtype=bool)
+
     #: Per-expert parameters, besides the coefficients, that ``distribution`` takes.
     dispersion_keys = ()
 
@@ -158,6 +167,12 @@ class GaussianExperts(ExpertFamily):
 
     def mean(self, X, params, offset=None):
         return self.eta(X, params, offset)
+
+    def project(self, params):
+        return dict(params, variance=np.maximum(params["variance"], self.variance_floor))
+
+    def at_bound(self, params):
+        return params["variance"] <= self.variance_floor * (1 + 1e-12)
 
     dispersion_keys = ("variance",)
 
@@ -342,6 +357,12 @@ class GammaExperts(_NewtonGLMExperts):
         return y
 
     dispersion_keys = ("dispersion",)
+
+    def project(self, params):
+        return dict(params, dispersion=np.maximum(params["dispersion"], 1.0 / self.max_shape))
+
+    def at_bound(self, params):
+        return params["dispersion"] <= (1 + 1e-12) / self.max_shape
 
     @staticmethod
     def distribution(mean, dispersion):

@@ -73,7 +73,8 @@ class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegresso
     ----------
     {tree}
     expert : {{"gaussian", "poisson", "gamma", "bernoulli"}}, default="gaussian"
-    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, n_init, \
+    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, acceleration, \
+n_init, \
 init_params, random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert
         with one leaf of a CART tree of the same number of leaves).
@@ -112,8 +113,9 @@ init_params, random_state, warm_start, verbose, n_jobs
         expert_features=None,
         max_iter=500,
         tol=1e-6,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -128,6 +130,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         self.expert_features = expert_features
         self.max_iter = max_iter
         self.tol = tol
+        self.acceleration = acceleration
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state
@@ -142,7 +145,8 @@ class HierarchicalMixtureOfExpertsClassifier(_TreeMixin, MixtureOfExpertsClassif
     Parameters
     ----------
     {tree}
-    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, n_init, \
+    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, acceleration, \
+n_init, \
 init_params, random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsClassifier`.
 
@@ -176,8 +180,9 @@ init_params, random_state, warm_start, verbose, n_jobs
         expert_features=None,
         max_iter=500,
         tol=1e-6,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -191,6 +196,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         self.expert_features = expert_features
         self.max_iter = max_iter
         self.tol = tol
+        self.acceleration = acceleration
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state

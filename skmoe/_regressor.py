@@ -42,23 +42,37 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     max_iter : int, default=500
         Maximum number of EM iterations per run.
     tol : float, default=1e-6
-        Convergence threshold on the change of the per-sample penalised log-likelihood.
+        Convergence threshold on the estimated distance of the per-sample penalised
+        log-likelihood to its limit (Aitken's estimate from the last changes; see the user
+        guide). An objective constant to rounding stops EM whatever ``tol`` is.
+    acceleration : {"squarem"} or None, default="squarem"
+        SQUAREM extrapolation of the EM map (Varadhan & Roland 2008), kept only when it
+        does not lower the objective; then one iteration is one SQUAREM cycle of two EM
+        steps. None runs plain EM (one iteration is one EM step).
     n_init : int, default=1
-        Number of EM runs from different initialisations; the best is kept.
-    init_params : {"random", "kmeans", "tree"} or array-like of shape \
-(n_samples, n_experts), default="random"
-        Initial responsibilities: random responsibilities (normalised Beta(0.3, 1) draws)
-        drawn from a hash of each row and the seed (so the start, and the fit, do not
-        depend on the row order, and integer sample weights equal repeated rows), hard
-        k-means clusters of the standardised ``[X, y]``, the leaves of a CART tree with
-        ``n_experts`` leaves, or the given array (used as is by every restart).
+        Number of independent fits (each with its own ``init_params`` search); the best
+        is kept.
+    init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
+shape (n_samples, n_experts), default="multistart"
+        Initial responsibilities. "multistart" runs EM from successive starts
+        (alternately "random" and "voronoi") until two runs agree on the best objective
+        found, at most 8 runs (a run with a degenerate expert loses to any regular one).
+        "random": random responsibilities (normalised Beta(0.3, 1) draws) drawn from a
+        hash of each row and the seed (so the start, and the fit, do not depend on the row
+        order, and integer sample weights equal repeated rows); "voronoi": the hard
+        partition of the standardised ``[X, y]`` around randomly drawn distinct rows;
+        "kmeans": hard k-means clusters of the standardised ``[X, y]``; "tree": the leaves
+        of a CART tree with ``n_experts`` leaves; or the given array (used as is by every
+        restart).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations (restart ``i`` uses the ``i``-th child of
         ``np.random.SeedSequence``), so results do not depend on ``n_jobs``.
     warm_start : bool, default=False
         Continue EM from the previous fit's parameters (``n_init`` is then ignored).
     verbose : int, default=0
-        Print the objective at every iteration.
+        1 prints a line per restart (runs, iterations, objective, time, convergence); 2
+        also the objective, its per-sample change and distance to the limit at every
+        iteration.
     n_jobs : int or None, default=None
         Restarts run in parallel through joblib.
 
@@ -83,7 +97,9 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     objective_trace_ : ndarray
         Penalised log-likelihood at every iteration of the best run (non-decreasing).
     restarts_ : list of dict
-        Per run: objective, log_likelihood, n_iter, converged, objective_trace, time.
+        Per restart: objective, log_likelihood, n_iter, converged, objective_trace, time,
+        degenerate and, for "multistart", candidate_objectives (the objective of every
+        run of its search).
         ``converged_`` to ``restarts_`` describe a ``fit``; ``partial_fit`` removes them.
     n_batches_seen_ : int
         Mini-batches learnt by ``partial_fit`` since its first call (or since ``fit``).
@@ -126,8 +142,9 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         expert_features=None,
         max_iter=500,
         tol=1e-6,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -141,6 +158,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
             expert_features=expert_features,
             max_iter=max_iter,
             tol=tol,
+            acceleration=acceleration,
             n_init=n_init,
             init_params=init_params,
             random_state=random_state,
