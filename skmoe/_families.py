@@ -210,9 +210,8 @@ class _NewtonGLMExperts(ExpertFamily):
     def start(self, source):
         """Intercept-only starting point at the weighted mean response (one pass)."""
         w_y, totals, sum_y, n, sum_offset = source.reduce(_glm_start_block)
-        mean_y = w_y / np.maximum(totals, 1e-300)
         coef = np.zeros((self.n_experts, source.n_expert_features + 1))
-        coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * sum_y / n + 1e-12, None))
+        coef[:, 0] = self.link(start_means(w_y, totals, sum_y / n))
         coef[:, 0] -= sum_offset / n
         return self.update_dispersion(source, {"coef": coef})
 
@@ -429,6 +428,16 @@ class MultinomialExperts(ExpertFamily):
     def n_parameters(self, params):
         K, C, d1 = params["coef"].shape
         return K * (C - 1) * d1
+
+
+def start_means(weighted_sum, totals, overall_mean):
+    """Every expert's starting mean response: its weighted mean, held from below at 1e-3
+    times the overall mean. The floor is relative, so the start (and a log-link fit)
+    scales with y whatever its units; an all-zero response (Poisson) starts at 1e-12."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = weighted_sum / totals
+    floor = 1e-3 * overall_mean if overall_mean > 0 else 1e-12
+    return np.where(np.isfinite(mean) & (mean > floor), mean, floor)
 
 
 def _weight_totals_block(block):
