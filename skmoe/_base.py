@@ -10,7 +10,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_random_state
 
 from . import _dask
 from ._blocks import InMemoryBlocks
@@ -172,6 +172,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------- validation
     def _validate_fit_data(self, X, y, sample_weight, exposure):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        check_squares_finite(X)
         y = self._validate_targets(y, reset=True)
         if X.shape[0] < self._n_leaves():
             raise ValueError(
@@ -190,6 +191,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             sample_weight=sample_weight,
             offset=self._offset(exposure, X.shape[0]),
         )
+        self._fitted_with_exposure = exposure is not None
         return data, family
 
     def _resolve_features(self):
@@ -228,15 +230,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return np.ascontiguousarray(X[:, index])
 
     def _predict_data(self, X, y=None, exposure=None, sample_weight=None):
+        """Validate data given after ``fit``, as ``fit`` validates its own: X against the
+        fitted features, and, for the methods that take y (scores, criteria, standard
+        errors, ``partial_fit``), y of the same length as X, one-dimensional and in the
+        family's support (known class labels), the sample weights, and the exposure of a
+        model fitted with one (without it these methods would silently take exposure 1).
+        """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         if y is not None:
-            y = self._family.check_y(self._validate_targets(np.asarray(y), reset=False))
+            check_consistent_length(X, y)
+            y = np.asarray(y)
+            if y.ndim != 1:
+                raise ValueError(
+                    f"y should be a 1d array, got an array of shape {y.shape} instead."
+                )
+            y = self._family.check_y(self._validate_targets(y, reset=False))
+            if exposure is None and getattr(self, "_fitted_with_exposure", False):
+                raise ValueError(
+                    f"This {type(self).__name__} was fitted with exposure=; pass the "
+                    "exposure of these samples (exposure=np.ones(n_samples) for exposure 1)."
+                )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         return EMData(
             X_expert=self._select(X, self.expert_features_in_),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
-            sample_weight=_check_sample_weight(sample_weight, X, ensure_non_negative=True),
+            sample_weight=_check_sample_weight(sample_weight, X),
             offset=self._offset(exposure, X.shape[0]),
         )
 
@@ -441,10 +464,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
         is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
         2000), which favours well separated experts."""
-        resp = self.predict_responsibilities(X, y, **kwargs)
-        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=1)
-        weights = self._criterion_weights(sample_weight, resp.shape[0])
-        return self.bic(X, y, sample_weight, **kwargs) + 2.0 * float(weights @ entropy)
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        log_lik, resp = self._model.e_step(data, self._params)
+        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=0)
+        return self._bic(data, log_lik) + 2.0 * float(data.sample_weight @ entropy)
 
     def standard_errors(self, X, y, sample_weight=None, **kwargs):
         """Standard errors from the observed information at the fitted parameters.
@@ -575,25 +598,32 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
         and ``n`` the total weight, as for the repeated rows.
         """
-        log_lik = self.score_samples(X, y, **kwargs)
-        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        return self._bic(data, self._model.e_step(data, self._params)[0])
+
+    def _bic(self, data, log_lik):
+        weights = data.sample_weight
         return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
 
     def aic(self, X, y, sample_weight=None, **kwargs):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
         ``log L`` weighted by ``sample_weight``."""
-        log_lik = self.score_samples(X, y, **kwargs)
-        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
-        return -2.0 * float(weights @ log_lik) + 2.0 * self._n_parameters()
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        log_lik = self._model.e_step(data, self._params)[0]
+        return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()
 
-    @staticmethod
-    def _criterion_weights(sample_weight, n):
-        if sample_weight is None:
-            return np.ones(n)
-        weights = _check_sample_weight(sample_weight, np.empty((n, 0)), ensure_non_negative=True)
-        if not weights.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        return weights
+def check_squares_finite(X):
+    """Refuse columns whose weighted sums of squares overflow (values near 1e300): every
+    M-step solves with such sums, and LAPACK would fail on them with "SVD did not
+    converge" after printing errors."""
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->j", X, X)
+    bad = np.flatnonzero(~np.isfinite(squares))
+    if bad.size:
+        raise ValueError(
+            f"X has values too large for the fit (columns {bad.tolist()}, largest "
+            f"|x| = {np.abs(X[:, bad]).max():.3g}): their squares overflow; rescale X."
+        )
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -125,12 +125,19 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
                     f"got 1 class ({self.classes_[0]!r})."
                 )
             return encoded
-        encoded = np.searchsorted(self.classes_, y)
-        encoded = np.minimum(encoded, len(self.classes_) - 1)
-        unknown = self.classes_[encoded] != y
+        return self._encode_labels(y)
+
+    def _encode_labels(self, y):
+        """Indices of the labels ``y`` in ``classes_``; labels not among them (of another
+        type included) are refused with the labels named."""
+        y = np.asarray(y)
+        unknown = ~np.isin(y, self.classes_)
         if np.any(unknown):
-            raise ValueError(f"y contains labels not seen in fit: {np.unique(y[unknown])}.")
-        return encoded
+            raise ValueError(
+                f"y contains labels not in classes_ {self.classes_.tolist()!r}: "
+                f"{np.unique(y[unknown]).tolist()!r}."
+            )
+        return np.searchsorted(self.classes_, y)
 
     def _make_family(self, y, sample_weight):
         if np.unique(y[sample_weight > 0]).size < 2:
@@ -204,6 +211,12 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         u = rng.uniform(size=(proba.shape[0], n_samples, 1))
         index = (u > np.cumsum(proba, axis=1)[:, None, :]).sum(axis=2)
         return self.classes_[np.minimum(index, len(self.classes_) - 1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)``; y and ``sample_weight`` are validated as by
+        every method that takes y after ``fit`` (labels must be among ``classes_``)."""
+        self._predict_data(X, y, sample_weight=sample_weight)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Most probable class of each sample."""

@@ -67,6 +67,7 @@ from ._families import (
     _gaussian_stats_block,
     gamma_shape,
     residual_sum_of_squares,
+    start_means,
 )
 from ._linalg import linear_predictor, penalty_diagonal, solve_spd, weighted_grams, weighted_sums
 from ._sklearn_compat import _check_sample_weight, _fit_context, validate_data
@@ -184,10 +185,8 @@ class _NewtonPart:
 
     def start(self, X, y, W, offset):
         """Intercept-only experts at each expert's weighted mean response."""
-        totals = np.maximum(W.sum(axis=1), 1e-300)
-        mean_y = np.clip((W @ y) / totals, 1e-3 * np.mean(y) + 1e-12, None)
         coef = np.zeros((self.family.n_experts, X.shape[1] + 1))
-        coef[:, 0] = self.family.link(mean_y)
+        coef[:, 0] = self.family.link(start_means(W @ y, W.sum(axis=1), np.mean(y)))
         if offset is not None:
             coef[:, 0] -= np.average(offset)
         params = {"coef": coef}
@@ -574,27 +573,30 @@ class PartialFitMixin:
     def _partial_fit_data(self, X, y, sample_weight, classes, exposure, model):
         """Validate one batch. Without a ``model`` (a fresh start) this sets what ``fit``'s
         validation sets (``n_features_in_``, the feature selections, ``classes_``) and
-        makes the expert family; returns the batch as ``EMData`` and the family."""
-        reset = model is None
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False, reset=reset)
-        if is_classifier(self):
-            y = self._partial_fit_labels(y, classes, reset)
-        elif classes is not None:
+        makes the expert family; later batches are validated as every method that takes y
+        after ``fit`` validates its data. Returns the batch as ``EMData`` and the family."""
+        if not is_classifier(self) and classes is not None:
             raise ValueError(f"classes= is for classifiers; {type(self).__name__} takes none.")
+        if model is not None:
+            if is_classifier(self):
+                self._partial_fit_classes(classes, reset=False)
+            return self._predict_data(X, y, exposure, sample_weight), model.family
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        if is_classifier(self):
+            check_classification_targets(y)
+            self._partial_fit_classes(classes, reset=True)
+            y = self._encode_labels(y)
         else:
-            y = self._validate_targets(y, reset=reset)
+            y = self._validate_targets(y, reset=True)
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        if not reset:
-            family = model.family
-        elif is_classifier(self):
-            self._resolve_features()
+        self._resolve_features()
+        if is_classifier(self):
             # the family depends on the classes only; a batch may hold fewer of them
             C = len(self.classes_)
             family = self._make_family(np.arange(C), np.ones(C))
         else:
-            self._resolve_features()
             family = self._make_family(y, sample_weight)
         data = EMData(
             X_expert=self._select(X, self.expert_features_in_),
@@ -603,11 +605,11 @@ class PartialFitMixin:
             sample_weight=sample_weight,
             offset=self._offset(exposure, X.shape[0]),
         )
+        self._fitted_with_exposure = exposure is not None
         return data, family
 
-    def _partial_fit_labels(self, y, classes, reset):
-        """Encode class labels against ``classes_``, set from ``classes`` on a fresh start."""
-        check_classification_targets(y)
+    def _partial_fit_classes(self, classes, reset):
+        """Set ``classes_`` from ``classes`` on a fresh start; later, check it is unchanged."""
         if classes is not None:
             classes = np.unique(np.asarray(classes))
         if reset:
@@ -626,11 +628,3 @@ class PartialFitMixin:
                 f"classes={classes.tolist()!r} differs from the classes_ of the first "
                 f"call ({self.classes_.tolist()!r})."
             )
-        unknown = ~np.isin(y, self.classes_)
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains labels not in classes_ {self.classes_.tolist()!r}: "
-                f"{np.unique(y[unknown]).tolist()!r}."
-            )
-        return np.searchsorted(self.classes_, y)
-

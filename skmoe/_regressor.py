@@ -235,6 +235,17 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         if "dispersion" in experts:
             self.expert_dispersion_ = experts["dispersion"]
 
+    def score(self, X, y, sample_weight=None, exposure=None):
+        """Coefficient of determination R² of ``predict(X, exposure=exposure)``.
+
+        y, ``sample_weight`` and ``exposure`` are validated as by every method that takes
+        y after ``fit`` (a model fitted with an exposure needs one here).
+        """
+        from sklearn.metrics import r2_score
+
+        data = self._predict_data(X, y, exposure, sample_weight)
+        return r2_score(data.y, self.predict(X, exposure=exposure), sample_weight=sample_weight)
+
     def predict_experts(self, X, exposure=None):
         """Mean of every expert, shape (n_samples, n_experts)."""
         data = self._predict_data(X, exposure=exposure)
@@ -253,6 +264,8 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         ----------
         X : array-like of shape (n_samples, n_features)
         exposure : array-like of shape (n_samples,), default=None
+            Exposure of log-link experts; None means exposure 1 (also for a model fitted
+            with one). The methods that take y need it when ``fit`` had one.
         return_std : bool, default=False
             Also return the standard deviation of the predictive distribution,
             ``sqrt(sum_k g_k (v_k + mu_k^2) - mean^2)`` with ``v_k`` the expert variance.

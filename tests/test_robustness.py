@@ -1,6 +1,7 @@
 """Bad input, degenerate fits and invariants under stress, for every estimator."""
 
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -300,3 +301,83 @@ def test_property_fits_end_finite_and_monotone(kind, data):
     assert np.all(np.isfinite(model.score_samples(X, y)))
     output = model.predict_proba(X) if kind == "classifier" else model.predict(X)
     assert np.all(np.isfinite(output))
+
+
+# ------------------------------------------------------- y given after fit
+@functools.cache
+def _fitted(name):
+    estimator, y = ESTIMATORS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        return copy.deepcopy(estimator).set_params(random_state=0, max_iter=20).fit(X_OK, y)
+
+
+#: Every public method that takes y after fit, called on (model, X, y).
+Y_METHODS = {
+    "score_samples": lambda m, X, y: m.score_samples(X, y),
+    "predict_responsibilities": lambda m, X, y: m.predict_responsibilities(X, y),
+    "bic": lambda m, X, y: m.bic(X, y),
+    "aic": lambda m, X, y: m.aic(X, y),
+    "icl": lambda m, X, y: m.icl(X, y),
+    "standard_errors": lambda m, X, y: m.standard_errors(X, y),
+    "summary": lambda m, X, y: m.summary(X, y),
+    "score": lambda m, X, y: m.score(X, y),
+    "partial_fit": lambda m, X, y: copy.deepcopy(m).partial_fit(X, y),
+}
+
+#: y outside each estimator's support (unknown labels for classifiers).
+WRONG_LABELS = {
+    "gaussian": np.nan,
+    "poisson": -1.0,
+    "gamma": 0.0,
+    "bernoulli": 0.5,
+    "classifier": "sideways",
+    "hme": np.inf,
+    "hme-classifier": 7,
+}
+
+
+def _wrong_y(draw, name):
+    y = ESTIMATORS[name][1]
+    kind = draw(st.sampled_from(["length", "shape", "labels"]))
+    if kind == "length":
+        n = draw(st.sampled_from([0, 1, len(y) - 1, len(y) + 1, 2 * len(y)]))
+        return np.resize(y, n), "inconsistent numbers of samples"
+    if kind == "shape":
+        shaped = draw(st.sampled_from([y[:, None], np.column_stack([y, y])]))
+        return shaped, "1d array"
+    bad = np.array(y, dtype=object if name.endswith("classifier") else float)
+    bad[draw(st.integers(0, len(y) - 1))] = WRONG_LABELS[name]
+    return bad.astype(type(WRONG_LABELS[name])) if name == "classifier" else bad, None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_methods_refuse_y_that_does_not_fit_x(data):
+    name = data.draw(st.sampled_from(sorted(ESTIMATORS)))
+    method = data.draw(st.sampled_from(sorted(Y_METHODS)))
+    y_bad, message = _wrong_y(data.draw, name)
+    with pytest.raises(ValueError, match=message):
+        Y_METHODS[method](_fitted(name), X_OK, y_bad)
+
+
+def test_a_target_of_the_wrong_shape_is_refused_before_any_large_array():
+    # (n, 1) labels used to build an (n_classes, n, n) array (160 GB at n = 1e5) first
+    model = _fitted("classifier")
+    with pytest.raises(ValueError, match=r"1d array, got an array of shape \(40, 1\)"):
+        model.score_samples(X_OK, Y_LABEL[:, None])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples: \\[40, 1\\]"):
+        _fitted("gaussian").predict_responsibilities(X_OK, Y_REAL[:1])
+
+
+@pytest.mark.parametrize("method", sorted(Y_METHODS))
+def test_a_model_fitted_with_exposure_needs_it_wherever_y_is_given(method):
+    exposure = np.exp(RNG.normal(size=40))
+    model = MixtureOfExpertsRegressor(2, expert="poisson", random_state=0)
+    model.fit(X_OK, Y_COUNT, exposure=exposure)
+    with pytest.raises(ValueError, match="fitted with exposure=; pass the exposure"):
+        Y_METHODS[method](model, X_OK, Y_COUNT)
+    # with it every method works; predict takes the documented default (exposure 1)
+    assert np.isfinite(model.bic(X_OK, Y_COUNT, exposure=exposure))
+    np.testing.assert_allclose(model.predict(X_OK), model.predict(X_OK, exposure=np.ones(40)))
