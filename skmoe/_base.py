@@ -478,6 +478,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
         Bernoulli experts.
 
+        Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
+        encoding without ``drop`` next to the intercept) get a NaN standard error, with a
+        warning that names them, as R prints NA: in parameter order, a parameter whose
+        scaled information not explained by the identified ones before it is below
+        ``1e-14`` (a pivot of ``1e-7``, R's ``lm`` tolerance) is aliased, and the others'
+        covariance is the inverse of their information.
+
         Parameters
         ----------
         X, y : the training data
@@ -493,12 +500,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from sklearn.utils import Bunch
 
-        from ._information import observed_information, parameter_names
+        from ._information import (
+            covariance_from_information,
+            observed_information,
+            parameter_names,
+        )
 
         data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
         info = observed_information(self._model, data, self._params)
-        covariance = np.linalg.pinv(info, hermitian=True)
-        se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        covariance, aliased = covariance_from_information(info)
+        se = np.sqrt(np.diag(covariance))
         K = self._n_leaves()
         gate = self._params["gate"][0][0]
         experts = self._params["experts"]
@@ -516,6 +527,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._feature_labels(self.gate_features_in_),
             self._feature_labels(self.expert_features_in_),
         )
+        if aliased.any():
+            # report the identified parameters as in the model without the aliased ones
+            # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
+            # theta_k + I_kk^-1 I_ka theta_a with theta_a = 0 is the same fit
+            kept = ~aliased
+            transfer = covariance[np.ix_(kept, kept)] @ info[np.ix_(kept, aliased)]
+            estimate = estimate.copy()
+            estimate[kept] += transfer @ estimate[aliased]
+            estimate[aliased] = np.nan
+            labels = [
+                f"{'gate' if block == 'gate' else 'expert'} {k} {name}"
+                for (block, k, name), hit in zip(names, aliased)
+                if hit
+            ]
+            warn(
+                "The data do not identify these parameters (aliased with the ones before "
+                f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
+                UserWarning,
+            )
         dg = len(self.gate_features_in_) + 1
         gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
         per_expert = se[(K - 1) * dg :].reshape(K, -1)
@@ -548,6 +578,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if title != current:
                 lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
                 current = title
+            if np.isnan(se):  # not identified by the data: R's NA
+                lines.append(f"  {name:<16}{'NA':>12}{'NA':>12}{'NA':>9}")
+                continue
             z = value / se if se > 0 else np.nan
             lines.append(f"  {name:<16}{value:>12.5g}{se:>12.5g}{z:>9.3f}")
         return "\n".join(lines[1:])
