@@ -73,8 +73,8 @@ class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegresso
     ----------
     {tree}
     expert : {{"gaussian", "poisson", "gamma", "bernoulli"}}, default="gaussian"
-    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, n_init, \
-init_params, random_state, warm_start, verbose, n_jobs
+    gate_alpha, expert_alpha, gate_features, expert_features, variance_floor, max_iter, \
+tol, n_init, init_params, random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert
         with one leaf of a CART tree of the same number of leaves).
 
@@ -110,6 +110,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        variance_floor=None,
         max_iter=500,
         tol=1e-6,
         n_init=1,
@@ -122,6 +123,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         self.depth = depth
         self.branching = branching
         self.expert = expert
+        self.variance_floor = variance_floor
         self.gate_alpha = gate_alpha
         self.expert_alpha = expert_alpha
         self.gate_features = gate_features

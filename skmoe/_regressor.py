@@ -1,5 +1,7 @@
 """``MixtureOfExpertsRegressor``: GLM experts under a softmax gate."""
 
+from numbers import Real
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
@@ -8,7 +10,7 @@ from . import _predictive
 from ._base import BaseMixtureOfExperts
 from ._families import FAMILIES, GaussianExperts
 from ._online import PartialFitMixin
-from ._sklearn_compat import StrOptions, _fit_context
+from ._sklearn_compat import Interval, StrOptions, _fit_context
 
 
 class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -39,6 +41,14 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Columns the gate and the experts see: indices, a boolean mask or, when X is a
         DataFrame, names. None means all columns; an empty list gives constant mixing
         weights (gate) or intercept-only experts.
+    variance_floor : float or None, default=None
+        Smallest variance of a Gaussian expert (ignored by the other families): an expert
+        that takes a few points on a line would otherwise see its variance, and the
+        likelihood, go to infinity (like ``GaussianMixture.reg_covar``). None gives
+        ``1e-6`` times the square of a robust scale of y, ``1.4826`` times its weighted
+        median absolute deviation (the standard deviation when more than half of y is one
+        value), so an outlier does not lift it; on dask arrays, whose median would need a
+        second pass, the weighted standard deviation.
     max_iter : int, default=500
         Maximum number of EM iterations per run.
     tol : float, default=1e-6
@@ -113,6 +123,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
         "expert": [StrOptions(set(FAMILIES))],
+        "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -124,6 +135,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        variance_floor=None,
         max_iter=500,
         tol=1e-6,
         n_init=1,
@@ -149,6 +161,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
             n_jobs=n_jobs,
         )
         self.expert = expert
+        self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, exposure=None):
@@ -184,16 +197,17 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         return y
 
     def _make_family(self, y, sample_weight):
-        mean = np.average(y, weights=sample_weight)
-        var = np.average((y - mean) ** 2, weights=sample_weight)
-        return self._family_for(var, np.mean(y**2))
+        return self._family_for(robust_variance(y, sample_weight), np.mean(y**2))
 
-    def _family_for(self, var, mean_square):
-        """The experts; Gaussian ones with a variance floor of ``1e-6 var(y)``."""
-        if self.expert == "gaussian":
-            floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + mean_square)
-            return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
-        return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+    def _family_for(self, scale2, mean_square):
+        """The experts; Gaussian ones with the variance floor ``variance_floor``, by default
+        ``1e-6`` times the squared scale ``scale2`` of y."""
+        if self.expert != "gaussian":
+            return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+        floor = self.variance_floor
+        if floor is None:
+            floor = 1e-6 * scale2 if scale2 > 0 else 1e-10 * (1.0 + mean_square)
+        return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
 
     def _make_family_from_summary(self, summary):
         """The experts of a fit on chunks, from the merged moments of y."""
@@ -329,3 +343,22 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
             raise ValueError("predict_modes needs Gaussian experts; use predict_quantiles.")
         gate, means = self._gate_and_means(X, None)
         return _predictive.gaussian_modes(gate, means, self._params["experts"]["variance"])
+
+
+def weighted_median(values, weights):
+    """The smallest value whose cumulative weight reaches half the total."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
+
+
+def robust_variance(y, sample_weight):
+    """Square of a robust scale of y: ``1.4826`` times the weighted median absolute
+    deviation (a normal's standard deviation), or the weighted variance when that is zero
+    (more than half of the weight on one value)."""
+    deviation = np.abs(y - weighted_median(y, sample_weight))
+    mad = 1.4826 * weighted_median(deviation, sample_weight)
+    if mad > 0:
+        return mad**2
+    mean = np.average(y, weights=sample_weight)
+    return np.average((y - mean) ** 2, weights=sample_weight)
