@@ -92,6 +92,16 @@ def _gate_score_range_block(block, gate):
     return tuple(ranges)
 
 
+#: Fitted attributes that a fit's validation sets (before the fit, from its data).
+_VALIDATION_ATTRIBUTES = (
+    "n_features_in_",
+    "feature_names_in_",
+    "classes_",
+    "expert_features_in_",
+    "gate_features_in_",
+)
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class of the flat mixture-of-experts estimators (not for direct use)."""
 
@@ -284,7 +294,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             source = InMemoryBlocks([data])
         family.max_newton_steps = EM_NEWTON_STEPS
         model = MixtureOfExpertsModel(family, self._make_gate())
-        if self.warm_start and hasattr(self, "_params"):
+        if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -385,9 +395,61 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp[labels % K, np.arange(X.shape[0])] = 1.0
         return resp
 
+    # ------------------------------------------------------- refits and structure
+    def _structure(self):
+        """What the fitted parameters' shapes depend on, by name: a warm start or
+        ``partial_fit`` can only continue a model of the same structure."""
+        gate = self._make_gate()
+        n = getattr(self, "n_features_in_", None)
+        structure = {
+            "the number of experts": self._n_leaves(),
+            "the depth of the tree": gate.depth,
+            "the expert family": getattr(self, "expert", None),
+            "the number of features": n,
+            "the classes": tuple(np.asarray(getattr(self, "classes_", ())).tolist()),
+        }
+        if n is not None:
+            for name in ("expert_features", "gate_features"):
+                index = self._feature_index(getattr(self, name), name)
+                structure[f"the columns of {name}"] = tuple(index.tolist())
+        return structure
+
+    def _structure_changes(self):
+        """What changed since the last fit, as phrases; empty when nothing did."""
+        fitted = self.__dict__.get("_fitted_structure", {})
+        now = self._structure()
+        return [
+            f"{key} changed from {fitted[key]!r} to {now[key]!r}"
+            for key in now
+            if key in fitted and now[key] != fitted[key]
+        ]
+
+    def _warm_start_possible(self):
+        """False, with a warning that says what changed, when the structure changed since
+        the last fit: the previous parameters cannot start this one."""
+        changes = self._structure_changes()
+        if changes:
+            warn(
+                f"warm_start=True, but {'; '.join(changes)} since the last fit; fitting "
+                "from a fresh start instead.",
+                UserWarning,
+            )
+        return not changes
+
+    def _forget_fitted(self):
+        """Drop every attribute of the previous model (``expert_variance_`` of a Gaussian
+        model refitted as Poisson, ``n_batches_seen_`` of a stream), but not those that this
+        fit's validation has just set."""
+        for name in [key for key in vars(self) if key.endswith("_") and not key.startswith("__")]:
+            if name not in _VALIDATION_ATTRIBUTES:
+                del self.__dict__[name]
+        self.__dict__.pop("_online", None)
+
     def _set_fitted(self, model, source, result, results):
         """Canonical order (the children of every gate by decreasing total responsibility),
         then every attribute at once."""
+        self._forget_fitted()
+        self._fitted_structure = self._structure()
         params, order = model.canonical(result["params"], result["mass"])
         self.events_ = _degenerate_events(
             model, source, params, result["mass"][order], self.gate_alpha

@@ -512,16 +512,18 @@ class PartialFitMixin:
     def _partial_fit(self, X, y, sample_weight, classes, exposure):
         online = self.__dict__.get("_online")
         fitted = self.__dict__.get("_params")
+        changes = [] if fitted is None else self._structure_changes()
+        if changes:
+            raise ValueError(
+                "partial_fit continues the fitted model, but its structure changed since "
+                f"it was fitted: {'; '.join(changes)}; call fit, or start again from "
+                "clone(estimator)."
+            )
         if fitted is None:
             online = None  # a fresh start
         elif online is None or online.params is not fitted:
             # fit (or align_experts) replaced the parameters since: continue from them
             online = self._stepwise_em(self._model, fitted)
-        elif online.signature != self._partial_fit_signature():
-            raise ValueError(
-                "The model's structure (number of experts, tree, expert family) changed "
-                "since the first partial_fit call; start again from clone(estimator)."
-            )
         else:
             # step a copy: on an error the estimator keeps the state it had (the step
             # rebinds, never mutates, the arrays it shares with the original)
@@ -548,6 +550,7 @@ class PartialFitMixin:
                 f"{self.batch_log_likelihood_: .8e}"
             )
         self._online = online
+        self._fitted_structure = self._structure()
         self._model = online.model
         self._family = online.model.family
         self._params = online.params
@@ -563,12 +566,7 @@ class PartialFitMixin:
             model, params, self.partial_fit_decay, self.partial_fit_offset,
             self.partial_fit_gate_curvature,
         )
-        online.signature = self._partial_fit_signature()
         return online
-
-    def _partial_fit_signature(self):
-        gate = self._make_gate()
-        return (type(self).__name__, gate.depth, gate.branching, getattr(self, "expert", None))
 
     def _partial_fit_data(self, X, y, sample_weight, classes, exposure, model):
         """Validate one batch. Without a ``model`` (a fresh start) this sets what ``fit``'s

@@ -381,3 +381,86 @@ def test_a_model_fitted_with_exposure_needs_it_wherever_y_is_given(method):
     # with it every method works; predict takes the documented default (exposure 1)
     assert np.isfinite(model.bic(X_OK, Y_COUNT, exposure=exposure))
     np.testing.assert_allclose(model.predict(X_OK), model.predict(X_OK, exposure=np.ones(40)))
+
+
+# ------------------------------------------------------------ variance floor
+def test_one_outlier_does_not_lift_the_variance_floor():
+    X, y = make_moe_regression(500, 1, 2, random_state=0)
+    y = y.copy()
+    y[0] = 1e7  # the old floor, 1e-6 var(y), was 2e5: every expert was held there
+    assert 1e-6 * np.var(y) > 1e5
+    model = MixtureOfExpertsRegressor(3, n_init=3, random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="expert 2: variance held at its floor"):
+        model.fit(X, y)
+    assert model._family.variance_floor < 1e-4
+    assert np.all(model.expert_variance_[:2] < 1.0)  # the clean experts fit their noise
+    width = np.diff(model.predict_interval(X[1:], coverage=0.9), axis=1)
+    assert np.median(width) < 10.0
+    # settable, like GaussianMixture.reg_covar
+    floored = MixtureOfExpertsRegressor(3, n_init=3, random_state=0, variance_floor=2.0)
+    with pytest.warns(DegenerateFitWarning, match="floor 2"):
+        floored.fit(X, y)
+    assert np.all(floored.expert_variance_ >= 2.0)
+    hme = HierarchicalMixtureOfExpertsRegressor(1, 3, variance_floor=2.0, random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="floor 2"):
+        assert np.all(hme.fit(X, y).expert_variance_ >= 2.0)
+
+
+# ------------------------------------------------- refits that change structure
+X_REG, Y_REG = make_moe_regression(300, 2, 2, random_state=0)
+
+STRUCTURE_CHANGES = [
+    ("n_experts", MixtureOfExpertsRegressor(2), {"n_experts": 3}, X_REG, Y_REG,
+     "number of experts changed from 2 to 3"),
+    ("features", MixtureOfExpertsRegressor(2), {}, X_REG[:, :1], Y_REG,
+     "number of features changed from 2 to 1"),
+    ("gate_features", MixtureOfExpertsRegressor(2), {"gate_features": [1]}, X_REG, Y_REG,
+     r"columns of gate_features changed from \(0, 1\) to \(1,\)"),
+    ("depth", HierarchicalMixtureOfExpertsRegressor(2), {"depth": 3}, X_REG, Y_REG,
+     "depth of the tree changed from 2 to 3"),
+    ("classes", MixtureOfExpertsClassifier(2), {}, X_REG, np.digitize(Y_REG, [-1, 1]),
+     r"classes changed from \(False, True\) to \(0, 1, 2\)"),
+    ("family", MixtureOfExpertsRegressor(2), {"expert": "poisson"}, X_REG,
+     np.round(np.exp(Y_REG / 4)), "expert family changed from 'gaussian' to 'poisson'"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+@pytest.mark.parametrize(
+    "estimator, change, X, y, message",
+    [case[1:] for case in STRUCTURE_CHANGES],
+    ids=[case[0] for case in STRUCTURE_CHANGES],
+)
+def test_warm_start_after_a_structural_change_starts_fresh_and_says_why(
+    estimator, change, X, y, message
+):
+    first_y = Y_REG > 0 if "classes" in message else Y_REG
+    model = copy.deepcopy(estimator).set_params(warm_start=True, random_state=0)
+    model.fit(X_REG, first_y).set_params(**change)
+    with pytest.warns(UserWarning, match=f"warm_start=True, but .*{message}.*fresh start"):
+        model.fit(X, y)
+    fresh = copy.deepcopy(estimator).set_params(**change, random_state=0).fit(X, y)
+    assert model.log_likelihood_ == fresh.log_likelihood_
+    # partial_fit does not silently continue the old structure either
+    model = copy.deepcopy(estimator).set_params(random_state=0).fit(X_REG, first_y)
+    model.set_params(**change)
+    if "features" not in message and "classes" not in message:  # refused by validation
+        with pytest.raises(ValueError, match=f"structure changed .*{message}"):
+            model.partial_fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+def test_attributes_of_a_previous_model_do_not_survive_a_refit():
+    model = MixtureOfExpertsRegressor(2, random_state=0).fit(X_REG, Y_REG)
+    assert hasattr(model, "expert_variance_")
+    model.set_params(expert="poisson").fit(X_REG, np.round(np.exp(Y_REG / 4)))
+    assert not hasattr(model, "expert_variance_")
+    model.set_params(expert="gamma").fit(X_REG, np.exp(Y_REG / 4))
+    assert hasattr(model, "expert_dispersion_")
+    model.set_params(expert="gaussian").fit(X_REG, Y_REG)
+    assert not hasattr(model, "expert_dispersion_")
+    model.partial_fit(X_REG, Y_REG)
+    assert model.n_batches_seen_ == 1
+    model.fit(X_REG, Y_REG)
+    assert not hasattr(model, "n_batches_seen_") and not hasattr(model, "batch_log_likelihood_")
+    assert model.partial_fit(X_REG, Y_REG).n_batches_seen_ == 1
