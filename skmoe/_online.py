@@ -59,8 +59,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_random_state
 
 from . import _logit
-from ._blocks import Block
-from ._em import EMData, MixtureOfExpertsModel
+from ._base import DegenerateFitWarning, _degenerate_events
+from ._blocks import Block, InMemoryBlocks
+from ._em import EMData, MixtureOfExpertsModel, warn
 from ._families import (
     GaussianExperts,
     MultinomialExperts,
@@ -542,6 +543,7 @@ class PartialFitMixin:
                 if online is None or value > best:
                     online, best = run, value
             self.batch_log_likelihood_ = np.nan
+            self._check_first_batch(data, online)
         else:
             self.batch_log_likelihood_ = online.step(data)
         if self.verbose:
@@ -559,7 +561,29 @@ class PartialFitMixin:
             self.__dict__.pop(name, None)
         self._set_gate_attributes(online.params["gate"])
         self._set_expert_attributes(online.params["experts"])
+        # the degenerate-fit policy's report, as after fit: an expert's mass is its share
+        # of the averaged weight times this batch's weight
+        share = online.stats["experts"]["weight"] / online.stats["experts"]["weight"].sum()
+        self.events_ = _degenerate_events(
+            online.model, InMemoryBlocks([data]), online.params, share * data.total_weight,
+            self.gate_alpha,
+        )
+        if self.events_:
+            warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
+
+    def _check_first_batch(self, data, online):
+        """The first batch of a fresh start must hold at least as many rows as the model has
+        free parameters: with fewer, EM fits experts exactly (variances at the floor) and
+        the stream never recovers from that start."""
+        n_parameters = online.model.n_parameters(online.params)
+        n_rows = int(np.count_nonzero(data.sample_weight))
+        if n_rows < n_parameters:
+            raise ValueError(
+                f"The first partial_fit batch has {n_rows} rows with a positive weight, "
+                f"fewer than the {n_parameters} free parameters of the model; pass a larger "
+                "first batch (or fit on one)."
+            )
 
     def _stepwise_em(self, model, params):
         online = StepwiseEM(
