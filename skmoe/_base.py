@@ -359,10 +359,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n, K = data.X_expert.shape[0], self._n_leaves()
         if not isinstance(self.init_params, str):
             resp = np.asarray(self.init_params, dtype=float)
-            if resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp)):
+            if (resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp))
+                    or not np.all(resp.sum(axis=1) > 0)):
                 raise ValueError(
-                    f"init_params as an array must be non-negative responsibilities of shape "
-                    f"({n}, {K}); got shape {resp.shape}."
+                    f"init_params as an array must be non-negative responsibilities, rows "
+                    f"with a positive sum, of shape ({n}, {K}); got shape {resp.shape}."
                 )
             resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
             return np.ascontiguousarray(resp)
@@ -450,14 +451,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         then every attribute at once."""
         self._forget_fitted()
         self._fitted_structure = self._structure()
+        stuck = self._stuck_experts(model, source, result)
         params, order = model.canonical(result["params"], result["mass"])
         self.events_ = _degenerate_events(
             model, source, params, result["mass"][order], self.gate_alpha
         )
+        for k in np.flatnonzero(stuck[order]):
+            self.events_.append(
+                f"expert {k} stopped where its M-step can still gain "
+                f"{stuck[order][k]:.3g} per unit weight: the fit did not leave its start "
+                "(not converged)"
+            )
         self._model = model
         self._family = model.family
         self._params = params
-        self.converged_ = result["converged"]
+        self.converged_ = result["converged"] and not stuck.any()
         self.n_iter_ = result["n_iter"]
         self.log_likelihood_ = result["log_likelihood"]
         self.objective_ = result["objective"]
@@ -478,6 +486,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ]
         self._set_gate_attributes(params["gate"])
         self._set_expert_attributes(params["experts"])
+
+    def _stuck_experts(self, model, source, result):
+        """Per expert, the Newton gain per unit weight still open at a fit that EM called
+        converged, where it exceeds ``max(1e-3, 100 tol)`` times ``max(1, |objective|)``
+        per unit weight (zero elsewhere): such a fit stopped at its start (e.g. a start far
+        off the scale of y), not at a maximum."""
+        if not result["converged"] or model.family.newton_gain is None:
+            return np.zeros(self._n_leaves())
+        params = result["params"]
+        model.e_pass(source, params)  # the weights W at the fitted parameters
+        gain = model.family.newton_gain(source, params["experts"]) / source.total_weight
+        scale = max(1.0, abs(result["objective"]) / source.total_weight)
+        return np.where(gain > max(1e-3, 100 * self.tol) * scale, gain, 0.0)
 
     def _set_gate_attributes(self, gate):
         self.gate_coef_ = gate[0][0, :, 1:]
@@ -706,6 +727,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
         log_lik = self._model.e_step(data, self._params)[0]
         return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()
+
+def check_n_draws(n_samples):
+    """``sample_y``'s number of draws per sample: a positive integer."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+
 
 def check_squares_finite(X):
     """Refuse columns whose weighted sums of squares overflow (values near 1e300): every

@@ -5,7 +5,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, check_n_draws
 from ._families import BernoulliExperts, MultinomialExperts
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
@@ -206,6 +206,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples_X, n_samples)
         """
+        check_n_draws(n_samples)
         proba = self.predict_proba(X)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
         u = rng.uniform(size=(proba.shape[0], n_samples, 1))

@@ -117,6 +117,12 @@ class ExpertFamily:
     #: Per-expert parameters, besides the coefficients, that ``distribution`` takes.
     dispersion_keys = ()
 
+    #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
+    #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
+    #: its maximum), by which a fit that stopped far from it, at its start, is found.
+    #: None for closed-form M-steps.
+    newton_gain = None
+
 
 class GaussianExperts(ExpertFamily):
     """Linear experts with Gaussian noise and one variance per expert.
@@ -264,6 +270,13 @@ class _NewtonGLMExperts(ExpertFamily):
             if _converged(previous, params, self.newton_tol):
                 break
         return params
+
+    def newton_gain(self, source, params):
+        grad, hess = source.reduce(_glm_system_block, self, params)
+        grad[:, 1:] -= self.alpha * params["coef"][:, 1:]
+        direction = solve_spd(hess + self.coef_penalty(grad.shape[1]), grad)
+        with np.errstate(invalid="ignore"):
+            return 0.5 * np.einsum("kd,kd->k", grad, direction)
 
     def mean(self, X, params, offset=None):
         return self.inverse_link(self.eta(X, params, offset))

@@ -6,6 +6,7 @@ The estimators are the flat ones with a deeper gate tree; the EM engine is the s
 from numbers import Integral
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import _gate_tol
 from ._classifier import MixtureOfExpertsClassifier
@@ -244,11 +245,17 @@ def export_text(model, feature_names=None, decimals=3):
     |   |--- branch 1: score = ...
     |   |   |--- expert 1: eta = ...
     """
+    check_is_fitted(model)
     if feature_names is None:
         feature_names = getattr(model, "feature_names_in_", None)
     if feature_names is None:
         feature_names = [f"x{i}" for i in range(model.n_features_in_)]
     feature_names = np.asarray(feature_names, dtype=object)
+    if feature_names.shape != (model.n_features_in_,):
+        raise ValueError(
+            f"feature_names must name the {model.n_features_in_} input columns; got "
+            f"{feature_names.size} names."
+        )
     gate_names = feature_names[model.gate_features_in_]
     expert_names = feature_names[model.expert_features_in_]
     gate = model._params["gate"]

@@ -7,7 +7,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 
 from . import _predictive
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, check_n_draws
 from ._families import FAMILIES, GaussianExperts
 from ._online import PartialFitMixin
 from ._sklearn_compat import Interval, StrOptions, _fit_context
@@ -303,9 +303,17 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         -------
         ndarray of shape (n_samples, len(quantiles))
         """
-        quantiles = np.atleast_1d(np.asarray(quantiles, dtype=float))
-        if np.any((quantiles <= 0) | (quantiles >= 1)):
-            raise ValueError("quantiles must lie strictly between 0 and 1.")
+        quantiles = np.asarray(quantiles, dtype=float)
+        if quantiles.ndim > 1 or quantiles.size == 0:
+            raise ValueError(
+                "quantiles must be one level or a 1-D list of levels; got an array of "
+                f"shape {quantiles.shape}."
+            )
+        quantiles = np.atleast_1d(quantiles)
+        if not np.all((quantiles > 0) & (quantiles < 1)):  # NaN included
+            raise ValueError(
+                f"quantiles must lie strictly between 0 and 1; got {quantiles.tolist()}."
+            )
         gate, means = self._gate_and_means(X, exposure)
         return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
@@ -323,6 +331,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         -------
         ndarray of shape (n_samples_X, n_samples)
         """
+        check_n_draws(n_samples)
         gate, means = self._gate_and_means(X, exposure)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
         return _predictive.sample(

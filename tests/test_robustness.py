@@ -464,3 +464,132 @@ def test_attributes_of_a_previous_model_do_not_survive_a_refit():
     model.fit(X_REG, Y_REG)
     assert not hasattr(model, "n_batches_seen_") and not hasattr(model, "batch_log_likelihood_")
     assert model.partial_fit(X_REG, Y_REG).n_batches_seen_ == 1
+
+
+# ---------------------------------------------------------------------- scale
+def _lstsq_em(X, y, resp, n_iter=2000):
+    """EM for a mixture of linear regressions with constant weights, each M-step by
+    ``numpy.linalg.lstsq`` on the sqrt-weighted rows: the direct reference fit."""
+    X1 = np.column_stack([np.ones(len(y)), X])
+    for _ in range(n_iter):
+        weights = resp.sum(axis=0) / len(y)
+        coef = np.array([
+            np.linalg.lstsq(X1 * np.sqrt(r)[:, None], y * np.sqrt(r), rcond=None)[0]
+            for r in resp.T
+        ])
+        resid = y[:, None] - X1 @ coef.T
+        variance = (resp * resid**2).sum(axis=0) / resp.sum(axis=0)
+        log_joint = (np.log(weights) - 0.5 * np.log(2 * np.pi * variance)
+                     - 0.5 * resid**2 / variance)
+        log_lik = np.logaddexp.reduce(log_joint, axis=1)
+        resp = np.exp(log_joint - log_lik[:, None])
+    return log_lik.sum()
+
+
+def test_columns_in_very_different_units_fit_as_lstsq_does():
+    # a column times 1e4 next to one times 1e-4 used to drop the log-likelihood from
+    # -243.6 to -631.3, reported as converged
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    resp = np.random.default_rng(0).dirichlet([1.0, 1.0], size=300)
+    settings = {"gate_features": [], "init_params": resp, "tol": 1e-12, "max_iter": 5000}
+    plain = MixtureOfExpertsRegressor(2, **settings).fit(X, y)
+    scaled = MixtureOfExpertsRegressor(2, **settings).fit(X * [1e4, 1e-4], y)
+    reference = _lstsq_em(X * [1e4, 1e-4], y, resp)
+    assert scaled.log_likelihood_ == pytest.approx(reference, rel=1e-8)
+    assert plain.log_likelihood_ == pytest.approx(reference, rel=1e-8)
+    np.testing.assert_allclose(scaled.expert_coef_ * [1e4, 1e-4], plain.expert_coef_, rtol=1e-5)
+    # and with the gate on both columns (gate_alpha=0, the model is affine invariant)
+    gated = {"gate_alpha": 0.0, "init_params": resp, "tol": 1e-12, "max_iter": 5000}
+    a = MixtureOfExpertsRegressor(2, **gated).fit(X, y)
+    b = MixtureOfExpertsRegressor(2, **gated).fit(X * [1e4, 1e-4], y)
+    assert b.log_likelihood_ == pytest.approx(a.log_likelihood_, rel=1e-8)
+
+
+@pytest.mark.parametrize("expert, K", [("gamma", 2), ("gamma", 1), ("poisson", 1)])
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_log_link_fits_are_equivariant_to_the_scale_of_y(expert, K, scale):
+    # Gamma experts on y near 1e-30 used to predict 1e-12 whatever the data, converged
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 1))
+    mean = np.exp(np.where(X[:, 0] > 0, X[:, 0], -0.5))
+    y = rng.gamma(2.0, mean / 2.0) if expert == "gamma" else rng.poisson(mean).astype(float)
+    init = rng.dirichlet(np.ones(K), size=200)
+    settings = {"expert": expert, "init_params": init, "tol": 1e-12, "max_iter": 5000}
+    base = MixtureOfExpertsRegressor(K, **settings).fit(X, y)
+    model = MixtureOfExpertsRegressor(K, **settings).fit(X, scale * y)
+    assert model.converged_ and not model.events_
+    np.testing.assert_allclose(model.predict(X), scale * base.predict(X), rtol=1e-8)
+
+
+def test_a_fit_that_never_leaves_its_start_is_reported(monkeypatch):
+    import skmoe._families
+
+    # the old absolute floor of the start (a mean of 1e-12 for y near 1e-30)
+    monkeypatch.setattr(skmoe._families, "start_means", lambda w, t, m: np.full(t.shape, 1e-12))
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 1)), 1e-30 * rng.gamma(2.0, size=200)
+    model = MixtureOfExpertsRegressor(2, expert="gamma", random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="did not leave its start"):
+        model.fit(X, y)
+    assert not model.converged_
+    assert sum("did not leave its start" in event for event in model.events_) == 2
+
+
+@pytest.mark.parametrize("case", ["values near 1e300", "all-zero init_params"])
+def test_no_linalg_error_and_no_lapack_message(case, capfd):
+    # both used to print "On entry to DLASCL parameter number 4 had an illegal value" on
+    # stdout and raise LinAlgError("SVD did not converge")
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    if case == "values near 1e300":
+        X = np.column_stack([X, 1e300 * np.random.default_rng(0).uniform(1, 2, 300)])
+        model, message = MixtureOfExpertsRegressor(2, random_state=0), "too large.*rescale X"
+    else:
+        model = MixtureOfExpertsRegressor(2, init_params=np.zeros((300, 2)))
+        message = "init_params .* rows with a positive sum"
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y)
+    out, err = capfd.readouterr()
+    assert "DLASCL" not in out + err and out == ""
+
+
+def test_a_singular_system_solves_quietly(capfd):
+    from skmoe._linalg import solve_spd
+
+    A = np.array([[[1.0, 1.0], [1.0, 1.0]], [[np.inf, 0.0], [0.0, 1.0]], [[1e8, 0], [0, 1e-8]]])
+    b = np.array([[2.0, 2.0], [1.0, 1.0], [1e8, 1e-8]])
+    x = solve_spd(A, b)
+    np.testing.assert_allclose(x[0], [1.0, 1.0])
+    assert np.all(np.isnan(x[1]))  # a non-finite system is not passed to LAPACK
+    np.testing.assert_allclose(x[2], [1.0, 1.0], rtol=1e-12)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# ------------------------------------------------------------- smaller checks
+def test_arguments_of_predictions_and_helpers_are_checked():
+    from sklearn.exceptions import NotFittedError
+
+    from skmoe import export_text, select_n_experts
+
+    model = _fitted("gaussian")
+    for levels, message in [
+        ([np.nan], "strictly between 0 and 1; got \\[nan\\]"),
+        ([[0.1, 0.5]], "1-D list of levels; got an array of shape \\(1, 2\\)"),
+        ([], "shape \\(0,\\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model.predict_quantiles(X_OK, levels)
+    with pytest.raises(ValueError, match="coverage"):
+        model.predict_interval(X_OK, coverage=np.nan)
+    for n in (-1, 0, 1.5):
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            model.sample_y(X_OK, n_samples=n)
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            _fitted("classifier").sample_y(X_OK, n_samples=n)
+    with pytest.raises(ValueError, match="at least one value of 'n_experts'"):
+        select_n_experts(MixtureOfExpertsRegressor(), X_OK, Y_REAL, [])
+    for names in (["a"], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="must name the 2 input columns; got"):
+            export_text(model, names)
+    with pytest.raises(NotFittedError):
+        export_text(MixtureOfExpertsRegressor())
