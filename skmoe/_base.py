@@ -191,7 +191,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        self._resolve_features()
+        self._resolve_features(exposure)
         family = self._make_family(y, sample_weight)
         y = family.check_y(y)
         data = EMData(
@@ -201,10 +201,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             sample_weight=sample_weight,
             offset=self._offset(exposure, X.shape[0]),
         )
-        self._fitted_with_exposure = exposure is not None
         return data, family
 
-    def _resolve_features(self):
+    def _resolve_features(self, exposure):
+        """Set the fit's column selections, and remember whether it has an exposure (the
+        methods that take y then need one)."""
+        self._fitted_with_exposure = exposure is not None
         self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
         self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
 

@@ -468,10 +468,14 @@ class PartialFitMixin:
         selections, feature names) and fits its batch by EM: ``n_init`` starts from
         ``init_params`` seeded by ``random_state`` (the starts of ``fit``), each up to
         ``max_iter`` iterations or a change of the mean log-likelihood below ``tol``; the
-        best start on the batch is kept. The first batch should hold enough rows to fit
-        the model. After ``fit`` (or ``align_experts``) the first call continues from the
-        fitted parameters with fresh averages (its batch gets weight 1). Experts keep
-        their order from call to call (no canonical reordering).
+        best start on the batch is kept. A first batch with fewer rows than the model has
+        free parameters is refused. After ``fit`` (or ``align_experts``) the first call
+        continues from the fitted parameters with fresh averages (its batch gets weight
+        1). Experts keep their order from call to call (no canonical reordering). A
+        change of the
+        model's structure since (``n_experts``, the columns, the family) raises an error
+        that says what changed; ``events_`` and a ``DegenerateFitWarning`` report
+        degenerate experts after every call, as after ``fit``.
 
         Parameters
         ----------
@@ -613,7 +617,7 @@ class PartialFitMixin:
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        self._resolve_features()
+        self._resolve_features(exposure)
         if is_classifier(self):
             # the family depends on the classes only; a batch may hold fewer of them
             C = len(self.classes_)
@@ -627,7 +631,6 @@ class PartialFitMixin:
             sample_weight=sample_weight,
             offset=self._offset(exposure, X.shape[0]),
         )
-        self._fitted_with_exposure = exposure is not None
         return data, family
 
     def _partial_fit_classes(self, classes, reset):
