@@ -577,16 +577,19 @@ class PartialFitMixin:
         return self
 
     def _check_first_batch(self, data, online):
-        """The first batch of a fresh start must hold at least as many rows as the model has
-        free parameters: with fewer, EM fits experts exactly (variances at the floor) and
-        the stream never recovers from that start."""
-        n_parameters = online.model.n_parameters(online.params)
+        """Refuse a first batch (of a fresh start) that cannot determine even one expert:
+        EM would fit every expert exactly (variances at the floor) and the stream would
+        not recover from that start. A batch between that and the model's number of free
+        parameters is fitted; what degenerates is reported by ``events_``."""
+        experts = online.params["experts"]
+        per_expert = experts["coef"][0].size + len(online.model.family.dispersion_keys)
         n_rows = int(np.count_nonzero(data.sample_weight))
-        if n_rows < n_parameters:
+        if n_rows < per_expert:
             raise ValueError(
                 f"The first partial_fit batch has {n_rows} rows with a positive weight, "
-                f"fewer than the {n_parameters} free parameters of the model; pass a larger "
-                "first batch (or fit on one)."
+                f"fewer than the {per_expert} parameters of one expert; pass a larger first "
+                f"batch (the model has {online.model.n_parameters(online.params)} free "
+                "parameters), or fit on one."
             )
 
     def _stepwise_em(self, model, params):
