@@ -8,7 +8,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_random_state
 
 from . import _dask
 from ._blocks import InMemoryBlocks
@@ -85,6 +85,16 @@ def _gate_score_range_block(block, gate):
         scores = coef[..., 1:] @ block.X_gate.T
         ranges.append((scores.max(axis=-1), -scores.min(axis=-1)))
     return tuple(ranges)
+
+
+#: Fitted attributes that a fit's validation sets (before the fit, from its data).
+_VALIDATION_ATTRIBUTES = (
+    "n_features_in_",
+    "feature_names_in_",
+    "classes_",
+    "expert_features_in_",
+    "gate_features_in_",
+)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -173,6 +183,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------- validation
     def _validate_fit_data(self, X, y, sample_weight, exposure):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        check_squares_finite(X)
         y = self._validate_targets(y, reset=True)
         if X.shape[0] < self._n_leaves():
             raise ValueError(
@@ -181,7 +192,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        self._resolve_features()
+        self._resolve_features(exposure)
         family = self._make_family(y, sample_weight)
         y = family.check_y(y)
         data = EMData(
@@ -193,7 +204,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         return data, family
 
-    def _resolve_features(self):
+    def _resolve_features(self, exposure):
+        """Set the fit's column selections, and remember whether it has an exposure (the
+        methods that take y then need one)."""
+        self._fitted_with_exposure = exposure is not None
         self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
         self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
 
@@ -229,15 +243,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return np.ascontiguousarray(X[:, index])
 
     def _predict_data(self, X, y=None, exposure=None, sample_weight=None):
+        """Validate data given after ``fit``, as ``fit`` validates its own: X against the
+        fitted features, and, for the methods that take y (scores, criteria, standard
+        errors, ``partial_fit``), y of the same length as X, one-dimensional and in the
+        family's support (known class labels), the sample weights, and the exposure of a
+        model fitted with one (without it these methods would silently take exposure 1).
+        """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         if y is not None:
-            y = self._family.check_y(self._validate_targets(np.asarray(y), reset=False))
+            check_consistent_length(X, y)
+            y = np.asarray(y)
+            if y.ndim != 1:
+                raise ValueError(
+                    f"y should be a 1d array, got an array of shape {y.shape} instead."
+                )
+            y = self._family.check_y(self._validate_targets(y, reset=False))
+            if exposure is None and getattr(self, "_fitted_with_exposure", False):
+                raise ValueError(
+                    f"This {type(self).__name__} was fitted with exposure=; pass the "
+                    "exposure of these samples (exposure=np.ones(n_samples) for exposure 1)."
+                )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         return EMData(
             X_expert=self._select(X, self.expert_features_in_),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
-            sample_weight=_check_sample_weight(sample_weight, X, ensure_non_negative=True),
+            sample_weight=_check_sample_weight(sample_weight, X),
             offset=self._offset(exposure, X.shape[0]),
         )
 
@@ -262,7 +297,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             source = InMemoryBlocks([data])
         family.max_newton_steps = EM_NEWTON_STEPS
         model = MixtureOfExpertsModel(family, self._make_gate())
-        if self.warm_start and hasattr(self, "_params"):
+        if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -341,17 +376,76 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Initial responsibilities (K, n) of in-memory ``data`` by ``init_params``."""
         return initial_responsibilities(self, data, rng)
 
+    # ------------------------------------------------------- refits and structure
+    def _structure(self):
+        """What the fitted parameters' shapes depend on, by name: a warm start or
+        ``partial_fit`` can only continue a model of the same structure."""
+        gate = self._make_gate()
+        n = getattr(self, "n_features_in_", None)
+        structure = {
+            "the number of experts": self._n_leaves(),
+            "the depth of the tree": gate.depth,
+            "the expert family": getattr(self, "expert", None),
+            "the number of features": n,
+            "the classes": tuple(np.asarray(getattr(self, "classes_", ())).tolist()),
+        }
+        if n is not None:
+            for name in ("expert_features", "gate_features"):
+                index = self._feature_index(getattr(self, name), name)
+                structure[f"the columns of {name}"] = tuple(index.tolist())
+        return structure
+
+    def _structure_changes(self):
+        """What changed since the last fit, as phrases; empty when nothing did."""
+        fitted = self.__dict__.get("_fitted_structure", {})
+        now = self._structure()
+        return [
+            f"{key} changed from {fitted[key]!r} to {now[key]!r}"
+            for key in now
+            if key in fitted and now[key] != fitted[key]
+        ]
+
+    def _warm_start_possible(self):
+        """False, with a warning that says what changed, when the structure changed since
+        the last fit: the previous parameters cannot start this one."""
+        changes = self._structure_changes()
+        if changes:
+            warn(
+                f"warm_start=True, but {'; '.join(changes)} since the last fit; fitting "
+                "from a fresh start instead.",
+                UserWarning,
+            )
+        return not changes
+
+    def _forget_fitted(self):
+        """Drop every attribute of the previous model (``expert_variance_`` of a Gaussian
+        model refitted as Poisson, ``n_batches_seen_`` of a stream), but not those that this
+        fit's validation has just set."""
+        for name in [key for key in vars(self) if key.endswith("_") and not key.startswith("__")]:
+            if name not in _VALIDATION_ATTRIBUTES:
+                del self.__dict__[name]
+        self.__dict__.pop("_online", None)
+
     def _set_fitted(self, model, source, result, results):
         """Canonical order (the children of every gate by decreasing total responsibility),
         then every attribute at once."""
+        self._forget_fitted()
+        self._fitted_structure = self._structure()
+        stuck = self._stuck_experts(model, source, result)
         params, order = model.canonical(result["params"], result["mass"])
         self.events_ = _degenerate_events(
             model, source, params, result["mass"][order], self.gate_alpha
         )
+        for k in np.flatnonzero(stuck[order]):
+            self.events_.append(
+                f"expert {k} stopped where its M-step can still gain "
+                f"{stuck[order][k]:.3g} per unit weight: the fit did not leave its start "
+                "(not converged)"
+            )
         self._model = model
         self._family = model.family
         self._params = params
-        self.converged_ = result["converged"]
+        self.converged_ = result["converged"] and not stuck.any()
         self.n_iter_ = result["n_iter"]
         self.log_likelihood_ = result["log_likelihood"]
         self.objective_ = result["objective"]
@@ -362,6 +456,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ]
         self._set_gate_attributes(params["gate"])
         self._set_expert_attributes(params["experts"])
+
+    def _stuck_experts(self, model, source, result):
+        """Per expert, the Newton gain per unit weight still open at a fit that EM called
+        converged, where it exceeds ``max(1e-3, 100 tol)`` times ``max(1, |objective|)``
+        per unit weight (zero elsewhere): such a fit stopped at its start (e.g. a start far
+        off the scale of y), not at a maximum."""
+        if not result["converged"] or model.family.newton_gain is None:
+            return np.zeros(self._n_leaves())
+        params = result["params"]
+        model.e_pass(source, params)  # the weights W at the fitted parameters
+        gain = model.family.newton_gain(source, params["experts"]) / source.total_weight
+        scale = max(1.0, abs(result["objective"]) / source.total_weight)
+        return np.where(gain > max(1e-3, 100 * self.tol) * scale, gain, 0.0)
 
     def _set_gate_attributes(self, gate):
         self.gate_coef_ = gate[0][0, :, 1:]
@@ -410,10 +517,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
         is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
         2000), which favours well separated experts."""
-        resp = self.predict_responsibilities(X, y, **kwargs)
-        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=1)
-        weights = self._criterion_weights(sample_weight, resp.shape[0])
-        return self.bic(X, y, sample_weight, **kwargs) + 2.0 * float(weights @ entropy)
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        log_lik, resp = self._model.e_step(data, self._params)
+        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=0)
+        return self._bic(data, log_lik) + 2.0 * float(data.sample_weight @ entropy)
 
     def standard_errors(self, X, y, sample_weight=None, **kwargs):
         """Standard errors from the observed information at the fitted parameters.
@@ -423,6 +530,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         reported against expert 0 (flexmix's convention: its coefficients are 0), so
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
         Bernoulli experts.
+
+        Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
+        encoding without ``drop`` next to the intercept) get a NaN standard error, with a
+        warning that names them, as R prints NA: in parameter order, a parameter whose
+        scaled information not explained by the identified ones before it is below
+        ``1e-14`` (a pivot of ``1e-7``, R's ``lm`` tolerance) is aliased, and the others'
+        covariance is the inverse of their information.
 
         Parameters
         ----------
@@ -439,12 +553,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from sklearn.utils import Bunch
 
-        from ._information import observed_information, parameter_names
+        from ._information import (
+            covariance_from_information,
+            observed_information,
+            parameter_names,
+        )
 
         data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
         info = observed_information(self._model, data, self._params)
-        covariance = np.linalg.pinv(info, hermitian=True)
-        se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        covariance, aliased = covariance_from_information(info)
+        se = np.sqrt(np.diag(covariance))
         K = self._n_leaves()
         gate = self._params["gate"][0][0]
         experts = self._params["experts"]
@@ -462,6 +580,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._feature_labels(self.gate_features_in_),
             self._feature_labels(self.expert_features_in_),
         )
+        if aliased.any():
+            # report the identified parameters as in the model without the aliased ones
+            # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
+            # theta_k + I_kk^-1 I_ka theta_a with theta_a = 0 is the same fit
+            kept = ~aliased
+            transfer = covariance[np.ix_(kept, kept)] @ info[np.ix_(kept, aliased)]
+            estimate = estimate.copy()
+            estimate[kept] += transfer @ estimate[aliased]
+            estimate[aliased] = np.nan
+            labels = [
+                f"{'gate' if block == 'gate' else 'expert'} {k} {name}"
+                for (block, k, name), hit in zip(names, aliased)
+                if hit
+            ]
+            warn(
+                "The data do not identify these parameters (aliased with the ones before "
+                f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
+                UserWarning,
+            )
         dg = len(self.gate_features_in_) + 1
         gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
         per_expert = se[(K - 1) * dg :].reshape(K, -1)
@@ -494,6 +631,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if title != current:
                 lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
                 current = title
+            if np.isnan(se):  # not identified by the data: R's NA
+                lines.append(f"  {name:<16}{'NA':>12}{'NA':>12}{'NA':>9}")
+                continue
             z = value / se if se > 0 else np.nan
             lines.append(f"  {name:<16}{value:>12.5g}{se:>12.5g}{z:>9.3f}")
         return "\n".join(lines[1:])
@@ -544,22 +684,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
         and ``n`` the total weight, as for the repeated rows.
         """
-        log_lik = self.score_samples(X, y, **kwargs)
-        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        return self._bic(data, self._model.e_step(data, self._params)[0])
+
+    def _bic(self, data, log_lik):
+        weights = data.sample_weight
         return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
 
     def aic(self, X, y, sample_weight=None, **kwargs):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
         ``log L`` weighted by ``sample_weight``."""
-        log_lik = self.score_samples(X, y, **kwargs)
-        weights = self._criterion_weights(sample_weight, log_lik.shape[0])
-        return -2.0 * float(weights @ log_lik) + 2.0 * self._n_parameters()
+        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        log_lik = self._model.e_step(data, self._params)[0]
+        return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()
 
-    @staticmethod
-    def _criterion_weights(sample_weight, n):
-        if sample_weight is None:
-            return np.ones(n)
-        weights = _check_sample_weight(sample_weight, np.empty((n, 0)), ensure_non_negative=True)
-        if not weights.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        return weights
+def check_n_draws(n_samples):
+    """``sample_y``'s number of draws per sample: a positive integer."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+
+
+def check_squares_finite(X):
+    """Refuse columns whose weighted sums of squares overflow (values near 1e300): every
+    M-step solves with such sums, and LAPACK would fail on them with "SVD did not
+    converge" after printing errors."""
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->j", X, X)
+    bad = np.flatnonzero(~np.isfinite(squares))
+    if bad.size:
+        raise ValueError(
+            f"X has values too large for the fit (columns {bad.tolist()}, largest "
+            f"|x| = {np.abs(X[:, bad]).max():.3g}): their squares overflow; rescale X."
+        )
+

@@ -5,7 +5,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, check_n_draws
 from ._families import BernoulliExperts, MultinomialExperts
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
@@ -130,12 +130,19 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
                     f"got 1 class ({self.classes_[0]!r})."
                 )
             return encoded
-        encoded = np.searchsorted(self.classes_, y)
-        encoded = np.minimum(encoded, len(self.classes_) - 1)
-        unknown = self.classes_[encoded] != y
+        return self._encode_labels(y)
+
+    def _encode_labels(self, y):
+        """Indices of the labels ``y`` in ``classes_``; labels not among them (of another
+        type included) are refused with the labels named."""
+        y = np.asarray(y)
+        unknown = ~np.isin(y, self.classes_)
         if np.any(unknown):
-            raise ValueError(f"y contains labels not seen in fit: {np.unique(y[unknown])}.")
-        return encoded
+            raise ValueError(
+                f"y contains labels not in classes_ {self.classes_.tolist()!r}: "
+                f"{np.unique(y[unknown]).tolist()!r}."
+            )
+        return np.searchsorted(self.classes_, y)
 
     def _make_family(self, y, sample_weight):
         if np.unique(y[sample_weight > 0]).size < 2:
@@ -204,11 +211,18 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples_X, n_samples)
         """
+        check_n_draws(n_samples)
         proba = self.predict_proba(X)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
         u = rng.uniform(size=(proba.shape[0], n_samples, 1))
         index = (u > np.cumsum(proba, axis=1)[:, None, :]).sum(axis=2)
         return self.classes_[np.minimum(index, len(self.classes_) - 1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)``; y and ``sample_weight`` are validated as by
+        every method that takes y after ``fit`` (labels must be among ``classes_``)."""
+        self._predict_data(X, y, sample_weight=sample_weight)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Most probable class of each sample."""

@@ -123,7 +123,7 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
         raise ValueError(
             f"n_samples={n} should be >= the number of experts ({estimator._n_leaves()})."
         )
-    estimator._resolve_features()
+    estimator._resolve_features(exposure)
     if sample_weight is None:
         sample_weight = da.ones(n, chunks=(chunks,))
     elif not is_dask_collection(sample_weight):

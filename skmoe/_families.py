@@ -126,6 +126,12 @@ class ExpertFamily:
     #: Per-expert parameters, besides the coefficients, that ``distribution`` takes.
     dispersion_keys = ()
 
+    #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
+    #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
+    #: its maximum), by which a fit that stopped far from it, at its start, is found.
+    #: None for closed-form M-steps.
+    newton_gain = None
+
 
 class GaussianExperts(ExpertFamily):
     """Linear experts with Gaussian noise and one variance per expert.
@@ -225,9 +231,8 @@ class _NewtonGLMExperts(ExpertFamily):
     def start(self, source):
         """Intercept-only starting point at the weighted mean response (one pass)."""
         w_y, totals, sum_y, n, sum_offset = source.reduce(_glm_start_block)
-        mean_y = w_y / np.maximum(totals, 1e-300)
         coef = np.zeros((self.n_experts, source.n_expert_features + 1))
-        coef[:, 0] = self.link(np.clip(mean_y, 1e-3 * sum_y / n + 1e-12, None))
+        coef[:, 0] = self.link(start_means(w_y, totals, sum_y / n))
         coef[:, 0] -= sum_offset / n
         return self.update_dispersion(source, {"coef": coef})
 
@@ -280,6 +285,13 @@ class _NewtonGLMExperts(ExpertFamily):
             if _converged(previous, params, self.newton_tol):
                 break
         return params
+
+    def newton_gain(self, source, params):
+        grad, hess = source.reduce(_glm_system_block, self, params)
+        grad[:, 1:] -= self.alpha * params["coef"][:, 1:]
+        direction = solve_spd(hess + self.coef_penalty(grad.shape[1]), grad)
+        with np.errstate(invalid="ignore"):
+            return 0.5 * np.einsum("kd,kd->k", grad, direction)
 
     def mean(self, X, params, offset=None):
         return self.inverse_link(self.eta(X, params, offset))
@@ -450,6 +462,16 @@ class MultinomialExperts(ExpertFamily):
     def n_parameters(self, params):
         K, C, d1 = params["coef"].shape
         return K * (C - 1) * d1
+
+
+def start_means(weighted_sum, totals, overall_mean):
+    """Every expert's starting mean response: its weighted mean, held from below at 1e-3
+    times the overall mean. The floor is relative, so the start (and a log-link fit)
+    scales with y whatever its units; an all-zero response (Poisson) starts at 1e-12."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = weighted_sum / totals
+    floor = 1e-3 * overall_mean if overall_mean > 0 else 1e-12
+    return np.where(np.isfinite(mean) & (mean > floor), mean, floor)
 
 
 def _weight_totals_block(block):

@@ -6,6 +6,7 @@ The estimators are the flat ones with a deeper gate tree; the EM engine is the s
 from numbers import Integral
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import _gate_tol
 from ._classifier import MixtureOfExpertsClassifier
@@ -73,9 +74,8 @@ class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegresso
     ----------
     {tree}
     expert : {{"gaussian", "poisson", "gamma", "bernoulli"}}, default="gaussian"
-    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, acceleration, \
-n_init, \
-init_params, random_state, warm_start, verbose, n_jobs
+    gate_alpha, expert_alpha, gate_features, expert_features, variance_floor, max_iter, \
+tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert
         with one leaf of a CART tree of the same number of leaves).
 
@@ -111,6 +111,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        variance_floor=None,
         max_iter=500,
         tol=1e-6,
         acceleration="squarem",
@@ -124,6 +125,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         self.depth = depth
         self.branching = branching
         self.expert = expert
+        self.variance_floor = variance_floor
         self.gate_alpha = gate_alpha
         self.expert_alpha = expert_alpha
         self.gate_features = gate_features
@@ -248,11 +250,17 @@ def export_text(model, feature_names=None, decimals=3):
     |   |--- branch 1: score = ...
     |   |   |--- expert 1: eta = ...
     """
+    check_is_fitted(model)
     if feature_names is None:
         feature_names = getattr(model, "feature_names_in_", None)
     if feature_names is None:
         feature_names = [f"x{i}" for i in range(model.n_features_in_)]
     feature_names = np.asarray(feature_names, dtype=object)
+    if feature_names.shape != (model.n_features_in_,):
+        raise ValueError(
+            f"feature_names must name the {model.n_features_in_} input columns; got "
+            f"{feature_names.size} names."
+        )
     gate_names = feature_names[model.gate_features_in_]
     expert_names = feature_names[model.expert_features_in_]
     gate = model._params["gate"]

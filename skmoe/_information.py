@@ -11,6 +11,14 @@ Hessian of the observed log-likelihood ``sum_i w_i log sum_k exp(c_ik)`` is
 
 ``s_ik = grad c_ik`` and ``sbar_i = sum_k r_ik s_ik`` (Louis' identity); the observed
 information is its negative plus the Hessian of the penalty.
+
+Parameters the data cannot identify (a column aliased with others, e.g. a one-hot encoding
+without ``drop`` next to the intercept) make the information singular. As R's ``lm`` does
+with its pivoted QR, they are found in order: scaled to a unit diagonal, a parameter whose
+information not explained by the identified parameters before it (its Cholesky pivot) is
+below ``ALIASED_TOL`` is aliased; its standard error is NaN and the covariance of the others
+is the inverse of their information. A parameter with no information at all (a column of
+zeros) is aliased too.
 """
 
 import numpy as np
@@ -20,6 +28,45 @@ from ._families import BernoulliExperts, GammaExperts, GaussianExperts, PoissonE
 from ._linalg import linear_predictor, penalty_diagonal
 
 ROW_BLOCK = 4096
+
+#: Relative pivot under which a parameter counts as aliased: R's ``lm.fit`` tolerance
+#: 1e-7 on the pivots of the scaled design, i.e. a relative eigenvalue of about 1e-14 of
+#: the scaled information in the direction the parameter adds.
+ALIASED_TOL = 1e-7
+
+
+def covariance_from_information(info, tol=ALIASED_TOL):
+    """Covariance of the identified parameters and the mask of the aliased ones.
+
+    Returns ``(covariance, aliased)``: ``covariance`` is the inverse of the information of
+    the identified parameters, with NaN in the rows and columns of the aliased ones.
+    """
+    diag = np.diag(info)
+    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+    scaled = info * scale[:, None] * scale[None, :]
+    P = info.shape[0]
+    aliased = diag <= 0
+    lower = np.zeros((P, P))
+    kept = []
+    for j in range(P):  # Cholesky in parameter order, skipping aliased parameters
+        if aliased[j]:
+            continue
+        row = scaled[j, kept] if kept else np.empty(0)
+        if kept:
+            row = np.linalg.solve(lower[np.ix_(kept, kept)], row)
+        pivot = scaled[j, j] - row @ row
+        if not pivot > tol**2:
+            aliased[j] = True
+            continue
+        lower[j, kept] = row
+        lower[j, j] = np.sqrt(pivot)
+        kept.append(j)
+    covariance = np.full((P, P), np.nan)
+    if kept:
+        inverse = np.linalg.inv(lower[np.ix_(kept, kept)])
+        sub = inverse.T @ inverse
+        covariance[np.ix_(kept, kept)] = sub * scale[kept][:, None] * scale[kept][None, :]
+    return covariance, aliased
 
 
 def _eta_terms(family, y, eta, experts):

@@ -199,10 +199,11 @@ def initial_responsibilities(estimator, data, rng, strategy=None):
     n, K = data.X_expert.shape[0], estimator._n_leaves()
     if not isinstance(strategy, str):
         resp = np.asarray(strategy, dtype=float)
-        if resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp)):
+        if (resp.shape != (n, K) or np.any(resp < 0) or not np.all(np.isfinite(resp))
+                or not np.all(resp.sum(axis=1) > 0)):
             raise ValueError(
-                f"init_params as an array must be non-negative responsibilities of shape "
-                f"({n}, {K}); got shape {resp.shape}."
+                f"init_params as an array must be non-negative responsibilities, rows "
+                f"with a positive sum, of shape ({n}, {K}); got shape {resp.shape}."
             )
         resp = resp.T / np.maximum(resp.sum(axis=1), 1e-300)
         return np.ascontiguousarray(resp)

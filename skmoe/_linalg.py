@@ -108,21 +108,44 @@ def penalty_diagonal(n_coef, alpha):
     return diag
 
 
+def jacobi_scale(A):
+    """``1 / sqrt(diag A[m])`` (1 where the diagonal is not positive), shape (M, d): the
+    column scaling that gives every variable of ``A[m] x = b[m]`` a unit diagonal.
+
+    For a weighted Gram matrix this is the scaling of every column of X to unit weighted
+    norm, so a solve in the scaled variables does not depend on the columns' units.
+    """
+    diag = np.diagonal(A, axis1=-2, axis2=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diag > 0, 1.0 / np.sqrt(diag), 1.0)
+
+
 def solve_spd(A, b):
     """Solve ``A[m] x = b[m]`` for symmetric positive (semi-)definite ``A[m]``.
 
-    Cholesky first; a numerically singular system (collinear columns, an expert with no
-    weight) falls back to the minimum-norm least-squares solution.
+    The system is first scaled to a unit diagonal (``jacobi_scale``), so that columns in
+    very different units (1e4 next to 1e-4) solve as accurately as standardised ones, and
+    the result is returned on the original scale. Cholesky first; a numerically singular
+    scaled system (collinear columns, an expert with no weight) falls back to the
+    minimum-norm least-squares solution. A system with a non-finite entry is not passed
+    to LAPACK (which would print errors and fail): its solution is NaN.
     """
-    out = np.empty_like(b)
+    out = np.full(np.shape(b), np.nan)
+    scales = jacobi_scale(A)
     for m in range(A.shape[0]):
+        if not (np.all(np.isfinite(A[m])) and np.all(np.isfinite(b[m]))):
+            continue
+        s = scales[m]
+        column = s.reshape((-1,) + (1,) * (np.ndim(b[m]) - 1))
+        As = A[m] * s[:, None] * s[None, :]
+        bs = b[m] * column
         try:
-            factor = cho_factor(A[m], check_finite=False)
+            factor = cho_factor(As, check_finite=False)
             pivots = np.abs(np.diag(factor[0]))
             if pivots.min() > 1e-7 * pivots.max():
-                out[m] = cho_solve(factor, b[m], check_finite=False)
+                out[m] = column * cho_solve(factor, bs, check_finite=False)
                 continue
         except (LinAlgError, ValueError):
             pass
-        out[m] = np.linalg.lstsq(A[m], b[m], rcond=None)[0]
+        out[m] = column * np.linalg.lstsq(As, bs, rcond=None)[0]
     return out

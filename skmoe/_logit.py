@@ -22,6 +22,7 @@ from ._linalg import (
     NEGLIGIBLE_GAIN,
     NEGLIGIBLE_LOSS,
     ROUNDING,
+    jacobi_scale,
     linear_predictor,
     log_softmax,
     penalty_diagonal,
@@ -200,9 +201,12 @@ def bound_factor(gram, alpha):
     most one in every direction, the scaling a quasi-Newton method wants.
     """
     B = 0.5 * gram + np.diag(penalty_diagonal(gram.shape[-1], alpha))
-    jitter = 1e-10 * np.trace(B, axis1=1, axis2=2)[:, None, None] + 1e-300
-    lower = np.linalg.cholesky(B + jitter * np.eye(B.shape[-1]))
-    return np.linalg.inv(lower).transpose(0, 2, 1)
+    # factor the bound scaled to a unit diagonal (B = D^-1 Bs D^-1, D = jacobi_scale), so
+    # the jitter is relative to every column's own scale, not to the largest one
+    scale = jacobi_scale(B)
+    scaled = B * scale[:, :, None] * scale[:, None, :]
+    lower = np.linalg.cholesky(scaled + 1e-10 * np.eye(B.shape[-1]))
+    return scale[:, :, None] * np.linalg.inv(lower).transpose(0, 2, 1)
 
 
 def _weighted_sums_3d(X, A):

@@ -59,14 +59,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_random_state
 
 from . import _logit
-from ._blocks import Block
-from ._em import EMData, MixtureOfExpertsModel
+from ._base import DegenerateFitWarning, _degenerate_events
+from ._blocks import Block, InMemoryBlocks
+from ._em import EMData, MixtureOfExpertsModel, warn
 from ._families import (
     GaussianExperts,
     MultinomialExperts,
     _gaussian_stats_block,
     gamma_shape,
     residual_sum_of_squares,
+    start_means,
 )
 from ._linalg import linear_predictor, penalty_diagonal, solve_spd, weighted_grams, weighted_sums
 from ._sklearn_compat import _check_sample_weight, _fit_context, validate_data
@@ -184,10 +186,8 @@ class _NewtonPart:
 
     def start(self, X, y, W, offset):
         """Intercept-only experts at each expert's weighted mean response."""
-        totals = np.maximum(W.sum(axis=1), 1e-300)
-        mean_y = np.clip((W @ y) / totals, 1e-3 * np.mean(y) + 1e-12, None)
         coef = np.zeros((self.family.n_experts, X.shape[1] + 1))
-        coef[:, 0] = self.family.link(mean_y)
+        coef[:, 0] = self.family.link(start_means(W @ y, W.sum(axis=1), np.mean(y)))
         if offset is not None:
             coef[:, 0] -= np.average(offset)
         params = {"coef": coef}
@@ -468,10 +468,14 @@ class PartialFitMixin:
         selections, feature names) and fits its batch by EM: ``n_init`` starts from
         ``init_params`` seeded by ``random_state`` (the starts of ``fit``), each up to
         ``max_iter`` iterations or a change of the mean log-likelihood below ``tol``; the
-        best start on the batch is kept. The first batch should hold enough rows to fit
-        the model. After ``fit`` (or ``align_experts``) the first call continues from the
-        fitted parameters with fresh averages (its batch gets weight 1). Experts keep
-        their order from call to call (no canonical reordering).
+        best start on the batch is kept. A first batch with fewer rows than the model has
+        free parameters is refused. After ``fit`` (or ``align_experts``) the first call
+        continues from the fitted parameters with fresh averages (its batch gets weight
+        1). Experts keep their order from call to call (no canonical reordering). A
+        change of the
+        model's structure since (``n_experts``, the columns, the family) raises an error
+        that says what changed; ``events_`` and a ``DegenerateFitWarning`` report
+        degenerate experts after every call, as after ``fit``.
 
         Parameters
         ----------
@@ -513,16 +517,18 @@ class PartialFitMixin:
     def _partial_fit(self, X, y, sample_weight, classes, exposure):
         online = self.__dict__.get("_online")
         fitted = self.__dict__.get("_params")
+        changes = [] if fitted is None else self._structure_changes()
+        if changes:
+            raise ValueError(
+                "partial_fit continues the fitted model, but its structure changed since "
+                f"it was fitted: {'; '.join(changes)}; call fit, or start again from "
+                "clone(estimator)."
+            )
         if fitted is None:
             online = None  # a fresh start
         elif online is None or online.params is not fitted:
             # fit (or align_experts) replaced the parameters since: continue from them
             online = self._stepwise_em(self._model, fitted)
-        elif online.signature != self._partial_fit_signature():
-            raise ValueError(
-                "The model's structure (number of experts, tree, expert family) changed "
-                "since the first partial_fit call; start again from clone(estimator)."
-            )
         else:
             # step a copy: on an error the estimator keeps the state it had (the step
             # rebinds, never mutates, the arrays it shares with the original)
@@ -541,6 +547,7 @@ class PartialFitMixin:
                 if online is None or value > best:
                     online, best = run, value
             self.batch_log_likelihood_ = np.nan
+            self._check_first_batch(data, online)
         else:
             self.batch_log_likelihood_ = online.step(data)
         if self.verbose:
@@ -549,6 +556,7 @@ class PartialFitMixin:
                 f"{self.batch_log_likelihood_: .8e}"
             )
         self._online = online
+        self._fitted_structure = self._structure()
         self._model = online.model
         self._family = online.model.family
         self._params = online.params
@@ -557,44 +565,67 @@ class PartialFitMixin:
             self.__dict__.pop(name, None)
         self._set_gate_attributes(online.params["gate"])
         self._set_expert_attributes(online.params["experts"])
+        # the degenerate-fit policy's report, as after fit: an expert's mass is its share
+        # of the averaged weight times this batch's weight
+        share = online.stats["experts"]["weight"] / online.stats["experts"]["weight"].sum()
+        self.events_ = _degenerate_events(
+            online.model, InMemoryBlocks([data]), online.params, share * data.total_weight,
+            self.gate_alpha,
+        )
+        if self.events_:
+            warn("; ".join(self.events_) + ".", DegenerateFitWarning)
         return self
+
+    def _check_first_batch(self, data, online):
+        """Refuse a first batch (of a fresh start) that cannot determine even one expert:
+        EM would fit every expert exactly (variances at the floor) and the stream would
+        not recover from that start. A batch between that and the model's number of free
+        parameters is fitted; what degenerates is reported by ``events_``."""
+        experts = online.params["experts"]
+        per_expert = experts["coef"][0].size + len(online.model.family.dispersion_keys)
+        n_rows = int(np.count_nonzero(data.sample_weight))
+        if n_rows < per_expert:
+            raise ValueError(
+                f"The first partial_fit batch has {n_rows} rows with a positive weight, "
+                f"fewer than the {per_expert} parameters of one expert; pass a larger first "
+                f"batch (the model has {online.model.n_parameters(online.params)} free "
+                "parameters), or fit on one."
+            )
 
     def _stepwise_em(self, model, params):
         online = StepwiseEM(
             model, params, self.partial_fit_decay, self.partial_fit_offset,
             self.partial_fit_gate_curvature,
         )
-        online.signature = self._partial_fit_signature()
         return online
-
-    def _partial_fit_signature(self):
-        gate = self._make_gate()
-        return (type(self).__name__, gate.depth, gate.branching, getattr(self, "expert", None))
 
     def _partial_fit_data(self, X, y, sample_weight, classes, exposure, model):
         """Validate one batch. Without a ``model`` (a fresh start) this sets what ``fit``'s
         validation sets (``n_features_in_``, the feature selections, ``classes_``) and
-        makes the expert family; returns the batch as ``EMData`` and the family."""
-        reset = model is None
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False, reset=reset)
-        if is_classifier(self):
-            y = self._partial_fit_labels(y, classes, reset)
-        elif classes is not None:
+        makes the expert family; later batches are validated as every method that takes y
+        after ``fit`` validates its data. Returns the batch as ``EMData`` and the family."""
+        if not is_classifier(self) and classes is not None:
             raise ValueError(f"classes= is for classifiers; {type(self).__name__} takes none.")
+        if model is not None:
+            if is_classifier(self):
+                self._partial_fit_classes(classes, reset=False)
+            return self._predict_data(X, y, exposure, sample_weight), model.family
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        if is_classifier(self):
+            check_classification_targets(y)
+            self._partial_fit_classes(classes, reset=True)
+            y = self._encode_labels(y)
         else:
-            y = self._validate_targets(y, reset=reset)
+            y = self._validate_targets(y, reset=True)
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        if not reset:
-            family = model.family
-        elif is_classifier(self):
-            self._resolve_features()
+        self._resolve_features(exposure)
+        if is_classifier(self):
             # the family depends on the classes only; a batch may hold fewer of them
             C = len(self.classes_)
             family = self._make_family(np.arange(C), np.ones(C))
         else:
-            self._resolve_features()
             family = self._make_family(y, sample_weight)
         data = EMData(
             X_expert=self._select(X, self.expert_features_in_),
@@ -605,9 +636,8 @@ class PartialFitMixin:
         )
         return data, family
 
-    def _partial_fit_labels(self, y, classes, reset):
-        """Encode class labels against ``classes_``, set from ``classes`` on a fresh start."""
-        check_classification_targets(y)
+    def _partial_fit_classes(self, classes, reset):
+        """Set ``classes_`` from ``classes`` on a fresh start; later, check it is unchanged."""
         if classes is not None:
             classes = np.unique(np.asarray(classes))
         if reset:
@@ -626,11 +656,3 @@ class PartialFitMixin:
                 f"classes={classes.tolist()!r} differs from the classes_ of the first "
                 f"call ({self.classes_.tolist()!r})."
             )
-        unknown = ~np.isin(y, self.classes_)
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains labels not in classes_ {self.classes_.tolist()!r}: "
-                f"{np.unique(y[unknown]).tolist()!r}."
-            )
-        return np.searchsorted(self.classes_, y)
-

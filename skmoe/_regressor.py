@@ -1,14 +1,16 @@
 """``MixtureOfExpertsRegressor``: GLM experts under a softmax gate."""
 
+from numbers import Real
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 
 from . import _predictive
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, check_n_draws
 from ._families import FAMILIES, GaussianExperts
 from ._online import PartialFitMixin
-from ._sklearn_compat import StrOptions, _fit_context
+from ._sklearn_compat import Interval, StrOptions, _fit_context
 
 
 class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -39,6 +41,14 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Columns the gate and the experts see: indices, a boolean mask or, when X is a
         DataFrame, names. None means all columns; an empty list gives constant mixing
         weights (gate) or intercept-only experts.
+    variance_floor : float or None, default=None
+        Smallest variance of a Gaussian expert (ignored by the other families): an expert
+        that takes a few points on a line would otherwise see its variance, and the
+        likelihood, go to infinity (like ``GaussianMixture.reg_covar``). None gives
+        ``1e-6`` times the square of a robust scale of y, ``1.4826`` times its weighted
+        median absolute deviation (the standard deviation when more than half of y is one
+        value), so an outlier does not lift it; on dask arrays, whose median would need a
+        second pass, the weighted standard deviation.
     max_iter : int, default=500
         Maximum number of EM iterations per run.
     tol : float, default=1e-6
@@ -129,6 +139,7 @@ shape (n_samples, n_experts), default="multistart"
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
         "expert": [StrOptions(set(FAMILIES))],
+        "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -140,6 +151,7 @@ shape (n_samples, n_experts), default="multistart"
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        variance_floor=None,
         max_iter=500,
         tol=1e-6,
         acceleration="squarem",
@@ -167,6 +179,7 @@ shape (n_samples, n_experts), default="multistart"
             n_jobs=n_jobs,
         )
         self.expert = expert
+        self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, exposure=None):
@@ -202,16 +215,17 @@ shape (n_samples, n_experts), default="multistart"
         return y
 
     def _make_family(self, y, sample_weight):
-        mean = np.average(y, weights=sample_weight)
-        var = np.average((y - mean) ** 2, weights=sample_weight)
-        return self._family_for(var, np.mean(y**2))
+        return self._family_for(robust_variance(y, sample_weight), np.mean(y**2))
 
-    def _family_for(self, var, mean_square):
-        """The experts; Gaussian ones with a variance floor of ``1e-6 var(y)``."""
-        if self.expert == "gaussian":
-            floor = 1e-6 * var if var > 0 else 1e-10 * (1.0 + mean_square)
-            return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
-        return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+    def _family_for(self, scale2, mean_square):
+        """The experts; Gaussian ones with the variance floor ``variance_floor``, by default
+        ``1e-6`` times the squared scale ``scale2`` of y."""
+        if self.expert != "gaussian":
+            return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
+        floor = self.variance_floor
+        if floor is None:
+            floor = 1e-6 * scale2 if scale2 > 0 else 1e-10 * (1.0 + mean_square)
+        return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
 
     def _make_family_from_summary(self, summary):
         """The experts of a fit on chunks, from the merged moments of y."""
@@ -253,6 +267,17 @@ shape (n_samples, n_experts), default="multistart"
         if "dispersion" in experts:
             self.expert_dispersion_ = experts["dispersion"]
 
+    def score(self, X, y, sample_weight=None, exposure=None):
+        """Coefficient of determination R² of ``predict(X, exposure=exposure)``.
+
+        y, ``sample_weight`` and ``exposure`` are validated as by every method that takes
+        y after ``fit`` (a model fitted with an exposure needs one here).
+        """
+        from sklearn.metrics import r2_score
+
+        data = self._predict_data(X, y, exposure, sample_weight)
+        return r2_score(data.y, self.predict(X, exposure=exposure), sample_weight=sample_weight)
+
     def predict_experts(self, X, exposure=None):
         """Mean of every expert, shape (n_samples, n_experts)."""
         data = self._predict_data(X, exposure=exposure)
@@ -271,6 +296,8 @@ shape (n_samples, n_experts), default="multistart"
         ----------
         X : array-like of shape (n_samples, n_features)
         exposure : array-like of shape (n_samples,), default=None
+            Exposure of log-link experts; None means exposure 1 (also for a model fitted
+            with one). The methods that take y need it when ``fit`` had one.
         return_std : bool, default=False
             Also return the standard deviation of the predictive distribution,
             ``sqrt(sum_k g_k (v_k + mu_k^2) - mean^2)`` with ``v_k`` the expert variance.
@@ -294,9 +321,17 @@ shape (n_samples, n_experts), default="multistart"
         -------
         ndarray of shape (n_samples, len(quantiles))
         """
-        quantiles = np.atleast_1d(np.asarray(quantiles, dtype=float))
-        if np.any((quantiles <= 0) | (quantiles >= 1)):
-            raise ValueError("quantiles must lie strictly between 0 and 1.")
+        quantiles = np.asarray(quantiles, dtype=float)
+        if quantiles.ndim > 1 or quantiles.size == 0:
+            raise ValueError(
+                "quantiles must be one level or a 1-D list of levels; got an array of "
+                f"shape {quantiles.shape}."
+            )
+        quantiles = np.atleast_1d(quantiles)
+        if not np.all((quantiles > 0) & (quantiles < 1)):  # NaN included
+            raise ValueError(
+                f"quantiles must lie strictly between 0 and 1; got {quantiles.tolist()}."
+            )
         gate, means = self._gate_and_means(X, exposure)
         return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
@@ -314,6 +349,7 @@ shape (n_samples, n_experts), default="multistart"
         -------
         ndarray of shape (n_samples_X, n_samples)
         """
+        check_n_draws(n_samples)
         gate, means = self._gate_and_means(X, exposure)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
         return _predictive.sample(
@@ -334,3 +370,22 @@ shape (n_samples, n_experts), default="multistart"
             raise ValueError("predict_modes needs Gaussian experts; use predict_quantiles.")
         gate, means = self._gate_and_means(X, None)
         return _predictive.gaussian_modes(gate, means, self._params["experts"]["variance"])
+
+
+def weighted_median(values, weights):
+    """The smallest value whose cumulative weight reaches half the total."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
+
+
+def robust_variance(y, sample_weight):
+    """Square of a robust scale of y: ``1.4826`` times the weighted median absolute
+    deviation (a normal's standard deviation), or the weighted variance when that is zero
+    (more than half of the weight on one value)."""
+    deviation = np.abs(y - weighted_median(y, sample_weight))
+    mad = 1.4826 * weighted_median(deviation, sample_weight)
+    if mad > 0:
+        return mad**2
+    mean = np.average(y, weights=sample_weight)
+    return np.average((y - mean) ** 2, weights=sample_weight)

@@ -52,6 +52,9 @@ def select_n_experts(
             f"param={param!r} is not a parameter of {type(estimator).__name__}; "
             f"choose among {sorted(names)}."
         )
+    n_experts = list(n_experts)
+    if not n_experts:
+        raise ValueError(f"n_experts must hold at least one value of {param!r} to try; got [].")
     scoring_params = {k: v for k, v in fit_params.items() if k in ("exposure", "sample_weight")}
     best, best_score, scores = None, np.inf, {}
     for k in n_experts:

@@ -55,7 +55,7 @@ def test_string_labels_and_probability_outputs():
     np.testing.assert_allclose(resp.sum(axis=1), 1.0)
     log_lik = model.score_samples(X, names)
     np.testing.assert_allclose(log_lik, np.log(proba[np.arange(150), y]), rtol=1e-10)
-    with pytest.raises(ValueError, match="not seen in fit"):
+    with pytest.raises(ValueError, match=r"labels not in classes_ .*\[.rose.\]"):
         model.score_samples(X[:2], ["setosa", "rose"])
 
 

@@ -174,6 +174,56 @@ def test_standard_errors_match_flexmix_refit(reference_fits):
     text = model.summary(x, y)
     assert "Gate: expert 1 against expert 0" in text and "std. error" in text
 
+    # an aliased column (2 x + 1): its standard errors are NaN, with a warning naming
+    # them, and every other standard error and estimate is that of the model without it
+    X_aliased = np.column_stack([x, 2.0 * x[:, 0] + 1.0])
+    aliased = MixtureOfExpertsRegressor(
+        2, expert="poisson", gate_alpha=0.0, tol=1e-12, max_iter=5000, n_init=5, random_state=0
+    ).fit(X_aliased, y)
+    assert aliased.log_likelihood_ == pytest.approx(model.log_likelihood_, rel=1e-10)
+    with pytest.warns(UserWarning, match=r"standard errors are NaN: \['gate 1 x1', "
+                      r"'expert 0 x1', 'expert 1 x1'\]"):
+        wide = aliased.standard_errors(X_aliased, y)
+    is_x1 = np.array([name == "x1" for _, _, name in wide.names])
+    assert np.all(np.isnan(wide.se[is_x1])) and np.all(np.isnan(wide.estimate[is_x1]))
+    np.testing.assert_allclose(wide.se[~is_x1], result.se, rtol=1e-6)
+    np.testing.assert_allclose(wide.estimate[~is_x1], result.estimate, rtol=1e-6)
+    with pytest.warns(UserWarning, match="standard errors are NaN"):
+        text = aliased.summary(X_aliased, y)
+    assert text.count("NA") == 3 * 3  # estimate, std. error and z of x1, three times
+
+
+def _one_hot_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=400)
+    dummies = np.eye(2)[rng.integers(0, 2, size=400)]  # OneHotEncoder() without drop
+    upper = rng.uniform(size=400) < 1 / (1 + np.exp(-3 * x))
+    y = np.where(upper, 2.0 + x, -1.0 - x) + dummies @ [0.5, -0.5] + 0.3 * rng.normal(size=400)
+    return np.column_stack([x, dummies]), y
+
+
+def test_standard_errors_of_aliased_columns_are_nan_with_a_warning():
+    # the intercept and both dummies used to get z = 35.5, 17.9 and 12.4 from pinv
+    X, y = _one_hot_data()
+    settings = {"gate_alpha": 0.0, "gate_features": [0], "tol": 1e-10, "max_iter": 5000,
+                "n_init": 3, "random_state": 0}
+    model = MixtureOfExpertsRegressor(2, **settings).fit(X, y)
+    with pytest.warns(UserWarning, match=r"NaN: \['expert 0 x2', 'expert 1 x2'\]"):
+        result = model.standard_errors(X, y)
+    assert np.isnan(result.expert_coef[:, 2]).all()
+    assert np.all(np.isfinite(result.expert_coef[:, :2]))
+    # the identified ones are those of the model without the aliased column
+    reduced = MixtureOfExpertsRegressor(2, **settings).fit(X[:, :2], y)
+    assert reduced.log_likelihood_ == pytest.approx(model.log_likelihood_, rel=1e-8)
+    np.testing.assert_allclose(
+        result.se[np.isfinite(result.se)], reduced.standard_errors(X[:, :2], y).se, rtol=1e-4
+    )
+    # duplicated columns: the second copy is NaN
+    X_dup = X[:, [0, 1, 1]]
+    dup = MixtureOfExpertsRegressor(2, **settings).fit(X_dup, y)
+    with pytest.warns(UserWarning, match="standard errors are NaN"):
+        assert np.isnan(dup.standard_errors(X_dup, y).expert_coef[:, 2]).all()
+
 
 @pytest.mark.parametrize("K", [2, 3, 4])
 def test_bic_picks_the_true_number_of_experts(K):

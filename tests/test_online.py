@@ -14,6 +14,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import Ridge
 
 from skmoe import (
+    DegenerateFitWarning,
     HierarchicalMixtureOfExpertsClassifier,
     HierarchicalMixtureOfExpertsRegressor,
     MixtureOfExpertsClassifier,
@@ -343,4 +344,37 @@ def test_bad_step_settings():
     model = MixtureOfExpertsRegressor(2)
     model.partial_fit_gate_curvature = "exact"
     with pytest.raises(ValueError, match="partial_fit_gate_curvature must be"):
+        model.partial_fit(X, y)
+
+
+def test_a_first_batch_too_small_for_the_model_is_refused():
+    # 5 rows for 3 experts of 6 coefficients used to send every variance to the floor
+    # with no warning, and the stream never recovered
+    X, y = make_moe_regression(2_000, 5, 3, random_state=0)
+    model = MixtureOfExpertsRegressor(3, random_state=0)
+    for n in (5, 6):  # 6 coefficients and a variance per expert
+        with pytest.raises(
+            ValueError, match=f"batch has {n} rows .* fewer than the 7 parameters of one "
+            r"expert; .* \(the model has 33 free parameters\)"
+        ):
+            model.partial_fit(X[:n], y[:n])
+        assert not hasattr(model, "n_batches_seen_")
+    # a batch that fits some experts exactly is reported
+    with pytest.warns(DegenerateFitWarning, match="variance held at its floor"):
+        model.partial_fit(X[:18], y[:18])
+    assert model.events_
+    clone(model).partial_fit(X[:200], y[:200])  # enough rows: accepted, without a warning
+
+
+def test_partial_fit_reports_degenerate_experts_as_fit_does():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=200)
+    x_exact = np.linspace(-1, 1, 6)
+    X = np.concatenate([x, x_exact])[:, None]
+    y = np.concatenate([2 * x + rng.normal(size=200), 30 + x_exact])  # six points on a line
+    model = MixtureOfExpertsRegressor(2, random_state=0, init_params="kmeans")
+    with pytest.warns(DegenerateFitWarning, match="variance held at its floor"):
+        model.partial_fit(X, y)
+    assert any("floor" in event for event in model.events_)
+    with pytest.warns(DegenerateFitWarning, match="floor"):
         model.partial_fit(X, y)

@@ -1,6 +1,7 @@
 """Bad input, degenerate fits and invariants under stress, for every estimator."""
 
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -300,3 +301,295 @@ def test_property_fits_end_finite_and_monotone(kind, data):
     assert np.all(np.isfinite(model.score_samples(X, y)))
     output = model.predict_proba(X) if kind == "classifier" else model.predict(X)
     assert np.all(np.isfinite(output))
+
+
+# ------------------------------------------------------- y given after fit
+@functools.cache
+def _fitted(name):
+    estimator, y = ESTIMATORS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        return copy.deepcopy(estimator).set_params(random_state=0, max_iter=20).fit(X_OK, y)
+
+
+#: Every public method that takes y after fit, called on (model, X, y).
+Y_METHODS = {
+    "score_samples": lambda m, X, y: m.score_samples(X, y),
+    "predict_responsibilities": lambda m, X, y: m.predict_responsibilities(X, y),
+    "bic": lambda m, X, y: m.bic(X, y),
+    "aic": lambda m, X, y: m.aic(X, y),
+    "icl": lambda m, X, y: m.icl(X, y),
+    "standard_errors": lambda m, X, y: m.standard_errors(X, y),
+    "summary": lambda m, X, y: m.summary(X, y),
+    "score": lambda m, X, y: m.score(X, y),
+    "partial_fit": lambda m, X, y: copy.deepcopy(m).partial_fit(X, y),
+}
+
+#: y outside each estimator's support (unknown labels for classifiers).
+WRONG_LABELS = {
+    "gaussian": np.nan,
+    "poisson": -1.0,
+    "gamma": 0.0,
+    "bernoulli": 0.5,
+    "classifier": "sideways",
+    "hme": np.inf,
+    "hme-classifier": 7,
+}
+
+
+def _wrong_y(draw, name, kind):
+    y = ESTIMATORS[name][1]
+    if kind == "length":
+        n = draw(st.sampled_from([0, 1, len(y) - 1, len(y) + 1, 2 * len(y)]))
+        return np.resize(y, n), "inconsistent numbers of samples"
+    if kind == "shape":
+        shaped = draw(st.sampled_from([y[:, None], np.column_stack([y, y]), y[None, :]]))
+        return shaped, "1d array|inconsistent numbers of samples"
+    bad = np.array(y, dtype=object if name.endswith("classifier") else float)
+    bad[draw(st.integers(0, len(y) - 1))] = WRONG_LABELS[name]
+    return bad, None
+
+
+@pytest.mark.parametrize("kind", ["length", "shape", "labels"])
+@pytest.mark.parametrize("method", sorted(Y_METHODS))
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_methods_refuse_y_that_does_not_fit_x(name, method, kind, data):
+    y_bad, message = _wrong_y(data.draw, name, kind)
+    with pytest.raises(ValueError, match=message):
+        Y_METHODS[method](_fitted(name), X_OK, y_bad)
+
+
+def test_a_target_of_the_wrong_shape_is_refused_before_any_large_array():
+    # (n, 1) labels used to build an (n_classes, n, n) array (160 GB at n = 1e5) first
+    model = _fitted("classifier")
+    with pytest.raises(ValueError, match=r"1d array, got an array of shape \(40, 1\)"):
+        model.score_samples(X_OK, Y_LABEL[:, None])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples: \\[40, 1\\]"):
+        _fitted("gaussian").predict_responsibilities(X_OK, Y_REAL[:1])
+
+
+@pytest.mark.parametrize("method", sorted(Y_METHODS))
+def test_a_model_fitted_with_exposure_needs_it_wherever_y_is_given(method):
+    exposure = np.exp(RNG.normal(size=40))
+    model = MixtureOfExpertsRegressor(2, expert="poisson", random_state=0)
+    model.fit(X_OK, Y_COUNT, exposure=exposure)
+    with pytest.raises(ValueError, match="fitted with exposure=; pass the exposure"):
+        Y_METHODS[method](model, X_OK, Y_COUNT)
+    # with it every method works; predict takes the documented default (exposure 1)
+    assert np.isfinite(model.bic(X_OK, Y_COUNT, exposure=exposure))
+    np.testing.assert_allclose(model.predict(X_OK), model.predict(X_OK, exposure=np.ones(40)))
+
+
+# ------------------------------------------------------------ variance floor
+def test_one_outlier_does_not_lift_the_variance_floor():
+    X, y = make_moe_regression(500, 1, 2, random_state=0)
+    y = y.copy()
+    y[0] = 1e7  # the old floor, 1e-6 var(y), was 2e5: every expert was held there
+    assert 1e-6 * np.var(y) > 1e5
+    model = MixtureOfExpertsRegressor(3, n_init=3, random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="expert 2: variance held at its floor"):
+        model.fit(X, y)
+    assert model._family.variance_floor < 1e-4
+    assert np.all(model.expert_variance_[:2] < 1.0)  # the clean experts fit their noise
+    width = np.diff(model.predict_interval(X[1:], coverage=0.9), axis=1)
+    assert np.median(width) < 10.0
+    # settable, like GaussianMixture.reg_covar
+    floored = MixtureOfExpertsRegressor(3, n_init=3, random_state=0, variance_floor=2.0)
+    with pytest.warns(DegenerateFitWarning, match="floor 2"):
+        floored.fit(X, y)
+    assert np.all(floored.expert_variance_ >= 2.0)
+    hme = HierarchicalMixtureOfExpertsRegressor(1, 3, variance_floor=2.0, random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="floor 2"):
+        assert np.all(hme.fit(X, y).expert_variance_ >= 2.0)
+
+
+# ------------------------------------------------- refits that change structure
+X_REG, Y_REG = make_moe_regression(300, 2, 2, random_state=0)
+
+STRUCTURE_CHANGES = [
+    ("n_experts", MixtureOfExpertsRegressor(2), {"n_experts": 3}, X_REG, Y_REG,
+     "number of experts changed from 2 to 3"),
+    ("features", MixtureOfExpertsRegressor(2), {}, X_REG[:, :1], Y_REG,
+     "number of features changed from 2 to 1"),
+    ("gate_features", MixtureOfExpertsRegressor(2), {"gate_features": [1]}, X_REG, Y_REG,
+     r"columns of gate_features changed from \(0, 1\) to \(1,\)"),
+    ("depth", HierarchicalMixtureOfExpertsRegressor(2), {"depth": 3}, X_REG, Y_REG,
+     "depth of the tree changed from 2 to 3"),
+    ("classes", MixtureOfExpertsClassifier(2), {}, X_REG, np.digitize(Y_REG, [-1, 1]),
+     r"classes changed from \(False, True\) to \(0, 1, 2\)"),
+    ("family", MixtureOfExpertsRegressor(2), {"expert": "poisson"}, X_REG,
+     np.round(np.exp(Y_REG / 4)), "expert family changed from 'gaussian' to 'poisson'"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+@pytest.mark.parametrize(
+    "estimator, change, X, y, message",
+    [case[1:] for case in STRUCTURE_CHANGES],
+    ids=[case[0] for case in STRUCTURE_CHANGES],
+)
+def test_warm_start_after_a_structural_change_starts_fresh_and_says_why(
+    estimator, change, X, y, message
+):
+    first_y = Y_REG > 0 if "classes" in message else Y_REG
+    model = copy.deepcopy(estimator).set_params(warm_start=True, random_state=0)
+    model.fit(X_REG, first_y).set_params(**change)
+    with pytest.warns(UserWarning, match=f"warm_start=True, but .*{message}.*fresh start"):
+        model.fit(X, y)
+    fresh = copy.deepcopy(estimator).set_params(**change, random_state=0).fit(X, y)
+    assert model.log_likelihood_ == fresh.log_likelihood_
+    # partial_fit does not silently continue the old structure either
+    model = copy.deepcopy(estimator).set_params(random_state=0).fit(X_REG, first_y)
+    model.set_params(**change)
+    if "features" not in message and "classes" not in message:  # refused by validation
+        with pytest.raises(ValueError, match=f"structure changed .*{message}"):
+            model.partial_fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+def test_attributes_of_a_previous_model_do_not_survive_a_refit():
+    model = MixtureOfExpertsRegressor(2, random_state=0).fit(X_REG, Y_REG)
+    assert hasattr(model, "expert_variance_")
+    model.set_params(expert="poisson").fit(X_REG, np.round(np.exp(Y_REG / 4)))
+    assert not hasattr(model, "expert_variance_")
+    model.set_params(expert="gamma").fit(X_REG, np.exp(Y_REG / 4))
+    assert hasattr(model, "expert_dispersion_")
+    model.set_params(expert="gaussian").fit(X_REG, Y_REG)
+    assert not hasattr(model, "expert_dispersion_")
+    model.partial_fit(X_REG, Y_REG)
+    assert model.n_batches_seen_ == 1
+    model.fit(X_REG, Y_REG)
+    assert not hasattr(model, "n_batches_seen_") and not hasattr(model, "batch_log_likelihood_")
+    assert model.partial_fit(X_REG, Y_REG).n_batches_seen_ == 1
+
+
+# ---------------------------------------------------------------------- scale
+def _lstsq_em(X, y, resp, n_iter=2000):
+    """EM for a mixture of linear regressions with constant weights, each M-step by
+    ``numpy.linalg.lstsq`` on the sqrt-weighted rows: the direct reference fit."""
+    X1 = np.column_stack([np.ones(len(y)), X])
+    for _ in range(n_iter):
+        weights = resp.sum(axis=0) / len(y)
+        coef = np.array([
+            np.linalg.lstsq(X1 * np.sqrt(r)[:, None], y * np.sqrt(r), rcond=None)[0]
+            for r in resp.T
+        ])
+        resid = y[:, None] - X1 @ coef.T
+        variance = (resp * resid**2).sum(axis=0) / resp.sum(axis=0)
+        log_joint = (np.log(weights) - 0.5 * np.log(2 * np.pi * variance)
+                     - 0.5 * resid**2 / variance)
+        log_lik = np.logaddexp.reduce(log_joint, axis=1)
+        resp = np.exp(log_joint - log_lik[:, None])
+    return log_lik.sum()
+
+
+def test_columns_in_very_different_units_fit_as_lstsq_does():
+    # a column times 1e4 next to one times 1e-4 used to drop the log-likelihood from
+    # -243.6 to -631.3, reported as converged
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    resp = np.random.default_rng(0).dirichlet([1.0, 1.0], size=300)
+    settings = {"gate_features": [], "init_params": resp, "tol": 1e-12, "max_iter": 5000}
+    plain = MixtureOfExpertsRegressor(2, **settings).fit(X, y)
+    scaled = MixtureOfExpertsRegressor(2, **settings).fit(X * [1e4, 1e-4], y)
+    reference = _lstsq_em(X * [1e4, 1e-4], y, resp)
+    assert scaled.log_likelihood_ == pytest.approx(reference, rel=1e-8)
+    assert plain.log_likelihood_ == pytest.approx(reference, rel=1e-8)
+    np.testing.assert_allclose(scaled.expert_coef_ * [1e4, 1e-4], plain.expert_coef_, rtol=1e-5)
+    # and with the gate on both columns (gate_alpha=0, the model is affine invariant)
+    gated = {"gate_alpha": 0.0, "init_params": resp, "tol": 1e-12, "max_iter": 5000}
+    a = MixtureOfExpertsRegressor(2, **gated).fit(X, y)
+    b = MixtureOfExpertsRegressor(2, **gated).fit(X * [1e4, 1e-4], y)
+    assert b.log_likelihood_ == pytest.approx(a.log_likelihood_, rel=1e-8)
+
+
+@pytest.mark.parametrize("expert, K", [("gamma", 2), ("gamma", 1), ("poisson", 1)])
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_log_link_fits_are_equivariant_to_the_scale_of_y(expert, K, scale):
+    # Gamma experts on y near 1e-30 used to predict 1e-12 whatever the data, converged
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 1))
+    mean = np.exp(np.where(X[:, 0] > 0, X[:, 0], -0.5))
+    y = rng.gamma(2.0, mean / 2.0) if expert == "gamma" else rng.poisson(mean).astype(float)
+    init = rng.dirichlet(np.ones(K), size=200)
+    settings = {"expert": expert, "init_params": init, "tol": 1e-12, "max_iter": 5000}
+    base = MixtureOfExpertsRegressor(K, **settings).fit(X, y)
+    model = MixtureOfExpertsRegressor(K, **settings).fit(X, scale * y)
+    assert model.converged_ and not model.events_
+    np.testing.assert_allclose(model.predict(X), scale * base.predict(X), rtol=1e-8)
+
+
+def test_a_fit_that_never_leaves_its_start_is_reported(monkeypatch):
+    import skmoe._families
+
+    # the old absolute floor of the start (a mean of 1e-12 for y near 1e-30)
+    monkeypatch.setattr(skmoe._families, "start_means", lambda w, t, m: np.full(t.shape, 1e-12))
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 1)), 1e-30 * rng.gamma(2.0, size=200)
+    model = MixtureOfExpertsRegressor(2, expert="gamma", random_state=0)
+    with pytest.warns(DegenerateFitWarning, match="did not leave its start"):
+        model.fit(X, y)
+    assert not model.converged_
+    assert sum("did not leave its start" in event for event in model.events_) == 2
+
+
+@pytest.mark.parametrize("case", ["values near 1e300", "all-zero init_params"])
+def test_no_linalg_error_and_no_lapack_message(case, capfd):
+    # both used to print "On entry to DLASCL parameter number 4 had an illegal value" on
+    # stdout and raise LinAlgError("SVD did not converge")
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    if case == "values near 1e300":
+        X = np.column_stack([X, 1e300 * np.random.default_rng(0).uniform(1, 2, 300)])
+        model, message = MixtureOfExpertsRegressor(2, random_state=0), "too large.*rescale X"
+    else:
+        model = MixtureOfExpertsRegressor(2, init_params=np.zeros((300, 2)))
+        message = "init_params .* rows with a positive sum"
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y)
+    out, err = capfd.readouterr()
+    assert "DLASCL" not in out + err and out == ""
+
+
+def test_a_singular_system_solves_quietly(capfd):
+    from skmoe._linalg import solve_spd
+
+    A = np.array([[[1.0, 1.0], [1.0, 1.0]], [[np.inf, 0.0], [0.0, 1.0]], [[1e8, 0], [0, 1e-8]]])
+    b = np.array([[2.0, 2.0], [1.0, 1.0], [1e8, 1e-8]])
+    x = solve_spd(A, b)
+    np.testing.assert_allclose(x[0], [1.0, 1.0])
+    assert np.all(np.isnan(x[1]))  # a non-finite system is not passed to LAPACK
+    np.testing.assert_allclose(x[2], [1.0, 1.0], rtol=1e-12)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# ------------------------------------------------------------- smaller checks
+def test_arguments_of_predictions_and_helpers_are_checked():
+    from sklearn.exceptions import NotFittedError
+
+    from skmoe import export_text, select_n_experts
+
+    model = _fitted("gaussian")
+    for levels, message in [
+        ([np.nan], "strictly between 0 and 1; got \\[nan\\]"),
+        ([[0.1, 0.5]], "1-D list of levels; got an array of shape \\(1, 2\\)"),
+        ([], "shape \\(0,\\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model.predict_quantiles(X_OK, levels)
+    with pytest.raises(ValueError, match="coverage"):
+        model.predict_interval(X_OK, coverage=np.nan)
+    for n in (-1, 0, 1.5):
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            model.sample_y(X_OK, n_samples=n)
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            _fitted("classifier").sample_y(X_OK, n_samples=n)
+    with pytest.raises(ValueError, match="at least one value of 'n_experts'"):
+        select_n_experts(MixtureOfExpertsRegressor(), X_OK, Y_REAL, [])
+    for names in (["a"], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="must name the 2 input columns; got"):
+            export_text(model, names)
+    with pytest.raises(NotFittedError):
+        export_text(MixtureOfExpertsRegressor())
