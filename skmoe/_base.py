@@ -509,25 +509,32 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
         )
 
-    def summary(self, X, y, sample_weight=None, **kwargs):
-        """Table of estimates, standard errors and z values per expert and per gate, like
-        flexmix's ``summary(refit(model))``.
+    def summary(self, X, y, sample_weight=None, as_frame=False, **kwargs):
+        """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
+        log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
+        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
+        per expert, estimates, standard errors, z values and ``Pr(>|z|)`` (``NA`` where a
+        standard error is not available). Flat models whose ``standard_errors`` exist.
+
+        Parameters
+        ----------
+        X, y : the training data
+        sample_weight : array-like of shape (n_samples,), default=None
+        as_frame : bool, default=False
+            Return a ``pandas.DataFrame`` of the coefficients (index part, expert, name)
+            with the header and the component table in its ``attrs``.
+        **kwargs : ``exposure`` for Poisson and Gamma experts
 
         Returns
         -------
-        str
+        str or pandas.DataFrame
         """
-        result = self.standard_errors(X, y, sample_weight=sample_weight, **kwargs)
-        lines = []
-        current = None
-        for (block, k, name), value, se in zip(result.names, result.estimate, result.se):
-            title = f"Gate: expert {k} against expert 0" if block == "gate" else f"Expert {k}"
-            if title != current:
-                lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
-                current = title
-            z = value / se if se > 0 else np.nan
-            lines.append(f"  {name:<16}{value:>12.5g}{se:>12.5g}{z:>9.3f}")
-        return "\n".join(lines[1:])
+        from . import _summary
+
+        result = _summary.summarize(self, X, y, sample_weight, **kwargs)
+        if as_frame:
+            return _summary.to_frame(result)
+        return _summary.render(result, f"{type(self).__name__} with {self._n_leaves()} experts")
 
     def _feature_labels(self, index):
         names = getattr(self, "feature_names_in_", None)
