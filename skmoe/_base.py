@@ -92,6 +92,21 @@ def _gate_score_range_block(block, gate):
     return tuple(ranges)
 
 
+def _missing_columns_message(name, missing, available):
+    """The columns not found, the columns there are, and the names that only differ by a
+    prefix such as ``ColumnTransformer``'s ``num__``."""
+    available = [str(a) for a in available]
+    shown = ", ".join(available[:20]) + (f", ... ({len(available)} in all)" * (len(available) > 20))
+    message = f"{name} names columns not in X: {', '.join(missing)}. X has the columns {shown}."
+    hints = [f"{m} -> {a}" for m in missing for a in available if a.endswith(f"__{m}")]
+    if hints:
+        message += (
+            " A ColumnTransformer prefixes its output names with the transformer's name "
+            f"(verbose_feature_names_out): did you mean {', '.join(hints)}?"
+        )
+    return message
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class of the flat mixture-of-experts estimators (not for direct use)."""
 
@@ -210,10 +225,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if selection.dtype.kind in "OUS":
             names = getattr(self, "feature_names_in_", None)
             if names is None:
-                raise ValueError(f"{name} names columns, but X has no column names.")
-            missing = [s for s in selection if s not in set(names)]
+                raise ValueError(
+                    f"{name} names columns, but X has no column names (in a pipeline, "
+                    'call set_output(transform="pandas") on it to pass them on).'
+                )
+            missing = [str(s) for s in selection if s not in set(names)]
             if missing:
-                raise ValueError(f"{name} names columns not in X: {missing}.")
+                raise ValueError(_missing_columns_message(name, missing, names))
             return np.array([np.flatnonzero(names == s)[0] for s in selection])
         if selection.dtype.kind not in "iu":
             raise ValueError(f"{name} must hold column indices, a boolean mask or names.")
