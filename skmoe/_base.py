@@ -96,7 +96,9 @@ def _missing_columns_message(name, missing, available):
     """The columns not found, the columns there are, and the names that only differ by a
     prefix such as ``ColumnTransformer``'s ``num__``."""
     available = [str(a) for a in available]
-    shown = ", ".join(available[:20]) + (f", ... ({len(available)} in all)" * (len(available) > 20))
+    shown = ", ".join(available[:20])
+    if len(available) > 20:
+        shown += f", ... ({len(available)} in all)"
     message = f"{name} names columns not in X: {', '.join(missing)}. X has the columns {shown}."
     hints = [f"{m} -> {a}" for m in missing for a in available if a.endswith(f"__{m}")]
     if hints:

@@ -116,8 +116,9 @@ def format_table(row_names, columns, headings, indent="  "):
         for heading, column in zip(headings, columns)
     ]
     lines = [
-        (indent + " " * name_width + "".join(f"  {h:>{w}}" for h, w in zip(headings, widths)))
-        .rstrip()
+        (
+            indent + " " * name_width + "".join(f"  {h:>{w}}" for h, w in zip(headings, widths))
+        ).rstrip()
     ]
     for i, name in enumerate(row_names):
         cells = "".join(f"  {column[i]:>{w}}" for column, w in zip(columns, widths))
@@ -137,9 +138,7 @@ def _coefficient_lines(rows):
         for z_text, text in zip(z, format_p_values([r["p_value"] for r in rows]))
     ]
     stars = [significance_stars(r["p_value"]) for r in rows]
-    return format_table(
-        [r["name"] for r in rows], [estimate, se, z, p, stars], (*_HEADINGS, "")
-    )
+    return format_table([r["name"] for r in rows], [estimate, se, z, p, stars], (*_HEADINGS, ""))
 
 
 def _number(value):
@@ -152,8 +151,7 @@ def render(summary, title):
     lines = [
         title,
         "",
-        f"  n = {_number(h['n'])}    log-likelihood = {h['log_likelihood']:.4f}    "
-        f"df = {h['df']}",
+        f"  n = {_number(h['n'])}    log-likelihood = {h['log_likelihood']:.4f}    df = {h['df']}",
         f"  AIC = {h['AIC']:.4f}    BIC = {h['BIC']:.4f}    ICL = {h['ICL']:.4f}",
     ]
     if h["n_iter"] is not None:

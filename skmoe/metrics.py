@@ -15,8 +15,9 @@ __all__ = ["final_estimator", "log_likelihood_scorer", "mean_log_likelihood"]
 def final_estimator(estimator, X):
     """The skmoe estimator at the end of ``estimator`` and ``X`` as it sees it.
 
-    For a fitted ``Pipeline``, the last step and ``pipe[:-1].transform(X)``; for any other
-    estimator, the estimator and ``X`` unchanged. This is the recipe for every method a
+    For a fitted ``Pipeline``, the last step and ``pipe[:-1].transform(X)`` (X may be
+    None: only the step is wanted); for any other estimator, the estimator and ``X``
+    unchanged. This is the recipe for every method a
     pipeline does not expose (``predict_interval``, ``sample_y``, ``bic``, ``summary``,
     ``predict_gate``, ...).
 
@@ -34,7 +35,7 @@ def final_estimator(estimator, X):
     (1, 2)
     """
     while isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
+        if X is not None and len(estimator.steps) > 1:
             X = estimator[:-1].transform(X)
         estimator = estimator.steps[-1][1]
     return estimator, X

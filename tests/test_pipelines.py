@@ -7,8 +7,11 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmoe import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
-from skmoe import select_n_experts
+from skmoe import (
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsRegressor,
+    select_n_experts,
+)
 from skmoe.datasets import make_moe_regression
 from skmoe.metrics import final_estimator, log_likelihood_scorer, mean_log_likelihood
 
