@@ -83,6 +83,24 @@ def _degenerate_events(model, source, params, mass, gate_alpha):
     return events
 
 
+def _degenerate_message(events):
+    """One short sentence for the warning; ``events_`` keeps every detail."""
+    collapsed = [e.split()[1] for e in events if e.endswith("(kept with its last fit)")]
+    floored = [e.split()[1].rstrip(":") for e in events if "variance held at its floor" in e]
+    parts = []
+    for experts, what in ((collapsed, "collapsed"), (floored, "variance at its floor")):
+        if experts:
+            shown = ", ".join(experts[:8]) + (", ..." if len(experts) > 8 else "")
+            parts.append(f"expert{'s' * (len(experts) > 1)} {shown}: {what}")
+    separates = any(e.startswith("the gate separates") for e in events)
+    if separates:
+        parts.append("the gate separates the training data (set gate_alpha > 0)")
+    others = len(events) - len(collapsed) - len(floored) - separates
+    if others:
+        parts.append(f"{others} other event{'s' * (others > 1)}")
+    return f"Degenerate fit: {'; '.join(parts)}. The model is usable; see events_ for details."
+
+
 def _gate_score_range_block(block, gate):
     """Per gate level, the largest and minus the smallest score of every child."""
     ranges = []
@@ -304,7 +322,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         self._set_fitted(model, source, result, results)
         if self.events_:
-            warn("; ".join(self.events_) + ".", DegenerateFitWarning)
+            warn(_degenerate_message(self.events_), DegenerateFitWarning)
         return self
 
     def _fit_one(self, model, source, kind, start):
@@ -436,6 +454,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         data = self._predict_data(X)
         return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"])).T
+
+    @property
+    def weights_(self):
+        """Mixing weights, shape (n_experts,): defined when the gate is constant
+        (``gate_features=[]``), as ``GaussianMixture.weights_``."""
+        gate = getattr(self, "_params", {}).get("gate")
+        if gate is None or len(self.gate_features_in_):
+            raise AttributeError(
+                "weights_ is defined for a fitted model with a constant gate "
+                "(gate_features=[]); use predict_gate(X) otherwise."
+            )
+        return np.exp(self._model.gate.log_prob(np.empty((1, 0)), gate))[:, 0]
+
+    def assign_experts(self, X, y, **kwargs):
+        """Hard assignment of each sample to its most probable expert given x and y, the
+        argmax of ``predict_responsibilities`` (flexmix's ``clusters()``).
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
+        return np.argmax(self.predict_responsibilities(X, y, **kwargs), axis=1)
 
     def predict_responsibilities(self, X, y, **kwargs):
         """Posterior probabilities ``p(k | x, y)`` of the experts.

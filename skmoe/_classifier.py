@@ -3,13 +3,15 @@
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts
+from ._dask import is_dask_collection
 from ._families import BernoulliExperts, MultinomialExperts
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
-from ._sklearn_compat import _fit_context
+from ._sklearn_compat import StrOptions, _fit_context
 
 
 class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOfExperts):
@@ -42,6 +44,11 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
     warm_start : bool, default=False
     verbose : int, default=0
     n_jobs : int or None, default=None
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying ``sample_weight`` (as in
+        ``LogisticRegression``): a dict ``{label: weight}`` (missing labels weigh 1) or
+        "balanced", ``n_samples / (n_classes * count(label))`` on the data of ``fit``.
+        ``partial_fit`` takes a dict only; dask arrays take ``sample_weight`` instead.
 
     Attributes
     ----------
@@ -64,6 +71,11 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
     (1, 3)
     """
 
+    _parameter_constraints = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         n_experts=2,
@@ -80,6 +92,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         warm_start=False,
         verbose=0,
         n_jobs=None,
+        class_weight=None,
     ):
         super().__init__(
             n_experts=n_experts,
@@ -96,6 +109,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
             verbose=verbose,
             n_jobs=n_jobs,
         )
+        self.class_weight = class_weight
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -113,7 +127,36 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         -------
         self
         """
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, self._class_weighted(y, sample_weight))
+
+    def _partial_fit(self, X, y, sample_weight, classes, exposure):
+        sample_weight = self._class_weighted(y, sample_weight, incremental=True)
+        return super()._partial_fit(X, y, sample_weight, classes, exposure)
+
+    def _class_weighted(self, y, sample_weight, incremental=False):
+        """``sample_weight`` times the weight of each sample's class."""
+        if self.class_weight is None:
+            return sample_weight
+        if is_dask_collection(y):
+            raise ValueError("class_weight needs y in memory; pass sample_weight instead.")
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' needs all of y: partial_fit takes a dict of weights."
+            )
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            return sample_weight  # validation rejects y
+        labels, inverse = np.unique(y, return_inverse=True)
+        if isinstance(self.class_weight, str):
+            per_class = compute_class_weight("balanced", classes=labels, y=y)
+        else:
+            per_class = np.array([float(self.class_weight.get(c, 1.0)) for c in labels])
+        weights = per_class[inverse]
+        if sample_weight is None:
+            return weights
+        return weights * np.asarray(sample_weight, dtype=float)
 
     def _validate_targets(self, y, reset):
         if reset:
@@ -204,6 +247,17 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         u = rng.uniform(size=(proba.shape[0], n_samples, 1))
         index = (u > np.cumsum(proba, axis=1)[:, None, :]).sum(axis=2)
         return self.classes_[np.minimum(index, len(self.classes_) - 1)]
+
+    def decision_function(self, X):
+        """Confidence scores: for two classes the log-odds ``log P(classes_[1] | x) -
+        log P(classes_[0] | x)``, shape (n_samples,); for more, ``log P(c | x)``, shape
+        (n_samples, n_classes). Positive (two classes) or largest (more) for the class
+        ``predict`` returns, as sklearn's linear classifiers.
+        """
+        log_proba = self.predict_log_proba(X)
+        if log_proba.shape[1] == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
 
     def predict(self, X):
         """Most probable class of each sample."""
