@@ -56,9 +56,9 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
     expert_coef_ : ndarray of shape (n_experts, n_expert_features), or \
 (n_experts, n_classes, n_expert_features) for more than two classes
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_classes)
-    gate_coef_, gate_intercept_, expert_features_in_, gate_features_in_, converged_, \
-n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, n_batches_seen_, \
-batch_log_likelihood_, n_features_in_, feature_names_in_
+    gate_coef_, gate_intercept_, weights_, events_, expert_features_in_, gate_features_in_, \
+converged_, n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, \
+n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         As in :class:`MixtureOfExpertsRegressor`.
 
     Examples

@@ -82,6 +82,11 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Penalised log-likelihood at the fitted parameters.
     objective_trace_ : ndarray
         Penalised log-likelihood at every iteration of the best run (non-decreasing).
+    weights_ : ndarray of shape (n_experts,)
+        Mixing weights; only when the gate is constant (``gate_features=[]``).
+    events_ : list of str
+        What the policy for degenerate fits did (collapsed experts, variances at their
+        floor, a separating gate), one sentence each; empty when nothing happened.
     restarts_ : list of dict
         Per run: objective, log_likelihood, n_iter, converged, objective_trace, time.
         ``converged_`` to ``restarts_`` describe a ``fit``; ``partial_fit`` removes them.

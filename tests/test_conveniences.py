@@ -163,3 +163,20 @@ def test_export_text_prints_one_score_per_binary_gate_and_wraps():
         *make_regional_classification(300, random_state=0)
     )
     assert export_text(flat).count("score = ") == 3  # softmax over three: a score per branch
+
+
+def test_demo_shows_the_comparison_the_gate_the_experts_and_an_interval(capsys):
+    from skmoe.__main__ import main
+
+    main()
+    out = capsys.readouterr().out
+    for text in (
+        "decision tree (CV)",
+        "stacking",
+        "|--- gate 0: score =",
+        "expert 1: eta",
+        "90% interval",
+        "Pr(>|z|)",
+        "log-likelihood =",
+    ):
+        assert text in out, text
