@@ -238,6 +238,9 @@ class ExpertFitDisplay:
                 alpha=0.2,
                 label=f"{self.coverage:.0%} interval",
             )
+        # experts extrapolate beyond the data they explain: keep the data's range in view
+        margin = 0.1 * np.ptp(self.y)
+        ax.set_ylim(self.y.min() - margin, self.y.max() + margin)
         ax.set_ylabel(self.target_name)
         ax.legend(loc="best", fontsize="small")
         self.gate_lines_ = [
