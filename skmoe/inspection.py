@@ -41,16 +41,18 @@ def _expert_colours(n_experts):
     return np.array([cycle[k % len(cycle)] for k in range(n_experts)])[:, :3]
 
 
-def _final(estimator, X):
+def _final(estimator):
+    """The skmoe estimator at the end of ``estimator``, and the function that maps rows of
+    ``estimator``'s input to that estimator's input (the pipeline's transformers)."""
     from .metrics import final_estimator
 
-    model, X = final_estimator(estimator, X)
+    model, _ = final_estimator(estimator, None)
     check_is_fitted(model)
-    return model, X
+    return model, lambda rows: final_estimator(estimator, rows)[1]
 
 
 def _column(model, feature):
-    """Index of a feature given by index or by name."""
+    """Index of a feature given by index or by name (of a pipeline's input, for one)."""
     if isinstance(feature, str):
         names = getattr(model, "feature_names_in_", None)
         if names is None or feature not in set(names):
@@ -94,7 +96,8 @@ class ExpertFitDisplay:
     """The fit of a regressor along one feature: data coloured by responsibility, expert
     means, mixture mean with a predictive interval, gate probabilities below.
 
-    The other features are held at their medians on the grid. Build it with
+    The other features are held at their medians on the grid. For a pipeline the grid is
+    in the units of its input and goes through its transformers. Build it with
     :meth:`from_estimator`.
 
     Attributes
@@ -183,14 +186,14 @@ class ExpertFitDisplay:
         -------
         ExpertFitDisplay
         """
-        model, X = _final(estimator, X)
+        model, transform = _final(estimator)
         if not hasattr(model, "predict_interval"):
             raise TypeError("ExpertFitDisplay needs a regressor (predict_interval).")
         values = _as_array(X)
-        column = _column(model, feature)
+        column = _column(estimator, feature)
         x = values[:, column]
         grid = np.linspace(x.min(), x.max(), grid_resolution)
-        rows = _grid_rows(model, values, [column], grid[:, None])
+        rows = transform(_grid_rows(estimator, values, [column], grid[:, None]))
         interval = None if coverage is None else model.predict_interval(rows, coverage=coverage)
         display = cls(
             grid,
@@ -200,9 +203,9 @@ class ExpertFitDisplay:
             interval,
             x,
             np.asarray(y, dtype=float),
-            model.predict_responsibilities(X, y),
+            model.predict_responsibilities(transform(X), y),
             coverage=coverage,
-            feature_name=_feature_name(model, column),
+            feature_name=_feature_name(estimator, column),
             target_name=target_name,
         )
         return display.plot(ax=ax)
@@ -258,7 +261,8 @@ class GatePartitionDisplay:
     the gate probabilities (a blend of the experts' colours, so soft transitions show), with
     the boundaries of the most probable expert and, optionally, the data.
 
-    The other features are held at their medians.
+    The other features are held at their medians; for a pipeline the plane is in the units
+    of its input.
 
     Attributes
     ----------
@@ -297,23 +301,23 @@ class GatePartitionDisplay:
         -------
         GatePartitionDisplay
         """
-        model, X = _final(estimator, X)
+        model, transform = _final(estimator)
         X = _as_array(X)
-        columns = [_column(model, f) for f in features]
+        columns = [_column(estimator, f) for f in features]
         if len(columns) != 2:
             raise ValueError("features must name two columns.")
         first, second = (
             np.linspace(X[:, c].min(), X[:, c].max(), grid_resolution) for c in columns
         )
         xx, yy = np.meshgrid(first, second)
-        rows = _grid_rows(model, X, columns, np.column_stack([xx.ravel(), yy.ravel()]))
-        gate = model.predict_gate(rows).reshape(*xx.shape, -1)
+        rows = _grid_rows(estimator, X, columns, np.column_stack([xx.ravel(), yy.ravel()]))
+        gate = model.predict_gate(transform(rows)).reshape(*xx.shape, -1)
         display = cls(
             xx,
             yy,
             gate,
             X[:, columns] if show_data else None,
-            feature_names=[_feature_name(model, c) for c in columns],
+            feature_names=[_feature_name(estimator, c) for c in columns],
         )
         return display.plot(ax=ax)
 
@@ -398,8 +402,8 @@ class PosteriorRootogramDisplay:
         -------
         PosteriorRootogramDisplay
         """
-        model, X = _final(estimator, X)
-        resp = model.predict_responsibilities(X, y, **kwargs)
+        model, transform = _final(estimator)
+        resp = model.predict_responsibilities(transform(X), y, **kwargs)
         return cls(resp, bins=bins, eps=eps, root=root).plot(ax=ax)
 
     def plot(self, ax=None):
@@ -473,7 +477,7 @@ class ObjectiveTraceDisplay:
         -------
         ObjectiveTraceDisplay
         """
-        model, _ = _final(estimator, None)
+        model, _ = _final(estimator)
         restarts = getattr(model, "restarts_", None)
         if restarts is None:
             raise ValueError("ObjectiveTraceDisplay needs an estimator fitted by fit.")

@@ -75,6 +75,10 @@ def test_expert_fit_display_on_a_pipeline_and_by_name(tone):
     pipe.set_output(transform="pandas").fit(frame, y)
     display = ExpertFitDisplay.from_estimator(pipe, frame, y, feature="stretchratio")
     assert display.gate_ax_.get_xlabel() == "stretchratio"
+    # the grid is in the pipeline's input units, and goes through its scaler
+    assert display.grid.min() == X.min() and display.grid.max() == X.max()
+    expected = pipe.predict(pd.DataFrame({"stretchratio": display.grid}))
+    np.testing.assert_allclose(display.mean_line_.get_ydata(), expected)
     with pytest.raises(TypeError, match="regressor"):
         ExpertFitDisplay.from_estimator(
             MixtureOfExpertsClassifier(2, random_state=0).fit(X, y > 1.5), X, y > 1.5
@@ -94,6 +98,15 @@ def test_gate_partition_display(regional):
     assert len(ax.get_legend().get_texts()) == 3
     hidden = GatePartitionDisplay.from_estimator(model, X, show_data=False)
     assert hidden.scatter_ is None and len(hidden.ax_.images) == 1
+    pipe = make_pipeline(StandardScaler(), MixtureOfExpertsClassifier(3, random_state=0))
+    scaled = GatePartitionDisplay.from_estimator(pipe.fit(10 * X, y), 10 * X, grid_resolution=20)
+    assert scaled.xx.max() == pytest.approx(10 * X[:, 0].max())
+    np.testing.assert_allclose(
+        scaled.gate.reshape(-1, 3),
+        pipe[-1].predict_gate(
+            pipe[0].transform(np.column_stack([scaled.xx.ravel(), scaled.yy.ravel()]))
+        ),
+    )
 
 
 def test_gate_partition_of_a_tree(regional):

@@ -33,6 +33,17 @@ def test_scorer_on_a_pipeline_equals_the_mean_score_samples_per_fold(data):
         assert score == pytest.approx(expected, rel=1e-10)
 
 
+def test_scorer_on_a_classifier_pipeline():
+    from sklearn.datasets import load_iris
+
+    from skmoe import MixtureOfExpertsClassifier
+
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MixtureOfExpertsClassifier(2, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3, scoring=log_likelihood_scorer)
+    assert np.all(np.isfinite(scores)) and np.all(scores < 0)
+
+
 def test_scorer_in_a_grid_search_over_a_pipeline(data):
     X, y = data
     search = GridSearchCV(
