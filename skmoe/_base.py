@@ -84,7 +84,8 @@ def _degenerate_events(model, source, params, mass, gate_alpha):
 
 
 def _degenerate_message(events):
-    """One short sentence for the warning; ``events_`` keeps every detail."""
+    """One short sentence for the warning; ``events_`` keeps every detail. Groups the
+    events by the phrases ``_degenerate_events`` writes; any other event is counted."""
     collapsed = [e.split()[1] for e in events if e.endswith("(kept with its last fit)")]
     floored = [e.split()[1].rstrip(":") for e in events if "variance held at its floor" in e]
     parts = []

@@ -267,10 +267,11 @@ class GatePartitionDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes
-        ``ax_.images`` holds the coloured gate; ``ax_.collections`` the boundaries (a
-        contour set, when more than one expert wins somewhere) and the scatter of the data.
+        ``ax_.images`` holds the coloured gate; ``ax_.collections`` the boundaries (one
+        contour set per expert whose region has an edge in the plane) and the scatter of
+        the data.
     image_ : AxesImage
-    contour_ : ContourSet or None
+    contours_ : list of ContourSet
     scatter_ : PathCollection or None
     figure_ : matplotlib Figure
     """
@@ -335,17 +336,14 @@ class GatePartitionDisplay:
             alpha=0.6,
             interpolation="bilinear",
         )
-        winner = self.gate.argmax(axis=-1)
-        self.contour_ = None
-        if np.unique(winner).size > 1:
-            self.contour_ = ax.contour(
-                self.xx,
-                self.yy,
-                winner,
-                levels=np.arange(K - 1) + 0.5,
-                colors="k",
-                linewidths=1,
-            )
+        # the edge of expert k's region: where g_k equals the largest other probability
+        self.contours_ = []
+        for k in range(K):
+            margin = self.gate[..., k] - np.delete(self.gate, k, axis=-1).max(axis=-1)
+            if margin.min() < 0 < margin.max():
+                self.contours_.append(
+                    ax.contour(self.xx, self.yy, margin, levels=[0.0], colors="k", linewidths=1)
+                )
         self.scatter_ = None
         if self.X is not None:
             self.scatter_ = ax.scatter(self.X[:, 0], self.X[:, 1], s=6, c="k", alpha=0.5)

@@ -92,7 +92,9 @@ def test_gate_partition_display(regional):
     display = GatePartitionDisplay.from_estimator(model, X, grid_resolution=40, ax=ax)
     assert display.ax_ is ax
     assert len(ax.images) == 1 and ax.images[0].get_array().shape == (40, 40, 3)
-    assert display.contour_ is not None and display.contour_ in ax.collections
+    # every expert leads somewhere: one boundary each, drawn where g_k = max_j g_j
+    assert len(display.contours_) == 3 and all(c in ax.collections for c in display.contours_)
+    assert len(ax.collections) == 4  # three boundaries and the data
     assert display.scatter_ in ax.collections and len(display.scatter_.get_offsets()) == len(X)
     assert ax.get_xlabel() == "x0" and ax.get_ylabel() == "x1"
     assert len(ax.get_legend().get_texts()) == 3
