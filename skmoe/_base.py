@@ -78,6 +78,25 @@ def _degenerate_events(model, source, params, mass, gate_alpha):
     return events
 
 
+def _degenerate_message(events):
+    """One short sentence for the warning; ``events_`` keeps every detail. Groups the
+    events by the phrases ``_degenerate_events`` writes; any other event is counted."""
+    collapsed = [e.split()[1] for e in events if e.endswith("(kept with its last fit)")]
+    floored = [e.split()[1].rstrip(":") for e in events if "variance held at its floor" in e]
+    parts = []
+    for experts, what in ((collapsed, "collapsed"), (floored, "variance at its floor")):
+        if experts:
+            shown = ", ".join(experts[:8]) + (", ..." if len(experts) > 8 else "")
+            parts.append(f"expert{'s' * (len(experts) > 1)} {shown}: {what}")
+    separates = any(e.startswith("the gate separates") for e in events)
+    if separates:
+        parts.append("the gate separates the training data (set gate_alpha > 0)")
+    others = len(events) - len(collapsed) - len(floored) - separates
+    if others:
+        parts.append(f"{others} other event{'s' * (others > 1)}")
+    return f"Degenerate fit: {'; '.join(parts)}. The model is usable; see events_ for details."
+
+
 def _gate_score_range_block(block, gate):
     """Per gate level, the largest and minus the smallest score of every child."""
     ranges = []
@@ -95,6 +114,23 @@ _VALIDATION_ATTRIBUTES = (
     "expert_features_in_",
     "gate_features_in_",
 )
+
+
+def _missing_columns_message(name, missing, available):
+    """The columns not found, the columns there are, and the names that only differ by a
+    prefix such as ``ColumnTransformer``'s ``num__``."""
+    available = [str(a) for a in available]
+    shown = ", ".join(available[:20])
+    if len(available) > 20:
+        shown += f", ... ({len(available)} in all)"
+    message = f"{name} names columns not in X: {', '.join(missing)}. X has the columns {shown}."
+    hints = [f"{m} -> {a}" for m in missing for a in available if a.endswith(f"__{m}")]
+    if hints:
+        message += (
+            " A ColumnTransformer prefixes its output names with the transformer's name "
+            f"(verbose_feature_names_out): did you mean {', '.join(hints)}?"
+        )
+    return message
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -225,10 +261,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if selection.dtype.kind in "OUS":
             names = getattr(self, "feature_names_in_", None)
             if names is None:
-                raise ValueError(f"{name} names columns, but X has no column names.")
-            missing = [s for s in selection if s not in set(names)]
+                raise ValueError(
+                    f"{name} names columns, but X has no column names (in a pipeline, "
+                    'call set_output(transform="pandas") on it to pass them on).'
+                )
+            missing = [str(s) for s in selection if s not in set(names)]
             if missing:
-                raise ValueError(f"{name} names columns not in X: {missing}.")
+                raise ValueError(_missing_columns_message(name, missing, names))
             return np.array([np.flatnonzero(names == s)[0] for s in selection])
         if selection.dtype.kind not in "iu":
             raise ValueError(f"{name} must hold column indices, a boolean mask or names.")
@@ -323,7 +362,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         self._set_fitted(model, source, result, results)
         if self.events_:
-            warn("; ".join(self.events_) + ".", DegenerateFitWarning)
+            warn(_degenerate_message(self.events_), DegenerateFitWarning)
         return self
 
     def _fit_one(self, model, source, kind, start, label=0):
@@ -493,6 +532,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X)
         return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"])).T
 
+    @property
+    def weights_(self):
+        """Mixing weights, shape (n_experts,): defined when the gate is constant
+        (``gate_features=[]``), as ``GaussianMixture.weights_``."""
+        gate = getattr(self, "_params", {}).get("gate")
+        if gate is None or len(self.gate_features_in_):
+            raise AttributeError(
+                "weights_ is defined for a fitted model with a constant gate "
+                "(gate_features=[]); use predict_gate(X) otherwise."
+            )
+        return np.exp(self._model.gate.log_prob(np.empty((1, 0)), gate))[:, 0]
+
+    def assign_experts(self, X, y, **kwargs):
+        """Hard assignment of each sample to its most probable expert given x and y, the
+        argmax of ``predict_responsibilities`` (flexmix's ``clusters()``).
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
+        return np.argmax(self.predict_responsibilities(X, y, **kwargs), axis=1)
+
     def predict_responsibilities(self, X, y, **kwargs):
         """Posterior probabilities ``p(k | x, y)`` of the experts.
 
@@ -615,28 +676,32 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
         )
 
-    def summary(self, X, y, sample_weight=None, **kwargs):
-        """Table of estimates, standard errors and z values per expert and per gate, like
-        flexmix's ``summary(refit(model))``.
+    def summary(self, X, y, sample_weight=None, as_frame=False, **kwargs):
+        """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
+        log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
+        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
+        per expert, estimates, standard errors, z values and ``Pr(>|z|)`` (``NA`` where a
+        standard error is not available). Flat models whose ``standard_errors`` exist.
+
+        Parameters
+        ----------
+        X, y : the training data
+        sample_weight : array-like of shape (n_samples,), default=None
+        as_frame : bool, default=False
+            Return a ``pandas.DataFrame`` of the coefficients (index part, expert, name)
+            with the header and the component table in its ``attrs``.
+        **kwargs : ``exposure`` for Poisson and Gamma experts
 
         Returns
         -------
-        str
+        str or pandas.DataFrame
         """
-        result = self.standard_errors(X, y, sample_weight=sample_weight, **kwargs)
-        lines = []
-        current = None
-        for (block, k, name), value, se in zip(result.names, result.estimate, result.se):
-            title = f"Gate: expert {k} against expert 0" if block == "gate" else f"Expert {k}"
-            if title != current:
-                lines += ["", title, f"  {'':<16}{'estimate':>12}{'std. error':>12}{'z':>9}"]
-                current = title
-            if np.isnan(se):  # not identified by the data: R's NA
-                lines.append(f"  {name:<16}{'NA':>12}{'NA':>12}{'NA':>9}")
-                continue
-            z = value / se if se > 0 else np.nan
-            lines.append(f"  {name:<16}{value:>12.5g}{se:>12.5g}{z:>9.3f}")
-        return "\n".join(lines[1:])
+        from . import _summary
+
+        result = _summary.summarize(self, X, y, sample_weight, **kwargs)
+        if as_frame:
+            return _summary.to_frame(result)
+        return _summary.render(result, f"{type(self).__name__} with {self._n_leaves()} experts")
 
     def _feature_labels(self, index):
         names = getattr(self, "feature_names_in_", None)

@@ -3,13 +3,15 @@
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts, check_n_draws
+from ._dask import is_dask_collection
 from ._families import BernoulliExperts, MultinomialExperts
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
-from ._sklearn_compat import _fit_context
+from ._sklearn_compat import StrOptions, _fit_context
 
 
 class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOfExperts):
@@ -45,6 +47,11 @@ shape (n_samples, n_experts), default="multistart"
     warm_start : bool, default=False
     verbose : int, default=0
     n_jobs : int or None, default=None
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying ``sample_weight`` (as in
+        ``LogisticRegression``): a dict ``{label: weight}`` (missing labels weigh 1) or
+        "balanced", ``n_samples / (n_classes * count(label))`` on the data of ``fit``.
+        ``partial_fit`` takes a dict only; dask arrays take ``sample_weight`` instead.
 
     Attributes
     ----------
@@ -52,9 +59,9 @@ shape (n_samples, n_experts), default="multistart"
     expert_coef_ : ndarray of shape (n_experts, n_expert_features), or \
 (n_experts, n_classes, n_expert_features) for more than two classes
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_classes)
-    gate_coef_, gate_intercept_, expert_features_in_, gate_features_in_, converged_, \
-n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, n_batches_seen_, \
-batch_log_likelihood_, n_features_in_, feature_names_in_
+    gate_coef_, gate_intercept_, weights_, events_, expert_features_in_, gate_features_in_, \
+converged_, n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, \
+n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         As in :class:`MixtureOfExpertsRegressor`.
 
     Examples
@@ -66,6 +73,11 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
     >>> clf.predict_proba(X[:1]).shape
     (1, 3)
     """
+
+    _parameter_constraints = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def __init__(
         self,
@@ -84,6 +96,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         warm_start=False,
         verbose=0,
         n_jobs=None,
+        class_weight=None,
     ):
         super().__init__(
             n_experts=n_experts,
@@ -101,6 +114,7 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
             verbose=verbose,
             n_jobs=n_jobs,
         )
+        self.class_weight = class_weight
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -118,7 +132,36 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         -------
         self
         """
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, self._class_weighted(y, sample_weight))
+
+    def _partial_fit(self, X, y, sample_weight, classes, exposure):
+        sample_weight = self._class_weighted(y, sample_weight, incremental=True)
+        return super()._partial_fit(X, y, sample_weight, classes, exposure)
+
+    def _class_weighted(self, y, sample_weight, incremental=False):
+        """``sample_weight`` times the weight of each sample's class."""
+        if self.class_weight is None:
+            return sample_weight
+        if is_dask_collection(y):
+            raise ValueError("class_weight needs y in memory; pass sample_weight instead.")
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' needs all of y: partial_fit takes a dict of weights."
+            )
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            return sample_weight  # validation rejects y
+        labels, inverse = np.unique(y, return_inverse=True)
+        if isinstance(self.class_weight, str):
+            per_class = compute_class_weight("balanced", classes=labels, y=y)
+        else:
+            per_class = np.array([float(self.class_weight.get(c, 1.0)) for c in labels])
+        weights = per_class[inverse]
+        if sample_weight is None:
+            return weights
+        return weights * np.asarray(sample_weight, dtype=float)
 
     def _validate_targets(self, y, reset):
         if reset:
@@ -223,6 +266,17 @@ batch_log_likelihood_, n_features_in_, feature_names_in_
         every method that takes y after ``fit`` (labels must be among ``classes_``)."""
         self._predict_data(X, y, sample_weight=sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
+
+    def decision_function(self, X):
+        """Confidence scores: for two classes the log-odds ``log P(classes_[1] | x) -
+        log P(classes_[0] | x)``, shape (n_samples,); for more, ``log P(c | x)``, shape
+        (n_samples, n_classes). Positive (two classes) or largest (more) for the class
+        ``predict`` returns, as sklearn's linear classifiers.
+        """
+        log_proba = self.predict_log_proba(X)
+        if log_proba.shape[1] == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
 
     def predict(self, X):
         """Most probable class of each sample."""

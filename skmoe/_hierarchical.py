@@ -148,8 +148,7 @@ class HierarchicalMixtureOfExpertsClassifier(_TreeMixin, MixtureOfExpertsClassif
     ----------
     {tree}
     gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, acceleration, \
-n_init, \
-init_params, random_state, warm_start, verbose, n_jobs
+n_init, init_params, random_state, warm_start, verbose, n_jobs, class_weight
         As in :class:`MixtureOfExpertsClassifier`.
 
     Attributes
@@ -189,6 +188,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         warm_start=False,
         verbose=0,
         n_jobs=None,
+        class_weight=None,
     ):
         self.depth = depth
         self.branching = branching
@@ -205,6 +205,7 @@ init_params, random_state, warm_start, verbose, n_jobs
         self.warm_start = warm_start
         self.verbose = verbose
         self.n_jobs = n_jobs
+        self.class_weight = class_weight
 
 
 for _cls in (HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier):
@@ -213,18 +214,40 @@ for _cls in (HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExperts
     )
 
 
-def _linear_text(intercept, coef, names, decimals):
+def _linear_terms(intercept, coef, names, decimals):
     terms = [f"{intercept:.{decimals}f}"]
     for value, name in zip(coef, names):
         terms.append(f"{'-' if value < 0 else '+'} {abs(value):.{decimals}f}*{name}")
-    return " ".join(terms)
+    return terms
 
 
-def export_text(model, feature_names=None, decimals=3):
+def _linear_text(intercept, coef, names, decimals):
+    return " ".join(_linear_terms(intercept, coef, names, decimals))
+
+
+def _wrapped(head, terms, tail, indent, width):
+    """``head`` followed by the terms (never split inside one) and ``tail``, continued on
+    lines that start with ``indent`` when longer than ``width``."""
+    terms = [*terms[:-1], terms[-1] + tail]
+    lines, line = [], head
+    for i, term in enumerate(terms):
+        if i and len(line) + 1 + len(term) > width:
+            lines.append(line)
+            line = indent + term
+        else:
+            line = f"{line} {term}" if i else line + term
+    lines.append(line)
+    return lines
+
+
+def export_text(model, feature_names=None, decimals=3, max_width=88):
     """Text view of a fitted (hierarchical) mixture of experts, like ``sklearn.tree.export_text``.
 
     Gate nodes show the linear score of each child (the softmax of the scores gives the
-    branch probabilities); leaves show the expert's linear predictor and its dispersion.
+    branch probabilities); a binary gate shows one score, the log-odds of its branch 1
+    against its branch 0 (``P(branch 1) = 1 / (1 + exp(-score))``). Leaves show the
+    expert's linear predictor and its dispersion. Lines longer than ``max_width`` continue
+    on the next line, between two terms.
 
     Parameters
     ----------
@@ -232,6 +255,7 @@ def export_text(model, feature_names=None, decimals=3):
     feature_names : list of str, default=None
         Names of the input columns; ``feature_names_in_`` or ``x0, x1, ...`` otherwise.
     decimals : int, default=3
+    max_width : int, default=88
 
     Returns
     -------
@@ -244,10 +268,10 @@ def export_text(model, feature_names=None, decimals=3):
     >>> X, y = load_tone(return_X_y=True)
     >>> model = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
     >>> print(export_text(model, ["ratio"], decimals=1))  # doctest: +ELLIPSIS
-    |--- gate 0
-    |   |--- branch 0: score = ...
+    |--- gate 0: score = ... (branch 1 against branch 0)
+    |   |--- branch 0 (score < 0)
     |   |   |--- expert 0: eta = ...
-    |   |--- branch 1: score = ...
+    |   |--- branch 1 (score > 0)
     |   |   |--- expert 1: eta = ...
     """
     check_is_fitted(model)
@@ -268,28 +292,44 @@ def export_text(model, feature_names=None, decimals=3):
     depth, branching = len(gate), gate[0].shape[1]
     lines = []
 
+    def add(head, terms, tail, indent):
+        lines.extend(_wrapped(head, terms, tail, indent + "|       ", max_width))
+
     def leaf(index, indent):
         coef = experts["coef"][index]
-        if coef.ndim == 1:
-            text = _linear_text(coef[0], coef[1:], expert_names, decimals)
-        else:
-            text = "; ".join(
-                f"class {label}: " + _linear_text(row[0], row[1:], expert_names, decimals)
-                for label, row in zip(model.classes_, coef)
-            )
+        rows = [coef] if coef.ndim == 1 else coef
+        labels = [None] if coef.ndim == 1 else model.classes_
         extra = ""
         for key in ("variance", "dispersion"):
             if key in experts:
                 extra = f" ({key} {experts[key][index]:.{decimals}g})"
-        lines.append(f"{indent}|--- expert {index}: eta = {text}{extra}")
+        for j, (label, row) in enumerate(zip(labels, rows)):
+            terms = _linear_terms(row[0], row[1:], expert_names, decimals)
+            head = f"{indent}|--- expert {index}: eta = " if j == 0 else f"{indent}|       "
+            if label is not None:
+                head += f"class {label}: "
+            add(head, terms, extra if j == len(rows) - 1 else ";", indent)
 
     def node(level, index, indent):
         number = (branching**level - 1) // (branching - 1) + index
-        lines.append(f"{indent}|--- gate {number}")
+        coef = gate[level][index]
+        if branching == 2:
+            difference = coef[1] - coef[0]
+            terms = _linear_terms(difference[0], difference[1:], gate_names, decimals)
+            add(
+                f"{indent}|--- gate {number}: score = ",
+                terms,
+                " (branch 1 against branch 0)",
+                indent,
+            )
+        else:
+            lines.append(f"{indent}|--- gate {number}")
         for child in range(branching):
-            coef = gate[level][index, child]
-            score = _linear_text(coef[0], coef[1:], gate_names, decimals)
-            lines.append(f"{indent}|   |--- branch {child}: score = {score}")
+            if branching == 2:
+                lines.append(f"{indent}|   |--- branch {child} (score {'<>'[child]} 0)")
+            else:
+                terms = _linear_terms(coef[child][0], coef[child][1:], gate_names, decimals)
+                add(f"{indent}|   |--- branch {child}: score = ", terms, "", indent + "|   ")
             if level + 1 == depth:
                 leaf(index * branching + child, indent + "|   |   ")
             else:

@@ -69,7 +69,7 @@ def sample(family, experts, gate, mean, n_samples, rng):
     expert = np.minimum((u[None] > cumulative[:, None, :]).sum(axis=0), gate.shape[0] - 1)
     picked = np.take_along_axis(mean, expert, axis=0)
     draws = _expert_distribution(family, experts, picked, index=expert).rvs(random_state=rng)
-    return np.asarray(draws, dtype=float).T
+    return np.asarray(draws, dtype=float).reshape(n_samples, -1).T  # rvs drops unit axes
 
 
 def gaussian_modes(gate, mean, variance, tol=1e-10, max_iter=1000):

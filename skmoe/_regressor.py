@@ -106,6 +106,11 @@ shape (n_samples, n_experts), default="multistart"
         Penalised log-likelihood at the fitted parameters.
     objective_trace_ : ndarray
         Penalised log-likelihood at every iteration of the best run (non-decreasing).
+    weights_ : ndarray of shape (n_experts,)
+        Mixing weights; only when the gate is constant (``gate_features=[]``).
+    events_ : list of str
+        What the policy for degenerate fits did (collapsed experts, variances at their
+        floor, a separating gate), one sentence each; empty when nothing happened.
     restarts_ : list of dict
         Per restart: objective, log_likelihood, n_iter, converged, objective_trace, time,
         degenerate and, for "multistart", candidate_objectives (the objective of every

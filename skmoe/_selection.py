@@ -2,6 +2,9 @@
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from .metrics import final_estimator
 
 
 def select_n_experts(
@@ -10,22 +13,26 @@ def select_n_experts(
     """Fit ``estimator`` for every number of experts (or tree depth) and keep the best by an
     information criterion on the training data.
 
-    For held-out log-likelihood instead, use ``GridSearchCV`` over ``n_experts`` with the
-    scorer ``lambda est, X, y: est.score_samples(X, y).mean()``, the right way to
-    cross-validate a density model (see the user guide).
+    For held-out log-likelihood instead, use ``GridSearchCV`` over ``n_experts`` with
+    ``scoring=skmoe.metrics.log_likelihood_scorer``, the right way to cross-validate a
+    density model (see the user guide).
 
     Parameters
     ----------
-    estimator : skmoe estimator
-        Unfitted template; every candidate is a clone with ``param`` set.
+    estimator : skmoe estimator, or a Pipeline ending in one
+        Unfitted template; every candidate is a clone with ``param`` set. For a pipeline
+        the criterion is computed by its last step on the transformed X.
     X, y : array-like
     n_experts : iterable of int
         The values of ``param`` to try.
     criterion : {"bic", "aic", "icl"}, default="bic"
     param : str or None, default=None
-        The size parameter to vary: ``"n_experts"`` for flat models and ``"depth"`` for
-        hierarchical ones when None; any integer hyper-parameter (e.g. ``"branching"``).
-    **fit_params : passed to ``fit`` (``sample_weight``, ``exposure``)
+        The parameter to vary: ``"n_experts"`` for flat models and ``"depth"`` for
+        hierarchical ones when None (``"<last step>__n_experts"`` for a pipeline); any
+        integer hyper-parameter (e.g. ``"branching"``), in sklearn's ``step__name`` form
+        for a pipeline (``"mixtureofexpertsregressor__n_experts"``).
+    **fit_params : passed to ``fit`` (``sample_weight``, ``exposure``; for a pipeline
+        ``<last step>__sample_weight``), and to the criterion
 
     Returns
     -------
@@ -44,22 +51,28 @@ def select_n_experts(
     """
     if criterion not in ("bic", "aic", "icl"):
         raise ValueError(f"criterion must be 'bic', 'aic' or 'icl'; got {criterion!r}.")
-    names = estimator.get_params(deep=False)
+    names = estimator.get_params(deep=isinstance(estimator, Pipeline))
     if param is None:
-        param = "n_experts" if "n_experts" in names else "depth"
+        prefix = f"{estimator.steps[-1][0]}__" if isinstance(estimator, Pipeline) else ""
+        param = prefix + ("n_experts" if prefix + "n_experts" in names else "depth")
     if param not in names:
         raise ValueError(
             f"param={param!r} is not a parameter of {type(estimator).__name__}; "
-            f"choose among {sorted(names)}."
+            f"choose among {', '.join(sorted(names))}."
         )
     n_experts = list(n_experts)
     if not n_experts:
         raise ValueError(f"n_experts must hold at least one value of {param!r} to try; got [].")
-    scoring_params = {k: v for k, v in fit_params.items() if k in ("exposure", "sample_weight")}
+    scoring_params = {
+        key.rsplit("__", 1)[-1]: value
+        for key, value in fit_params.items()
+        if key.rsplit("__", 1)[-1] in ("exposure", "sample_weight")
+    }
     best, best_score, scores = None, np.inf, {}
     for k in n_experts:
         model = clone(estimator).set_params(**{param: k}).fit(X, y, **fit_params)
-        scores[k] = float(getattr(model, criterion)(X, y, **scoring_params))
+        final, Xt = final_estimator(model, X)
+        scores[k] = float(getattr(final, criterion)(Xt, y, **scoring_params))
         if scores[k] < best_score:
             best, best_score = model, scores[k]
     return best, scores

@@ -172,7 +172,7 @@ def test_standard_errors_match_flexmix_refit(reference_fits):
     assert result.gate_intercept[0] == pytest.approx(gate_se["(Intercept)"], rel=0.02)
     assert result.gate_coef[0, 0] == pytest.approx(gate_se["x"], rel=0.02)
     text = model.summary(x, y)
-    assert "Gate: expert 1 against expert 0" in text and "std. error" in text
+    assert "Gate: expert 1 against expert 0" in text and "Std. Error" in text
 
     # an aliased column (2 x + 1): its standard errors are NaN, with a warning naming
     # them, and every other standard error and estimate is that of the model without it

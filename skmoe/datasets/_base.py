@@ -21,16 +21,24 @@ def _read(filename):
     return rows[0], rows[1:]
 
 
-def _load(filename, features, target, return_X_y, extra=()):
+def _load(filename, features, target, return_X_y, as_frame=False, extra=()):
     header, rows = _read(filename)
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
     X = np.column_stack([np.asarray(columns[f], dtype=float) for f in features])
     y = np.asarray(columns[target], dtype=float)
+    frame = None
+    if as_frame:  # as sklearn's loaders: X a DataFrame, y a Series, both in ``frame``
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=list(features))
+        y = pd.Series(y, name=target)
+        frame = pd.concat([X, y], axis=1)
     if return_X_y:
         return X, y
     bunch = Bunch(
         data=X,
         target=y,
+        frame=frame,
         feature_names=list(features),
         target_name=target,
         DESCR=_ORIGINS[filename],
@@ -40,7 +48,7 @@ def _load(filename, features, target, return_X_y, extra=()):
     return bunch
 
 
-def load_tone(*, return_X_y=False):
+def load_tone(*, return_X_y=False, as_frame=False):
     """Tone perception data (n=150): perceived tone ``tuned`` against ``stretchratio``.
 
     Cohen (1980); distributed with the R package mixtools as ``tonedata``. The classic
@@ -49,7 +57,8 @@ def load_tone(*, return_X_y=False):
     Returns
     -------
     Bunch with ``data`` (150, 1), ``target`` (150,), ``feature_names``, ``DESCR``;
-    or ``(X, y)`` when ``return_X_y``.
+    or ``(X, y)`` when ``return_X_y``. With ``as_frame=True`` (every loader), ``data`` is
+    a pandas DataFrame, ``target`` a Series and ``frame`` both.
 
     Examples
     --------
@@ -58,10 +67,10 @@ def load_tone(*, return_X_y=False):
     >>> X.shape
     (150, 1)
     """
-    return _load("tonedata.csv", ["stretchratio"], "tuned", return_X_y)
+    return _load("tonedata.csv", ["stretchratio"], "tuned", return_X_y, as_frame)
 
 
-def load_nodata(*, return_X_y=False):
+def load_nodata(*, return_X_y=False, as_frame=False):
     """Ethanol fuel data (n=88): ``Equivalence`` ratio against ``NO`` emission.
 
     Brinkman (1981); distributed with the R package mixtools as ``NOdata``.
@@ -72,10 +81,10 @@ def load_nodata(*, return_X_y=False):
     >>> load_nodata().data.shape
     (88, 1)
     """
-    return _load("NOdata.csv", ["NO"], "Equivalence", return_X_y)
+    return _load("NOdata.csv", ["NO"], "Equivalence", return_X_y, as_frame)
 
 
-def load_co2(*, return_X_y=False):
+def load_co2(*, return_X_y=False, as_frame=False):
     """GNP and CO2 per capita of 28 countries: ``CO2`` against ``GNP``.
 
     Hurn, Justel & Robert (2003); distributed with the R package mixtools as ``CO2data``.
@@ -87,10 +96,10 @@ def load_co2(*, return_X_y=False):
     >>> load_co2().data.shape
     (28, 1)
     """
-    return _load("CO2data.csv", ["GNP"], "CO2", return_X_y, extra=("country",))
+    return _load("CO2data.csv", ["GNP"], "CO2", return_X_y, as_frame, extra=("country",))
 
 
-def load_npreg(*, target="yn", return_X_y=False):
+def load_npreg(*, target="yn", return_X_y=False, as_frame=False):
     """Artificial two-class regression data of the R package flexmix (``NPreg``, n=200).
 
     Parameters
@@ -98,6 +107,9 @@ def load_npreg(*, target="yn", return_X_y=False):
     target : {"yn", "yp", "yb"}, default="yn"
         Gaussian (``yn``), Poisson count (``yp``) or binary (``yb``) response.
     return_X_y : bool, default=False
+    as_frame : bool, default=False
+        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
+        scikit-learn's loaders.
 
     Returns
     -------
@@ -113,10 +125,10 @@ def load_npreg(*, target="yn", return_X_y=False):
     """
     if target not in ("yn", "yp", "yb"):
         raise ValueError(f"target must be 'yn', 'yp' or 'yb'; got {target!r}.")
-    return _load("NPreg.csv", ["x"], target, return_X_y, extra=("class",))
+    return _load("NPreg.csv", ["x"], target, return_X_y, as_frame, extra=("class",))
 
 
-def load_mcycle(*, return_X_y=False):
+def load_mcycle(*, return_X_y=False, as_frame=False):
     """Motorcycle crash data (n=133): head acceleration ``accel`` against ``times`` (ms).
 
     Silverman (1985); distributed with the R package MASS as ``mcycle``.
@@ -127,4 +139,4 @@ def load_mcycle(*, return_X_y=False):
     >>> load_mcycle().data.shape
     (133, 1)
     """
-    return _load("mcycle.csv", ["times"], "accel", return_X_y)
+    return _load("mcycle.csv", ["times"], "accel", return_X_y, as_frame)
