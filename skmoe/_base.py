@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -16,7 +17,7 @@ from . import _dask
 from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._gate import GateTree
-from ._linalg import row_blocks
+from ._linalg import products, row_blocks
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
@@ -87,7 +88,8 @@ def _gate_score_range_block(block, gate):
     """Per gate level, the largest and minus the smallest score of every child."""
     ranges = []
     for coef in gate:
-        scores = coef[..., 1:] @ block.X_gate.T
+        scores = products(coef[..., 1:].reshape(-1, coef.shape[-1] - 1), block.X_gate)
+        scores = scores.reshape(coef.shape[:-1] + (-1,))
         ranges.append((scores.max(axis=-1), -scores.min(axis=-1)))
     return tuple(ranges)
 
@@ -143,6 +145,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR and CSC X, never densified
+        return tags
+
     # ------------------------------------------------------------------ hooks
     @abstractmethod
     def _validate_targets(self, y, reset):
@@ -171,7 +178,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------- validation
     def _validate_fit_data(self, X, y, sample_weight, exposure):
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
         y = self._validate_targets(y, reset=True)
         if X.shape[0] < self._n_leaves():
             raise ValueError(
@@ -225,11 +232,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _select(X, index):
         if len(index) == X.shape[1] and np.array_equal(index, np.arange(X.shape[1])):
             return X
+        if sparse.issparse(X):  # CSR, as validation leaves it
+            return X[:, index].tocsr()
         return np.ascontiguousarray(X[:, index])
 
     def _predict_data(self, X, y=None, exposure=None, sample_weight=None):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
         if y is not None:
             y = self._family.check_y(self._validate_targets(np.asarray(y), reset=False))
         return EMData(
@@ -621,9 +630,10 @@ def row_uniforms(columns, n_draws, keys):
     chunking, and integer sample weights equal repeated rows.
 
     ``columns`` is a list of arrays of n rows (2-D, or 1-D for one column) whose values,
-    side by side, make the rows.
+    side by side, make the rows; a 2-D one may be a sparse matrix (a zero adds nothing
+    to the hash, so a sparse row hashes as its dense copy).
     """
-    columns = [c.reshape(c.shape[0], -1) for c in columns]
+    columns = [c if sparse.issparse(c) else c.reshape(c.shape[0], -1) for c in columns]
     row_hash = np.zeros(columns[0].shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
         start = 0
@@ -631,6 +641,9 @@ def row_uniforms(columns, n_draws, keys):
             width = part.shape[1]
             part_keys = keys[start : start + width]
             start += width
+            if sparse.issparse(part):
+                row_hash += _sparse_row_hash(part, part_keys)
+                continue
             for rows in row_blocks(part.shape[0]):
                 bits = np.ascontiguousarray(part[rows] + 0.0, dtype=np.float64)  # -0.0 -> 0.0
                 row_hash[rows] += (_mix(bits.view(np.uint64)) * part_keys).sum(
@@ -641,6 +654,18 @@ def row_uniforms(columns, n_draws, keys):
             row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
         )
     return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def _sparse_row_hash(part, keys):
+    """``row_uniforms``' per-row sum over the stored values of a sparse matrix (``_mix(0)``
+    is 0, so the zeros left out add nothing)."""
+    part = sparse.csr_matrix(part, copy=True)
+    part.sum_duplicates()
+    bits = np.ascontiguousarray(part.data + 0.0, dtype=np.float64)  # -0.0 -> 0.0
+    terms = np.append(_mix(bits.view(np.uint64)) * keys[part.indices], np.uint64(0))
+    sums = np.add.reduceat(terms, part.indptr[:-1], dtype=np.uint64)
+    sums[np.diff(part.indptr) == 0] = 0
+    return sums
 
 
 def random_responsibilities(block, keys, n_leaves):

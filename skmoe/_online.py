@@ -576,7 +576,9 @@ class PartialFitMixin:
         validation sets (``n_features_in_``, the feature selections, ``classes_``) and
         makes the expert family; returns the batch as ``EMData`` and the family."""
         reset = model is None
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False, reset=reset)
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False, reset=reset
+        )
         if is_classifier(self):
             y = self._partial_fit_labels(y, classes, reset)
         elif classes is not None:
