@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_random_state
@@ -15,6 +16,7 @@ from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
+from ._linalg import products
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
@@ -101,7 +103,8 @@ def _gate_score_range_block(block, gate):
     """Per gate level, the largest and minus the smallest score of every child."""
     ranges = []
     for coef in gate:
-        scores = coef[..., 1:] @ block.X_gate.T
+        scores = products(coef[..., 1:].reshape(-1, coef.shape[-1] - 1), block.X_gate)
+        scores = scores.reshape(coef.shape[:-1] + (-1,))
         ranges.append((scores.max(axis=-1), -scores.min(axis=-1)))
     return tuple(ranges)
 
@@ -190,6 +193,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR and CSC X, never densified
+        return tags
+
     # ------------------------------------------------------------------ hooks
     @abstractmethod
     def _validate_targets(self, y, reset):
@@ -218,7 +226,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------- validation
     def _validate_fit_data(self, X, y, sample_weight, exposure):
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
         check_squares_finite(X)
         y = self._validate_targets(y, reset=True)
         if X.shape[0] < self._n_leaves():
@@ -279,6 +287,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _select(X, index):
         if len(index) == X.shape[1] and np.array_equal(index, np.arange(X.shape[1])):
             return X
+        if sparse.issparse(X):  # CSR, as validation leaves it
+            return X[:, index].tocsr()
         return np.ascontiguousarray(X[:, index])
 
     def _predict_data(self, X, y=None, exposure=None, sample_weight=None):
@@ -289,7 +299,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         model fitted with one (without it these methods would silently take exposure 1).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
         if y is not None:
             check_consistent_length(X, y)
             y = np.asarray(y)
@@ -774,11 +784,15 @@ def check_squares_finite(X):
     M-step solves with such sums, and LAPACK would fail on them with "SVD did not
     converge" after printing errors."""
     with np.errstate(over="ignore"):
-        squares = np.einsum("ij,ij->j", X, X)
+        if sparse.issparse(X):
+            squares = np.asarray(X.multiply(X).sum(axis=0)).ravel()
+        else:
+            squares = np.einsum("ij,ij->j", X, X)
     bad = np.flatnonzero(~np.isfinite(squares))
     if bad.size:
+        largest = abs(X[:, bad]).max()
         raise ValueError(
             f"X has values too large for the fit (columns {bad.tolist()}, largest "
-            f"|x| = {np.abs(X[:, bad]).max():.3g}): their squares overflow; rescale X."
+            f"|x| = {largest:.3g}): their squares overflow; rescale X."
         )
 

@@ -105,6 +105,11 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     client = _client()
     if not isinstance(X, da.Array) or X.ndim != 2:
         raise ValueError(f"X as a dask collection must be a 2-D dask array; got {type(X)}.")
+    if _is_sparse(getattr(X, "_meta", None)):
+        raise TypeError(
+            "dask arrays of sparse chunks are not supported; fit the sparse matrix in "
+            "memory (scipy.sparse CSR or CSC), or pass dense chunks."
+        )
     if any(np.isnan(c) for c in X.chunks[0]) or np.isnan(X.shape[0]):
         raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
     if not is_dask_collection(y):
@@ -172,6 +177,8 @@ def _make_block(X, y, w, exposure, estimator, family):
     """Validate one chunk (as ``fit`` validates in-memory data) and make its block."""
     from sklearn.utils import check_array
 
+    if _is_sparse(X):
+        raise TypeError("dask chunks of X are sparse; sparse X is supported in memory only.")
     X = check_array(X, dtype=np.float64, order="C")
     w = np.asarray(w, dtype=np.float64)
     if np.any(w < 0) or not np.all(np.isfinite(w)):
@@ -183,6 +190,13 @@ def _make_block(X, y, w, exposure, estimator, family):
         X_gate=estimator._select(X, estimator.gate_features_in_),
         y=y, sample_weight=w, offset=offset,
     )
+
+
+def _is_sparse(array):
+    """A scipy sparse matrix, or a pydata ``sparse`` array (dask's own sparse chunks)."""
+    from scipy import sparse
+
+    return sparse.issparse(array) or type(array).__module__.split(".")[0] == "sparse"
 
 
 def _block_weight(block):

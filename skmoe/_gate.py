@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _logit
 from ._blocks import one_block
-from ._linalg import weighted_grams
+from ._linalg import is_wide, weighted_grams, weighted_square_sums
 
 
 class GateTree:
@@ -63,8 +63,11 @@ class GateTree:
 
         It is the bound for the root gate. A deeper node ``m`` uses it scaled by its share
         of the weight (``R^-1 / sqrt(c_m)``): a preconditioner, not a bound, which is all
-        truncated Newton needs. Computed once per fit (one pass).
+        truncated Newton needs. Computed once per fit (one pass). For a wide design, the
+        diagonal of the same matrix (``_logit.diagonal_factor``).
         """
+        if is_wide(source.n_gate_features):
+            return _logit.diagonal_factor(source.reduce(_weight_square_sums_block), self.alpha)[0]
         gram = source.reduce(_weight_gram_block)
         return _logit.bound_factor(gram, self.alpha)[0]
 
@@ -85,7 +88,7 @@ class GateTree:
         """
         node_mass = source.update(_node_counts_block, self)
         share = np.maximum(node_mass / node_mass[0], 1e-12)
-        factors = inv_factor[None] / np.sqrt(share)[:, None, None]
+        factors = inv_factor[None] / np.sqrt(share).reshape((-1,) + (1,) * inv_factor.ndim)
         coef = _logit.maximise_truncated_newton_blocks(
             source, "X_gate", _logit.CachedCounts("gate_counts"), np.concatenate(V),
             self.alpha, factors, max_iter=self.max_iter, tol=self.tol,
@@ -141,6 +144,10 @@ class GateTree:
 
 def _weight_gram_block(block):
     return weighted_grams(block.X_gate, block.sample_weight[None, :])
+
+
+def _weight_square_sums_block(block):
+    return weighted_square_sums(block.X_gate, block.sample_weight[None, :])
 
 
 def _node_counts_block(block, gate):

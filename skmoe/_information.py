@@ -22,6 +22,7 @@ zeros) is aliased too.
 """
 
 import numpy as np
+from scipy import sparse
 from scipy.special import polygamma
 
 from ._families import BernoulliExperts, GammaExperts, GaussianExperts, PoissonExperts
@@ -152,6 +153,10 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     Xg, Xe, y, w = data.X_gate[rows], data.X_expert[rows], data.y[rows], data.sample_weight[rows]
     offset = None if data.offset is None else data.offset[rows]
     n = y.shape[0]
+    if sparse.issparse(Xg):  # the information is dense anyway, (K p)^2
+        Xg = Xg.toarray()
+    if sparse.issparse(Xe):
+        Xe = Xe.toarray()
     Xg1 = np.column_stack([np.ones(n), Xg])
     Xe1 = np.column_stack([np.ones(n), Xe])
     g = np.exp(model.gate.log_prob(Xg, params["gate"]))  # (K, n)

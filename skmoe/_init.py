@@ -20,6 +20,7 @@ and integer sample weights equal repeated rows.
 import warnings
 
 import numpy as np
+from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
@@ -59,9 +60,10 @@ def row_uniforms(columns, n_draws, keys):
     chunking, and integer sample weights equal repeated rows.
 
     ``columns`` is a list of arrays of n rows (2-D, or 1-D for one column) whose values,
-    side by side, make the rows.
+    side by side, make the rows; a 2-D one may be a sparse matrix (a zero adds nothing
+    to the hash, so a sparse row hashes as its dense copy).
     """
-    columns = [c.reshape(c.shape[0], -1) for c in columns]
+    columns = [c if sparse.issparse(c) else c.reshape(c.shape[0], -1) for c in columns]
     row_hash = np.zeros(columns[0].shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
         start = 0
@@ -69,6 +71,9 @@ def row_uniforms(columns, n_draws, keys):
             width = part.shape[1]
             part_keys = keys[start : start + width]
             start += width
+            if sparse.issparse(part):
+                row_hash += _sparse_row_hash(part, part_keys)
+                continue
             for rows in row_blocks(part.shape[0]):
                 bits = np.ascontiguousarray(part[rows] + 0.0, dtype=np.float64)  # -0.0 -> 0.0
                 row_hash[rows] += (_mix(bits.view(np.uint64)) * part_keys).sum(
@@ -79,6 +84,18 @@ def row_uniforms(columns, n_draws, keys):
             row_hash[None, :] + (np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN)[:, None]
         )
     return ((draws >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def _sparse_row_hash(part, keys):
+    """``row_uniforms``' per-row sum over the stored values of a sparse matrix (``_mix(0)``
+    is 0, so the zeros left out add nothing)."""
+    part = sparse.csr_matrix(part, copy=True)
+    part.sum_duplicates()
+    bits = np.ascontiguousarray(part.data + 0.0, dtype=np.float64)  # -0.0 -> 0.0
+    terms = np.append(_mix(bits.view(np.uint64)) * keys[part.indices], np.uint64(0))
+    sums = np.add.reduceat(terms, part.indptr[:-1], dtype=np.uint64)
+    sums[np.diff(part.indptr) == 0] = 0
+    return sums
 
 
 def _block_columns(block):
@@ -160,6 +177,8 @@ def voronoi_start(source, rng, n_leaves, target):
     ``[X_expert, X_gate, target(y)]``: its centres are the distinct rows with the smallest
     hashes (a uniform draw of distinct rows that no row order or repetition changes).
     Three passes over the data; fewer distinct rows than experts leave experts empty."""
+    if _holds_sparse(source):
+        raise ValueError("init_params='voronoi' needs dense X; use 'random' for sparse X.")
     keys = row_keys(_n_columns(source), rng)
     total, first, second = source.reduce(_moments_block, target)
     mean = first / total
@@ -247,7 +266,7 @@ def search_start(estimator, model, source, rng, run, max_iter):
     Voronoi partitions of the standardised ``[X, y]``. The soft ones start EM near the
     symmetric point, the hard ones from local regions; on the benchmark problems
     (``benchmarks/bench_optimum.py``) each kind finds the best basin where the other
-    rarely does. Two runs agree when their objectives differ by at most
+    rarely does (sparse X takes random starts only). Two runs agree when their objectives differ by at most
     ``SEARCH_AGREEMENT`` per unit of weight. An easy problem, where every start leads to
     the same optimum, costs two runs; a problem with several optima costs more, until its
     best optimum has been reached twice.
@@ -257,8 +276,9 @@ def search_start(estimator, model, source, rng, run, max_iter):
     """
     best, reached, regular = None, [], []
     agreement = SEARCH_AGREEMENT * source.total_weight
+    sequence = ("random",) if _holds_sparse(source) else SEARCH_SEQUENCE
     for index in range(SEARCH_RUNS):
-        initialise(estimator, source, rng, SEARCH_SEQUENCE[index % len(SEARCH_SEQUENCE)])
+        initialise(estimator, source, rng, sequence[index % len(sequence)])
         result = run(model.m_step_blocks(source, None), max_iter)
         reached.append(result["objective"])
         regular.append(not result["degenerate"])
@@ -268,6 +288,12 @@ def search_start(estimator, model, source, rng, run, max_iter):
         if np.sum(peers >= best["objective"] - agreement) >= 2:
             break
     return best, np.array(reached)
+
+
+def _holds_sparse(source):
+    """Whether the rows are sparse (Voronoi starts measure dense distances: not for them)."""
+    blocks = getattr(source, "blocks", None) or []
+    return any(sparse.issparse(b.X_expert) or sparse.issparse(b.X_gate) for b in blocks)
 
 
 def _better(result, best):

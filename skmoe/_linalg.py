@@ -9,9 +9,13 @@ weighted sums ``W X1``, where ``X1 = [1, X]`` is the design with an intercept co
 are computed without forming ``X1`` (no copy of the data) and in row blocks (no
 ``n x K x d`` temporary), so the same functions serve in-memory, mini-batch and distributed
 fits.
+
+``X`` may also be a scipy sparse matrix (CSR, as the estimators store it): the products
+below then go through sparse matrix products, and X is never densified.
 """
 
 import numpy as np
+from scipy import sparse
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 #: Rows per block: large enough for BLAS, small enough for the cache.
@@ -29,6 +33,16 @@ ROUNDING = 8 * np.finfo(float).eps
 NEGLIGIBLE_GAIN = 1e-12
 NEGLIGIBLE_LOSS = 1e-10
 
+#: Designs with more columns than this (one-hot, text) are fitted matrix-free (truncated
+#: Newton, one pass over the data per Hessian-vector product) with a diagonal
+#: preconditioner, instead of forming and factoring a (d + 1) x (d + 1) matrix per model.
+WIDE_DESIGN = 500
+
+
+def is_wide(n_features):
+    """Whether a design of ``n_features`` columns is fitted matrix-free."""
+    return n_features + 1 > WIDE_DESIGN
+
 
 def row_blocks(n, size=BLOCK_ROWS):
     """Slices of ``size`` rows covering ``range(n)``."""
@@ -42,9 +56,16 @@ def linear_predictor(X, coef):
     twice as slow).
     """
     flat = coef.reshape(-1, coef.shape[-1])
-    eta = flat[:, 1:] @ X.T
+    eta = products(flat[:, 1:], X)
     eta += flat[:, :1]
     return eta.reshape(coef.shape[:-1] + (X.shape[0],))
+
+
+def products(A, X):
+    """``A @ X.T`` of shape (M, n) for ``A`` (M, d), X dense or sparse."""
+    if sparse.issparse(X):
+        return np.ascontiguousarray((X @ A.T).T)
+    return A @ X.T
 
 
 def log_sum_exp(a, axis=0):
@@ -81,7 +102,18 @@ def weighted_sums(X, W):
     """
     out = np.empty((W.shape[0], X.shape[1] + 1))
     out[:, 0] = W.sum(axis=1)
-    out[:, 1:] = W @ X
+    out[:, 1:] = (X.T @ W.T).T if sparse.issparse(X) else W @ X
+    return out
+
+
+def weighted_square_sums(X, W):
+    """``W (X1 * X1)`` of shape (M, d + 1): the diagonals of the weighted Gram matrices
+    (a preconditioner for wide designs), in row blocks."""
+    if sparse.issparse(X):
+        return weighted_sums(X.multiply(X).tocsr(), W)
+    out = np.zeros((W.shape[0], X.shape[1] + 1))
+    for rows in row_blocks(X.shape[0]):
+        out += weighted_sums(X[rows] ** 2, W[:, rows])
     return out
 
 
@@ -90,11 +122,15 @@ def weighted_grams(X, W):
     n, d = X.shape
     M = W.shape[0]
     gram = np.zeros((M, d + 1, d + 1))
-    for start in range(0, n, BLOCK_ROWS):
-        Xb = X[start : start + BLOCK_ROWS]
-        Wb = W[:, start : start + BLOCK_ROWS]
+    if sparse.issparse(X):
         for m in range(M):
-            gram[m, 1:, 1:] += (Xb.T * Wb[m]) @ Xb
+            gram[m, 1:, 1:] = (X.T @ X.multiply(W[m][:, None]).tocsc()).toarray()
+    else:
+        for start in range(0, n, BLOCK_ROWS):
+            Xb = X[start : start + BLOCK_ROWS]
+            Wb = W[:, start : start + BLOCK_ROWS]
+            for m in range(M):
+                gram[m, 1:, 1:] += (Xb.T * Wb[m]) @ Xb
     sums = weighted_sums(X, W)
     gram[:, 0, :] = sums
     gram[:, :, 0] = sums
@@ -149,3 +185,68 @@ def solve_spd(A, b):
             pass
         out[m] = column * np.linalg.lstsq(As, bs, rcond=None)[0]
     return out
+
+
+def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12):
+    """Maximise a concave objective by truncated Newton; returns ``(x, value)``.
+
+    ``evaluate(x) -> (value, grad)`` (one pass over the data, which may keep per-row state
+    for ``curvature``) and ``curvature(d) -> -Hess(x) d`` at the last evaluated point;
+    ``x`` is best given in coordinates where the curvature is about the identity (the
+    caller's preconditioning). Conjugate gradients solve the Newton system to Eisenstat
+    and Walker's forcing term, each iteration one Hessian-vector product (no Hessian is
+    formed); a Newton step is accepted only when it raises the objective by a fraction of
+    the predicted gain (Armijo), so the objective never decreases, and a step that cannot
+    raise it ends the search.
+
+    Written out rather than calling ``scipy.optimize.minimize(method="Newton-CG")``, which
+    reaches the same point but spends about twice the passes over the data on its line
+    search, in the hottest loop of every EM iteration.
+    """
+    value, grad = evaluate(x)
+    for _ in range(max_iter):
+        grad_norm = np.sqrt(np.sum(grad**2))
+        if grad_norm == 0.0:
+            break
+        # conjugate gradients for (-Hess) step = grad, to a relative residual
+        # min(0.5, sqrt(|grad|))
+        step = np.zeros_like(x)
+        resid, direction = grad.copy(), grad.copy()
+        rr = grad_norm**2
+        forcing = min(0.5, np.sqrt(grad_norm)) * grad_norm
+        for _cg in range(max_cg):
+            H_dir = curvature(direction)
+            dHd = np.sum(direction * H_dir)
+            if dHd <= 1e-16 * np.sum(direction**2):
+                break
+            a = rr / dHd
+            step += a * direction
+            resid -= a * H_dir
+            rr_new = np.sum(resid**2)
+            if np.sqrt(rr_new) <= forcing:
+                break
+            direction = resid + (rr_new / rr) * direction
+            rr = rr_new
+        if not np.any(step):
+            step = grad
+        slope = np.sum(grad * step)
+        t = 1.0
+        # the kept state is that of the last evaluation: the loop ends either on an
+        # accepted step or by leaving the search, so curvature always sees the iterate
+        negligible = slope <= NEGLIGIBLE_GAIN * (abs(value) + 1.0)
+        for _halving in range(30):
+            with np.errstate(over="ignore", invalid="ignore"):
+                new_value, new_grad = evaluate(x + t * step)
+            if new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value) or (
+                negligible and t == 1.0
+                and new_value >= value - NEGLIGIBLE_LOSS * (abs(value) + 1.0)
+            ):
+                break
+            t *= 0.5
+        else:
+            break
+        gain = new_value - value
+        x, value, grad = x + t * step, new_value, new_grad
+        if gain <= tol * (abs(value) + 1.0):
+            break
+    return x, value

@@ -28,6 +28,7 @@ from ._linalg import (
     penalty_diagonal,
     row_blocks,
     solve_spd,
+    truncated_newton,
     weighted_grams,
     weighted_sums,
 )
@@ -306,79 +307,62 @@ def maximise_truncated_newton_blocks(
 
     ``counts(block)`` gives a block's soft counts and ``design`` names its design matrix.
     ``inv_factor`` is ``R^-1`` from ``bound_factor``: in these coordinates Böhning's bound
-    is the identity, so conjugate gradients need few Hessian-vector products, each one
-    pass over the data (no Hessian is formed). Each Newton step is accepted only when it
-    raises the objective by a fraction of the predicted gain (Armijo), so the objective
-    never decreases; a step that cannot raise it ends the search.
-
-    Written out rather than calling ``scipy.optimize.minimize(method="Newton-CG")``, which
-    reaches the same point but spends about twice the passes over the data on its line
-    search, in the hottest loop of every EM iteration.
+    is the identity, so conjugate gradients (``skmoe._linalg.truncated_newton``) need few
+    Hessian-vector products, each one pass over the data. For wide designs it is the
+    diagonal (M, d + 1) of ``diagonal_factor`` instead. No model's Hessian is formed, and
+    the objective never decreases.
     """
-    shape = V.shape
-
-    def to_V(U):  # V_c' = R^-1 U_c'
-        return U @ inv_factor.transpose(0, 2, 1)
 
     def evaluate(U):
         """Objective and gradient in U coordinates: one pass, keeping the probabilities."""
-        W = to_V(U)
+        W = _from_preconditioned(U, inv_factor)
         value, grad = source.update(_tn_evaluate_block, design, counts, W)
         value -= 0.5 * alpha * np.sum(W[..., 1:] ** 2)
         grad[..., 1:] -= alpha * W[..., 1:]
-        return value, grad @ inv_factor  # dQ/dU = dQ/dV R^-1
+        return value, _gradient_to_preconditioned(grad, inv_factor)
 
     def curvature(direction):
         """``-Hess Q`` times ``direction``, in U coordinates, at the last accepted point."""
-        D = to_V(direction)
+        D = _from_preconditioned(direction, inv_factor)
         out = source.reduce(_tn_curvature_block, design, counts, D)
         out[..., 1:] += alpha * D[..., 1:]
-        return out @ inv_factor
+        return _gradient_to_preconditioned(out, inv_factor)
 
-    U = np.linalg.solve(inv_factor[:, None], V[..., None])[..., 0]
-    value, grad = evaluate(U)
-    for _ in range(max_iter):
-        grad_norm = np.sqrt(np.sum(grad**2))
-        if grad_norm == 0.0:
-            break
-        # conjugate gradients for (-Hess) step = grad, to a relative residual
-        # min(0.5, sqrt(|grad|)) (Eisenstat & Walker's forcing term)
-        step = np.zeros(shape)
-        resid, direction = grad.copy(), grad.copy()
-        rr = grad_norm**2
-        forcing = min(0.5, np.sqrt(grad_norm)) * grad_norm
-        for _cg in range(max_cg):
-            H_dir = curvature(direction)
-            dHd = np.sum(direction * H_dir)
-            if dHd <= 1e-16 * np.sum(direction**2):
-                break
-            a = rr / dHd
-            step += a * direction
-            resid -= a * H_dir
-            rr_new = np.sum(resid**2)
-            if np.sqrt(rr_new) <= forcing:
-                break
-            direction = resid + (rr_new / rr) * direction
-            rr = rr_new
-        if not np.any(step):
-            step = grad
-        slope = np.sum(grad * step)
-        t = 1.0
-        # the kept probabilities are those of the last evaluation: the loop ends either on
-        # an accepted step or by leaving the search, so curvature always sees the iterate
-        negligible = slope <= NEGLIGIBLE_GAIN * (abs(value) + 1.0)
-        for _halving in range(30):
-            new_value, new_grad = evaluate(U + t * step)
-            if new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value) or (
-                negligible and t == 1.0
-                and new_value >= value - NEGLIGIBLE_LOSS * (abs(value) + 1.0)
-            ):
-                break
-            t *= 0.5
-        else:
-            break
-        gain = new_value - value
-        U, value, grad = U + t * step, new_value, new_grad
-        if gain <= tol * (abs(value) + 1.0):
-            break
-    return to_V(U)
+    U = _to_preconditioned(V, inv_factor)
+    U, _ = truncated_newton(evaluate, curvature, U, max_iter=max_iter, max_cg=max_cg, tol=tol)
+    V = _from_preconditioned(U, inv_factor)
+    # back onto the sum-to-zero subspace: the probabilities are the same and the penalty
+    # does not grow, while rounding along the flat direction (the same intercept added to
+    # every category) would otherwise build up from one M-step to the next
+    V -= V.mean(axis=1, keepdims=True)
+    return V
+
+
+def diagonal_factor(square_sums, alpha):
+    """The diagonal counterpart of ``bound_factor`` for wide designs, shape (M, d + 1):
+    ``1 / sqrt`` of the diagonal of ``G_m / 2 + alpha P`` (Jacobi preconditioning), from
+    ``square_sums`` = ``weighted_square_sums`` (no (d + 1) x (d + 1) matrix)."""
+    B = 0.5 * square_sums + penalty_diagonal(square_sums.shape[-1], alpha)
+    jitter = 1e-10 * B.mean(axis=-1, keepdims=True) + 1e-300
+    return 1.0 / np.sqrt(B + jitter)
+
+
+def _to_preconditioned(V, factor):
+    """``U = V R'`` for a factor ``R^-1`` (M, d1, d1), or ``U = V / f`` for a diagonal one."""
+    if factor.ndim == 2:
+        return V / factor[:, None, :]
+    return np.linalg.solve(factor[:, None], V[..., None])[..., 0]
+
+
+def _from_preconditioned(U, factor):
+    """``V_c' = R^-1 U_c'``."""
+    if factor.ndim == 2:
+        return U * factor[:, None, :]
+    return U @ factor.transpose(0, 2, 1)
+
+
+def _gradient_to_preconditioned(grad, factor):
+    """``dQ/dU = dQ/dV R^-1``."""
+    if factor.ndim == 2:
+        return grad * factor[:, None, :]
+    return grad @ factor

@@ -610,7 +610,7 @@ class PartialFitMixin:
             if is_classifier(self):
                 self._partial_fit_classes(classes, reset=False)
             return self._predict_data(X, y, exposure, sample_weight), model.family
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
         if is_classifier(self):
             check_classification_targets(y)
             self._partial_fit_classes(classes, reset=True)

@@ -52,6 +52,10 @@ BERNOULLI_CONTINUOUS_TARGET_CHECKS = [
     "check_fit2d_predict1d",
     "check_sample_weight_equivalence_on_dense_data",
     "check_estimators_partial_fit_n_features",
+    "check_sample_weight_equivalence_on_sparse_data",
+    "check_estimator_sparse_tag",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
 ]
 STOPPING_REASON = (
     "Weighted and repeated data start from the same responsibilities (the random start "
@@ -68,6 +72,8 @@ def _expected_failed_checks(estimator):
     }
     if isinstance(estimator, HierarchicalMixtureOfExpertsClassifier):
         expected["check_sample_weight_equivalence_on_dense_data"] = STOPPING_REASON
+    if isinstance(estimator, MixtureOfExpertsClassifier):  # both classifiers
+        expected["check_sample_weight_equivalence_on_sparse_data"] = STOPPING_REASON
     if getattr(estimator, "expert", None) == "bernoulli":
         expected |= dict.fromkeys(BERNOULLI_CONTINUOUS_TARGET_CHECKS, BERNOULLI_REASON)
     return expected

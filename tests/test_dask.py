@@ -186,3 +186,12 @@ def test_dask_fit_errors_are_clear(client):
         MixtureOfExpertsRegressor(2).fit(dX, y[:400])
     with pytest.raises(ValueError, match="non-negative counts"):
         MixtureOfExpertsRegressor(2, expert="poisson").fit(dX, dy - 100)
+
+
+def test_dask_fit_refuses_sparse_chunks(client):
+    import scipy.sparse as sp
+
+    X, y = make_moe_regression(200, 3, 2, random_state=0)
+    chunks = da.from_array(sp.csr_matrix(X), chunks=(100, 3), asarray=False)
+    with pytest.raises(TypeError, match="sparse"):
+        MixtureOfExpertsRegressor(2, random_state=0).fit(chunks, y)
