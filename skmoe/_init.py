@@ -266,10 +266,11 @@ def search_start(estimator, model, source, rng, run, max_iter):
     Voronoi partitions of the standardised ``[X, y]``. The soft ones start EM near the
     symmetric point, the hard ones from local regions; on the benchmark problems
     (``benchmarks/bench_optimum.py``) each kind finds the best basin where the other
-    rarely does (sparse X takes random starts only). Two runs agree when their objectives differ by at most
-    ``SEARCH_AGREEMENT`` per unit of weight. An easy problem, where every start leads to
-    the same optimum, costs two runs; a problem with several optima costs more, until its
-    best optimum has been reached twice.
+    rarely does (sparse X takes random starts only). Two runs agree when their objectives
+    differ by at most ``SEARCH_AGREEMENT`` per unit of weight. An easy problem, where every
+    start leads to the same optimum, costs two runs; a problem with several optima costs
+    more, until its best optimum has been reached twice. A run with a degenerate expert
+    loses to any regular run (``_better``).
 
     ``run(params, max_iter)`` runs EM and returns its result (a dict with ``params``,
     ``objective``, ...). Returns the best result and the objective of every run.
