@@ -146,7 +146,9 @@ def main():
         skmoe = [fit_skmoe(X, y, k, r, args.tol, args.seed, args.repeats) for r in args.n_init]
     result["load_avg_end"] = os.getloadavg()
 
-    print(f"\nskmoe: gate_alpha=0, tol={args.tol:g}, init_params='random', "
+    defaults = MixtureOfExpertsRegressor().get_params()
+    print(f"\nskmoe: gate_alpha=0, tol={args.tol:g}, init_params={defaults['init_params']!r}, "
+          f"acceleration={defaults['acceleration']!r}, "
           f"random_state={args.seed}, numpy BLAS threads={threads}, "
           f"best wall of {args.repeats}; "
           f"flexmix: {r_out['R']}, control {flexmix['control']}")
