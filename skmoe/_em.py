@@ -40,7 +40,7 @@ def warn(message, category):
 
 
 #: Relative size of objective changes that rounding alone can produce.
-_NOISE = 1e-13
+_NOISE = 16 * np.finfo(float).eps
 
 
 class ConvergenceMonitor:
@@ -52,7 +52,7 @@ class ConvergenceMonitor:
     of the last two ratios), the remaining climb is ``d_t a / (1 - a)`` (Böhning et al.
     1994; McNicholas et al. 2010). A sequence that does not contract (``a >= 1``) is not
     converged, however small its last step. An objective constant to rounding (two changes
-    below 1e-13 of its value) is a fixed point and stops EM whatever ``tol`` is. A
+    below 16 machine epsilons of its value) is a fixed point and stops EM whatever ``tol`` is. A
     decrease larger than rounding is reported by a warning: it would mean a broken M-step.
 
     ``verbose=2`` prints every iteration (the objective, its per-sample change and the

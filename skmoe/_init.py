@@ -1,13 +1,14 @@
-"""Where EM starts: initial responsibilities, and the default search over short runs.
+"""Where EM starts: initial responsibilities, and the multistart search.
 
 Every start is a set of weighted responsibilities ``W`` kept in the blocks; the first
 M-step turns it into parameters. The strategies:
 
-- ``"multistart"`` (the default): EM from successive candidate starts until two runs
-  agree on the best optimum found (see ``search_start``);
+- ``"multistart"`` (meant to become the default, issue #12): EM from successive
+  candidate starts until two runs agree on the best optimum found (``search_start``);
 - ``"voronoi"``: hard responsibilities of a random Voronoi partition of the standardised
   ``[X, y]``;
-- ``"random"``: soft responsibilities drawn from a hash of each row and the seed;
+- ``"random"`` (the default): soft responsibilities drawn from a hash of each row and
+  the seed;
 - ``"kmeans"``: hard k-means clusters of the standardised ``[X, y]``;
 - ``"tree"``: the leaves of a CART tree with as many leaves as experts;
 - an array of responsibilities.

@@ -55,7 +55,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Convergence threshold on the estimated distance of the per-sample penalised
         log-likelihood to its limit (Aitken's estimate from the last changes; see the user
         guide). An objective constant to rounding stops EM whatever ``tol`` is.
-    acceleration : {"squarem"} or None, default="squarem"
+    acceleration : {"squarem"} or None, default=None
         SQUAREM extrapolation of the EM map (Varadhan & Roland 2008), kept only when it
         does not lower the objective; then one iteration is one SQUAREM cycle of two EM
         steps. None runs plain EM (one iteration is one EM step).
@@ -63,7 +63,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Number of independent fits (each with its own ``init_params`` search); the best
         is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
-shape (n_samples, n_experts), default="multistart"
+shape (n_samples, n_experts), default="random"
         Initial responsibilities. "multistart" runs EM from successive starts
         (alternately "random" and "voronoi") until two runs agree on the best objective
         found, at most 8 runs (a run with a degenerate expert loses to any regular one).
@@ -159,9 +159,9 @@ shape (n_samples, n_experts), default="multistart"
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
-        acceleration="squarem",
+        acceleration=None,
         n_init=1,
-        init_params="multistart",
+        init_params="random",
         random_state=None,
         warm_start=False,
         verbose=0,

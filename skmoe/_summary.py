@@ -36,7 +36,7 @@ def summarize(model, X, y, sample_weight=None, **kwargs):
     """
     result = model.standard_errors(X, y, sample_weight=sample_weight, **kwargs)
     resp = model.predict_responsibilities(X, y, **kwargs)
-    weights = model._criterion_weights(sample_weight, resp.shape[0])
+    weights = model._predict_data(X, y, sample_weight=sample_weight, **kwargs).sample_weight
     log_lik = float(weights @ model.score_samples(X, y, **kwargs))
     header = {
         "n": float(weights.sum()),

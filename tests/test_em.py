@@ -96,7 +96,8 @@ def test_warm_start_continues_from_the_previous_fit():
 
 def test_verbose_prints_a_line_per_run_or_per_iteration(capsys):
     X, y = load_tone(return_X_y=True)
-    model = MixtureOfExpertsRegressor(2, n_init=2, random_state=0, verbose=1).fit(X, y)
+    model = MixtureOfExpertsRegressor(2, n_init=2, random_state=0, verbose=1,
+                                      init_params="multistart").fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     runs = len(model.restarts_[0]["candidate_objectives"])
