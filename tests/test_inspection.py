@@ -111,6 +111,7 @@ def test_gate_partition_display(regional):
     )
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # separable
 def test_gate_partition_of_a_tree(regional):
     X, y = regional
     hme = HierarchicalMixtureOfExpertsClassifier(2, 2, random_state=0).fit(X, y)

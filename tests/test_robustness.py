@@ -429,6 +429,7 @@ STRUCTURE_CHANGES = [
 
 
 @pytest.mark.filterwarnings("ignore::skmoe.DegenerateFitWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny data
 @pytest.mark.parametrize(
     "estimator, change, X, y, message",
     [case[1:] for case in STRUCTURE_CHANGES],
