@@ -12,6 +12,7 @@ from conftest import assert_log_likelihood_increasing
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
+from test_regressor import REFERENCE_PROBLEMS
 
 from skmoe import (
     DegenerateFitWarning,
@@ -26,9 +27,7 @@ from skmoe._em import ConvergenceMonitor, ParameterVector
 from skmoe._families import GammaExperts, GaussianExperts
 from skmoe._init import SEARCH_RUNS, voronoi_start
 from skmoe.datasets import (
-    load_co2,
     load_nodata,
-    load_npreg,
     load_tone,
     make_moe_regression,
     make_regional_classification,
@@ -236,25 +235,7 @@ def test_the_classifier_converges_by_default_on_sklearn_datasets(load):
     assert model.converged_ and model.n_iter_ < model.max_iter
 
 
-def _references():
-    X, y = load_tone(return_X_y=True)
-    yield "tonedata_k2_gate", X, y, {}
-    yield "tonedata_k2", X, y, {"gate_features": []}
-    X, y = load_nodata(return_X_y=True)
-    yield "NOdata_k2_gate", X, y, {}
-    yield "NOdata_k2", X, y, {"gate_features": []}
-    X, y = load_co2(return_X_y=True)
-    yield "CO2data_k2", X, y, {"gate_features": []}
-    X, y = load_npreg(target="yn", return_X_y=True)
-    X2 = np.column_stack([X, X**2])
-    yield "NPreg_yn_k2_gate", X2, y, {"gate_features": [0]}
-    yield "NPreg_yn_k2", X2, y, {"gate_features": []}
-    X, y = load_npreg(target="yp", return_X_y=True)
-    yield "NPreg_yp_k2_gate", X, y, {"expert": "poisson"}
-    yield "NPreg_yp_k2", X, y, {"expert": "poisson", "gate_features": []}
-
-
-REFERENCES = list(_references())
+REFERENCES = REFERENCE_PROBLEMS  # the R references of tests/test_regressor.py
 
 
 @pytest.mark.parametrize("ref, X, y, params", REFERENCES, ids=[r[0] for r in REFERENCES])
