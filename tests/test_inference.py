@@ -190,7 +190,7 @@ def test_standard_errors_match_flexmix_refit(reference_fits):
     np.testing.assert_allclose(wide.estimate[~is_x1], result.estimate, rtol=1e-5)
     with pytest.warns(UserWarning, match="standard errors are NaN"):
         text = aliased.summary(X_aliased, y)
-    assert text.count("NA") == 4 * 3  # estimate, std. error and z of x1, three times
+    assert text.count("NA") == 4 * 3  # estimate, std. error, z and p of x1, three times
 
 
 def _one_hot_data(seed=0):
