@@ -162,7 +162,7 @@ n_init, init_params, random_state, warm_start, verbose, n_jobs, class_weight
     --------
     >>> from skmoe import HierarchicalMixtureOfExpertsClassifier
     >>> from skmoe.datasets import make_regional_classification
-    >>> X, y = make_regional_classification(400, random_state=0)
+    >>> X, y = make_regional_classification(400, noise=0.05, random_state=0)
     >>> clf = HierarchicalMixtureOfExpertsClassifier(depth=2, random_state=0).fit(X, y)
     >>> clf.apply(X[:3]).shape
     (3,)
