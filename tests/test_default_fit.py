@@ -71,9 +71,11 @@ def test_the_distance_is_per_unit_of_weight():
     assert heavy.converged and not light.converged
 
 
-def test_an_exact_fixed_point_stops_em_whatever_tol():
+@pytest.mark.parametrize("settings", [{}, NEW], ids=["plain EM", "multistart SQUAREM"])
+def test_an_exact_fixed_point_stops_em_whatever_tol(settings):
     X, y = load_tone(return_X_y=True)
-    model = MixtureOfExpertsRegressor(2, tol=0.0, max_iter=10**6, random_state=0, **NEW).fit(X, y)
+    model = MixtureOfExpertsRegressor(2, tol=0.0, max_iter=10**6, random_state=0, **settings)
+    model.fit(X, y)
     assert model.converged_
     assert model.n_iter_ < 1000
     assert model.objective_trace_[-1] == pytest.approx(model.objective_trace_[-2], rel=1e-14)
