@@ -250,3 +250,48 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
         if gain <= tol * (abs(value) + 1.0):
             break
     return x, value
+
+
+def step_halving(evaluate, x, direction, value, negligible, active, max_halvings=40):
+    """Per model ``m`` (first axis), the longest step ``x[m] + 2^-j direction[m]`` that does
+    not lower ``value[m]`` beyond rounding; ``evaluate(x)`` gives every model's objective.
+
+    A step whose gain is ``negligible[m]`` is taken whole unless it loses more than
+    ``NEGLIGIBLE_LOSS``. Models not ``active`` keep their ``x``. Returns the new ``x`` and
+    values (``x`` is updated in place).
+    """
+    expand = (slice(None),) + (None,) * (x.ndim - 1)
+    step = np.ones(x.shape[0])
+    active = active.copy()
+    for _halving in range(max_halvings):
+        trial = x + step[expand] * direction
+        trial_value = evaluate(trial)
+        accept = active & (
+            (trial_value >= value - ROUNDING * np.abs(value))
+            | (negligible & (step == 1.0)
+               & (trial_value >= value - NEGLIGIBLE_LOSS * (np.abs(value) + 1.0)))
+        )
+        x[accept] = trial[accept]
+        value = np.where(accept, trial_value, value)
+        active &= ~accept
+        if not active.any():
+            break
+        step[active] *= 0.5
+    return x, value
+
+
+def trust_region(new, old, gram, weight, max_step):
+    """``old + f (new - old)`` with ``f <= 1`` such that the step changes the linear
+    predictor by at most ``max_step`` in root mean square over each model's data.
+
+    ``new``, ``old`` (M, d + 1) or (M, C, d + 1); ``gram`` (M, d + 1, d + 1) the weighted
+    ``X1' diag(w_m) X1`` and ``weight`` (M,) the total weight ``sum w_m``.
+    """
+    delta = (new - old).reshape(new.shape[0], -1, new.shape[-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_square = np.einsum("mca,mab,mcb->m", delta, gram, delta) / (
+            delta.shape[1] * weight
+        )
+        factor = np.minimum(1.0, max_step / np.sqrt(mean_square))
+    factor = np.where(np.isfinite(factor), factor, 1.0)
+    return old + factor.reshape((-1,) + (1,) * (new.ndim - 1)) * (new - old)

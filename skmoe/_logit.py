@@ -20,15 +20,15 @@ import numpy as np
 from ._blocks import one_block
 from ._linalg import (
     NEGLIGIBLE_GAIN,
-    NEGLIGIBLE_LOSS,
-    ROUNDING,
     jacobi_scale,
     linear_predictor,
     log_softmax,
     penalty_diagonal,
     row_blocks,
     solve_spd,
+    step_halving,
     truncated_newton,
+    trust_region,
     weighted_grams,
     weighted_sums,
 )
@@ -170,24 +170,13 @@ def maximise_newton_blocks(source, design, counts, V, alpha, *, max_steps=100, t
         negligible = np.einsum("mcd,mcd->m", grad, direction) <= NEGLIGIBLE_GAIN * (
             np.abs(value) + 1.0
         )
-        step = np.ones(M)
-        active = np.ones(M, dtype=bool)
         old = V.copy()
-        for _halving in range(40):
-            trial = V + step[:, None, None] * direction
-            trial_value = penalised(source.reduce(_newton_value_block, design, counts, trial),
-                                    trial)
-            accept = active & (
-                (trial_value >= value - ROUNDING * np.abs(value))
-                | (negligible & (step == 1.0)
-                   & (trial_value >= value - NEGLIGIBLE_LOSS * (np.abs(value) + 1.0)))
-            )
-            V[accept] = trial[accept]
-            value[accept] = trial_value[accept]
-            active &= ~accept
-            if not active.any():
-                break
-            step[active] *= 0.5
+        V, value = step_halving(
+            lambda trial: penalised(
+                source.reduce(_newton_value_block, design, counts, trial), trial
+            ),
+            V, direction, value, negligible, np.ones(M, dtype=bool),
+        )
         if np.max(np.abs(V - old)) <= tol * (1.0 + np.max(np.abs(V))):
             break
     return V
@@ -366,3 +355,79 @@ def _gradient_to_preconditioned(grad, factor):
     if factor.ndim == 2:
         return grad * factor[:, None, :]
     return grad @ factor
+
+
+class SoftmaxSurrogate:
+    """Quadratic surrogate of ``M`` softmax models over ``C`` categories, soft counts ``S``:
+    the statistics and the solve of stepwise online EM for the gate and multinomial experts.
+
+    Model ``m`` has coefficients ``V[m]`` (C, d + 1) in the symmetric sum-to-zero
+    parametrisation and the objective ``sum_i sum_c S[m, c, i] log p_c(x_i)``. A block gives
+    the gradient ``g`` at ``V`` and a curvature ``H``: with ``curvature="hessian"`` the exact
+    negative Hessian, block (c, c') ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` (an
+    averaged IRLS step); with ``curvature="bound"`` Böhning's bound
+    ``(1/2)(I - J/C) kron X1' diag(w_m) X1``, which minorises the objective everywhere (a
+    stochastic MM step), ``w_m = sum_c S[m, c]``. ``solve`` maximises
+    ``<H V + g, V> - V' H V / 2 - lam / 2 ||V[..., 1:]||^2`` over the sum-to-zero subspace;
+    every statistic is additive over blocks (and may be averaged over mini-batches).
+    """
+
+    def __init__(self, curvature):
+        if curvature not in ("hessian", "bound"):
+            raise ValueError(
+                f"partial_fit_gate_curvature must be 'bound' or 'hessian'; got {curvature!r}."
+            )
+        self.curvature = curvature
+
+    def statistics(self, X, S, V):
+        M, C, n = S.shape
+        d1 = X.shape[1] + 1
+        weight = S.sum(axis=1)
+        p = log_proba(X, V)[1]
+        gram = weighted_grams(X, weight)
+        if self.curvature == "bound":
+            # on the subspace (I - J/C) is the identity: H V is gram V / 2 per category
+            curvature, HV = gram, 0.5 * (V @ gram)
+        else:
+            iu, ju = np.triu_indices(C)
+            curv = -p[:, iu] * p[:, ju]
+            curv[:, iu == ju] += p
+            curv *= weight[:, None, :]
+            grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), d1, d1)
+            H = np.zeros((M, C, d1, C, d1))
+            H[:, iu, :, ju, :] = grams.transpose(1, 0, 2, 3)
+            H[:, ju, :, iu, :] = grams.transpose(1, 0, 2, 3)
+            curvature = H.reshape(M, C * d1, C * d1)
+            HV = (curvature @ V.reshape(M, C * d1, 1)).reshape(M, C, d1)
+        p *= -weight[:, None, :]
+        p += S
+        grad = weighted_sums(X, p.reshape(M * C, n)).reshape(M, C, d1)
+        stats = {"curvature": curvature, "linear": HV + grad, "weight": weight.sum(axis=1)}
+        if self.curvature == "hessian":
+            stats["gram"] = gram
+        return stats
+
+    def solve(self, stats, V, lam, max_step):
+        """The surrogate's maximiser; Hessian steps held in the trust region ``max_step``
+        (``skmoe._linalg.trust_region``). Models with no weight keep ``V``."""
+        M, C, d1 = V.shape
+        penalty = penalty_diagonal(d1, lam)
+        if self.curvature == "bound":
+            A = 0.5 * stats["curvature"] + np.diag(penalty)
+            new = solve_spd(A, stats["linear"].transpose(0, 2, 1)).transpose(0, 2, 1)
+        else:
+            # definite along the directions that add one vector to every category, where
+            # the linear term has no component (as in newton_matrix)
+            A = stats["curvature"] + np.diag(np.tile(penalty, C))
+            scale = max(np.trace(A, axis1=1, axis2=2).max() / (C * d1), 1e-12)
+            A += scale * np.kron(np.full((C, C), 1.0 / C), np.eye(d1))
+            new = solve_spd(A, stats["linear"].reshape(M, C * d1)).reshape(M, C, d1)
+        new -= new.mean(axis=1, keepdims=True)
+        weight = stats["weight"]
+        empty = (weight <= 1e-10 * max(float(weight.max(initial=0.0)), 1e-300)) | ~np.all(
+            np.isfinite(new), axis=(1, 2)
+        )
+        new[empty] = V[empty]
+        if self.curvature == "hessian":
+            new = trust_region(new, V, stats["gram"], weight, max_step)
+        return new
