@@ -9,18 +9,22 @@ passes. The solvers on top only see the sums, so one code path serves an in-memo
 same iterates up to the rounding of the sums.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import reduce as _fold
 
 import numpy as np
+
+#: The cache key of ``W``, sample weight times responsibility (K, n_rows): written by the
+#: E-step and the initialisations, read by every M-step (through ``Block.weights``).
+WEIGHTS = "W"
 
 
 @dataclass
 class Block:
     """The arrays of one block of rows, and the per-row state EM keeps beside them.
 
-    ``cache`` holds per-row results of earlier passes, e.g. ``"W"``: sample weight times
-    responsibility, (K, n_rows).
+    ``cache`` holds per-row results of earlier passes, each under a key owned by the
+    module that writes it; ``WEIGHTS`` (``Block.weights``) is the one every module reads.
     """
 
     X_expert: np.ndarray = None
@@ -29,6 +33,23 @@ class Block:
     sample_weight: np.ndarray = None
     offset: np.ndarray = None
     cache: dict = field(default_factory=dict)
+
+    @property
+    def weights(self):
+        """``W``: sample weight times responsibility, (K, n_rows)."""
+        return self.cache[WEIGHTS]
+
+    def with_weights(self, W):
+        """The same rows with ``W`` as their only per-row state."""
+        return replace(self, cache={WEIGHTS: W})
+
+    def take(self, rows):
+        """The block of ``rows`` (a slice or an index array) of every per-row array, with
+        no per-row state."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cache"}
+        return Block(**{
+            name: None if array is None else array[rows] for name, array in arrays.items()
+        })
 
     @property
     def total_weight(self):
@@ -43,13 +64,15 @@ class Block:
 
 
 def combine(parts, op=np.add):
-    """Fold the blocks' results with ``op``, element by element through tuples."""
+    """Fold the blocks' results with ``op``, element by element through tuples and dicts."""
     return _fold(lambda a, b: _combine_pair(a, b, op), parts)
 
 
 def _combine_pair(a, b, op):
     if isinstance(a, tuple):
         return tuple(_combine_pair(x, y, op) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return {key: _combine_pair(a[key], b[key], op) for key in a}
     if a is None:
         return None
     return op(a, b)
