@@ -14,10 +14,12 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from . import _dask
 from ._blocks import InMemoryBlocks
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
+from ._families import family_key
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
-from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
+from ._sklearn_compat import Interval, StrOptions, validate_data
+from ._validation import check_n_draws, check_n_rows, check_squares_finite, check_weights  # noqa: F401
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
 EM_NEWTON_STEPS = 3
@@ -64,10 +66,7 @@ def _degenerate_events(model, source, params, mass, gate_alpha):
             f"expert {k} collapsed: its total responsibility {mass[k]:.3g} is less than one "
             "sample (kept with its last fit)"
         )
-    floor = getattr(model.family, "variance_floor", None)
-    if floor is not None:
-        for k in np.flatnonzero(params["experts"]["variance"] <= floor * (1 + 1e-12)):
-            events.append(f"expert {k}: variance held at its floor {floor:.3g}")
+    events += model.family.bound_events(params["experts"])
     if gate_alpha == 0 and source.n_gate_features:
         # largest difference of two children's scores: 50 means odds of e^50 to 1
         highest = source.reduce(_gate_score_range_block, params["gate"], op=np.maximum)
@@ -200,12 +199,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _validate_targets(self, y, reset):
-        """Encode y for the family (the classifier maps labels to 0..C-1)."""
+    def _validate_targets(self, y, reset, classes=None, stream=False):
+        """Encode y for the family (the classifier maps labels to 0..C-1); ``stream``: the
+        first batch of ``partial_fit``, whose labels are ``classes``."""
 
     @abstractmethod
-    def _make_family(self, y, sample_weight):
-        """The expert family of this fit."""
+    def _target_summary(self, y, sample_weight, stream=False):
+        """What the family's settings need of the encoded training y (``_make_family``)."""
+
+    @abstractmethod
+    def _make_family(self, targets):
+        """The expert family of this fit, from the summary ``targets`` of y (in memory,
+        or merged over the chunks of a dask fit)."""
 
     def _make_gate(self):
         """The gates: one softmax over the experts (a tree of depth 1)."""
@@ -219,34 +224,35 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The columns that represent y when k-means seeds the responsibilities."""
         return y[:, None]
 
-    def _offset(self, exposure, n_samples):
+    def _offset(self, exposure, n_samples, family):
         if exposure is None:
             return None
         raise ValueError(f"exposure is not supported by {type(self).__name__}.")
 
     # ------------------------------------------------------------- validation
-    def _validate_fit_data(self, X, y, sample_weight, exposure):
+    def _validate_fit_data(self, X, y, sample_weight, exposure, classes=None, stream=False):
+        """The one validation of training data, for ``fit`` and the first batch of
+        ``partial_fit`` (``stream``); sets what a fit's validation sets and makes the
+        family. Returns the data as ``EMData`` and the family."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
         check_squares_finite(X)
-        y = self._validate_targets(y, reset=True)
-        if X.shape[0] < self._n_leaves():
-            raise ValueError(
-                f"n_samples={X.shape[0]} should be >= the number of experts ({self._n_leaves()})."
-            )
-        sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        y = self._validate_targets(y, reset=True, classes=classes, stream=stream)
+        if not stream:
+            check_n_rows(X.shape[0], self._n_leaves())
+        sample_weight = check_weights(sample_weight, X)
         self._resolve_features(exposure)
-        family = self._make_family(y, sample_weight)
-        y = family.check_y(y)
-        data = EMData(
+        family = self._make_family(self._target_summary(y, sample_weight, stream))
+        return self._make_data(X, family.check_y(y), sample_weight, exposure, family), family
+
+    def _make_data(self, X, y, sample_weight, exposure, family):
+        """The arrays of EM from validated ones: the feature selections and the offset."""
+        return EMData(
             X_expert=self._select(X, self.expert_features_in_),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
             sample_weight=sample_weight,
-            offset=self._offset(exposure, X.shape[0]),
+            offset=self._offset(exposure, X.shape[0], family),
         )
-        return data, family
 
     def _resolve_features(self, exposure):
         """Set the fit's column selections, and remember whether it has an exposure (the
@@ -313,17 +319,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     f"This {type(self).__name__} was fitted with exposure=; pass the "
                     "exposure of these samples (exposure=np.ones(n_samples) for exposure 1)."
                 )
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-            if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        return EMData(
-            X_expert=self._select(X, self.expert_features_in_),
-            X_gate=self._select(X, self.gate_features_in_),
-            y=y,
-            sample_weight=_check_sample_weight(sample_weight, X),
-            offset=self._offset(exposure, X.shape[0]),
-        )
+        return self._make_data(X, y, check_weights(sample_weight, X), exposure, self._family)
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight=None, exposure=None):
@@ -349,9 +345,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            children = np.random.SeedSequence(seed).spawn(self.n_init)
-            starts = [("init", child) for child in children]
+            starts = [("init", child) for child in self._restart_seeds()]
         if distributed:  # the cluster parallelises each pass; restarts run in turn
             results = [
                 self._fit_one(model, source.fresh(), *start, label=i)
@@ -404,6 +398,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return result
 
+    def _restart_seeds(self):
+        """One ``SeedSequence`` per restart, from ``random_state`` (so results do not depend
+        on ``n_jobs``)."""
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        return np.random.SeedSequence(seed).spawn(self.n_init)
+
     def _run_em(self, model, source, params, max_iter):
         """EM from ``params``, with the estimator's monitor and acceleration."""
         monitor = ConvergenceMonitor(self.tol, max_iter, source.total_weight, self.verbose)
@@ -434,7 +434,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         structure = {
             "the number of experts": self._n_leaves(),
             "the depth of the tree": gate.depth,
-            "the expert family": getattr(self, "expert", None),
+            "the expert family": family_key(getattr(self, "expert", None)),
             "the number of features": n,
             "the classes": tuple(np.asarray(getattr(self, "classes_", ())).tolist()),
         }
@@ -622,69 +622,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
             ``expert_coef``, ``expert_intercept`` and ``dispersion`` of standard errors.
         """
-        from sklearn.utils import Bunch
+        from ._information import standard_errors
 
-        from ._information import (
-            covariance_from_information,
-            observed_information,
-            parameter_names,
-        )
-
-        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
-        info = observed_information(self._model, data, self._params)
-        covariance, aliased = covariance_from_information(info)
-        se = np.sqrt(np.diag(covariance))
-        K = self._n_leaves()
-        gate = self._params["gate"][0][0]
-        experts = self._params["experts"]
-        blocks = [(gate[1:] - gate[0]).ravel()]
-        for k in range(K):
-            blocks.append(experts["coef"][k])
-            if "variance" in experts:
-                blocks.append(experts["variance"][k : k + 1])
-            if "dispersion" in experts:
-                blocks.append(1.0 / experts["dispersion"][k : k + 1])
-        estimate = np.concatenate(blocks)
-        names = parameter_names(
-            self._family,
-            K,
-            self._feature_labels(self.gate_features_in_),
-            self._feature_labels(self.expert_features_in_),
-        )
-        if aliased.any():
-            # report the identified parameters as in the model without the aliased ones
-            # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
-            # theta_k + I_kk^-1 I_ka theta_a with theta_a = 0 is the same fit
-            kept = ~aliased
-            transfer = covariance[np.ix_(kept, kept)] @ info[np.ix_(kept, aliased)]
-            estimate = estimate.copy()
-            estimate[kept] += transfer @ estimate[aliased]
-            estimate[aliased] = np.nan
-            labels = [
-                f"{'gate' if block == 'gate' else 'expert'} {k} {name}"
-                for (block, k, name), hit in zip(names, aliased)
-                if hit
-            ]
-            warn(
-                "The data do not identify these parameters (aliased with the ones before "
-                f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
-                UserWarning,
-            )
-        dg = len(self.gate_features_in_) + 1
-        gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
-        per_expert = se[(K - 1) * dg :].reshape(K, -1)
-        de = len(self.expert_features_in_) + 1
-        return Bunch(
-            estimate=estimate,
-            se=se,
-            names=names,
-            covariance=covariance,
-            gate_intercept=gate_se[:, 0],
-            gate_coef=gate_se[:, 1:],
-            expert_intercept=per_expert[:, 0],
-            expert_coef=per_expert[:, 1:de],
-            dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
-        )
+        return standard_errors(self, X, y, sample_weight, **kwargs)
 
     def summary(self, X, y, sample_weight=None, as_frame=False, **kwargs):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
@@ -772,27 +712,3 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
         log_lik = self._model.e_step(data, self._params)[0]
         return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()
-
-def check_n_draws(n_samples):
-    """``sample_y``'s number of draws per sample: a positive integer."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-
-
-def check_squares_finite(X):
-    """Refuse columns whose weighted sums of squares overflow (values near 1e300): every
-    M-step solves with such sums, and LAPACK would fail on them with "SVD did not
-    converge" after printing errors."""
-    with np.errstate(over="ignore"):
-        if sparse.issparse(X):
-            squares = np.asarray(X.multiply(X).sum(axis=0)).ravel()
-        else:
-            squares = np.einsum("ij,ij->j", X, X)
-    bad = np.flatnonzero(~np.isfinite(squares))
-    if bad.size:
-        largest = abs(X[:, bad]).max()
-        raise ValueError(
-            f"X has values too large for the fit (columns {bad.tolist()}, largest "
-            f"|x| = {largest:.3g}): their squares overflow; rescale X."
-        )
-

@@ -8,7 +8,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts, check_n_draws
 from ._dask import is_dask_collection
-from ._families import BernoulliExperts, MultinomialExperts
+from ._families import class_family
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
 from ._sklearn_compat import StrOptions, _fit_context
@@ -163,17 +163,41 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             return weights
         return weights * np.asarray(sample_weight, dtype=float)
 
-    def _validate_targets(self, y, reset):
+    def _validate_targets(self, y, reset, classes=None, stream=False):
+        if not reset:
+            return self._encode_labels(y)
+        check_classification_targets(y)
+        if stream:
+            self._partial_fit_classes(classes, reset=True)
+            return self._encode_labels(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes; "
+                f"got 1 class ({self.classes_[0]!r})."
+            )
+        return encoded
+
+    def _partial_fit_classes(self, classes, reset):
+        """Set ``classes_`` from ``classes`` on a fresh start; later, check it is unchanged."""
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
         if reset:
-            check_classification_targets(y)
-            self.classes_, encoded = np.unique(y, return_inverse=True)
-            if len(self.classes_) < 2:
+            if classes is None:
                 raise ValueError(
-                    "MixtureOfExpertsClassifier needs samples of at least 2 classes; "
-                    f"got 1 class ({self.classes_[0]!r})."
+                    "classes must be passed on the first call to partial_fit: a mini-batch "
+                    "need not hold every class of the stream."
                 )
-            return encoded
-        return self._encode_labels(y)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 labels; got {classes.tolist()!r}."
+                )
+            self.classes_ = classes
+        elif classes is not None and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"classes={classes.tolist()!r} differs from the classes_ of the first "
+                f"call ({self.classes_.tolist()!r})."
+            )
 
     def _encode_labels(self, y):
         """Indices of the labels ``y`` in ``classes_``; labels not among them (of another
@@ -187,31 +211,48 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             )
         return np.searchsorted(self.classes_, y)
 
-    def _make_family(self, y, sample_weight):
-        if np.unique(y[sample_weight > 0]).size < 2:
+    def _target_summary(self, y, sample_weight, stream=False):
+        # a stream's batch may hold fewer classes: its family depends on classes_ only
+        if not stream:
+            self._check_weighted_labels(np.unique(y[sample_weight > 0]))
+        return {"n_classes": len(self.classes_)}
+
+    @staticmethod
+    def _check_weighted_labels(labels):
+        if len(labels) < 2:
             raise ValueError(
                 "MixtureOfExpertsClassifier needs samples of at least 2 classes with a "
                 "positive sample_weight; got 1 class."
             )
-        if len(self.classes_) == 2:
-            return BernoulliExperts(self._n_leaves(), self.expert_alpha)
-        return MultinomialExperts(self._n_leaves(), len(self.classes_), self.expert_alpha)
+
+    def _make_family(self, targets):
+        return class_family(targets["n_classes"], self._n_leaves(), self.expert_alpha)
 
     def _cart(self, **params):
         from sklearn.tree import DecisionTreeClassifier
 
         return DecisionTreeClassifier(**params)
 
-    def _make_family_from_summary(self, summary):
-        """The experts of a fit on chunks, from the labels of y."""
-        check_classification_targets(summary["labels"])
-        self.classes_ = summary["labels"]
-        if len(self.classes_) < 2 or len(summary["weighted_labels"]) < 2:
+    @staticmethod
+    def _chunk_target_summary(y, w):
+        """Per chunk of a dask fit: its distinct labels, and those with a positive weight."""
+        y = np.asarray(y)
+        return {"labels": np.unique(y), "weighted_labels": np.unique(y[np.asarray(w) > 0])}
+
+    def _merge_target_summaries(self, parts):
+        """``classes_`` from the labels of every chunk; the summary of ``_make_family``."""
+        labels = np.unique(np.concatenate([p["labels"] for p in parts]))
+        check_classification_targets(labels)
+        self.classes_ = labels
+        if len(labels) < 2:
             raise ValueError(
                 "MixtureOfExpertsClassifier needs samples of at least 2 classes with a "
                 "positive sample_weight."
             )
-        return self._make_family(np.arange(len(self.classes_)), np.ones(len(self.classes_)))
+        self._check_weighted_labels(np.unique(np.concatenate(
+            [p["weighted_labels"] for p in parts]
+        )))
+        return {"n_classes": len(labels)}
 
     def _encode_chunk_targets(self, y):
         return np.searchsorted(self.classes_, y)

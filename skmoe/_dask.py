@@ -11,9 +11,10 @@ never gathered in one place. Needs ``pip install skmoe[dask]`` and a running
 import operator
 
 import numpy as np
-from sklearn.base import is_classifier
 
-from ._blocks import Block, combine, with_state
+from ._blocks import combine, with_state
+from ._families import require
+from ._validation import check_n_rows, check_positive_total
 
 
 def is_dask_collection(x):
@@ -124,10 +125,7 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     estimator.n_features_in_ = p
     if hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
-    if n < estimator._n_leaves():
-        raise ValueError(
-            f"n_samples={n} should be >= the number of experts ({estimator._n_leaves()})."
-        )
+    check_n_rows(n, estimator._n_leaves())
     estimator._resolve_features(exposure)
     if sample_weight is None:
         sample_weight = da.ones(n, chunks=(chunks,))
@@ -136,9 +134,12 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     y_chunks = _row_chunks(y, "y", n, chunks)
     w_chunks = _row_chunks(sample_weight, "sample_weight", n, chunks)
     e_chunks = _row_chunks(exposure, "exposure", n, chunks)
-    labels = is_classifier(estimator)
-    summary = [dask.delayed(_target_summary)(yc, wc, labels) for yc, wc in zip(y_chunks, w_chunks)]
-    family = estimator._make_family_from_summary(_merge_summaries(dask.compute(*summary)))
+    summary = [
+        dask.delayed(estimator._chunk_target_summary)(yc, wc)
+        for yc, wc in zip(y_chunks, w_chunks)
+    ]
+    family = estimator._make_family(estimator._merge_target_summaries(dask.compute(*summary)))
+    require(family, "a fit on chunks (dask)")
     make = dask.delayed(_make_block, pure=True)
     parts = [
         make(xc, yc, wc, ec, estimator, family)
@@ -146,31 +147,10 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     ]
     futures = client.compute(parts)
     total = float(sum(client.gather([client.submit(_block_weight, f) for f in futures])))
-    if not total > 0:
-        raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+    check_positive_total(total)
     source = DaskBlocks(client, futures, len(estimator.expert_features_in_),
                         len(estimator.gate_features_in_), total)
     return source, family
-
-
-def _target_summary(y, w, labels):
-    """Per chunk: the distinct labels (classifier) or the weighted moments of y."""
-    y = np.asarray(y)
-    w = np.asarray(w, dtype=float)
-    if labels:
-        return {"labels": np.unique(y), "weighted_labels": np.unique(y[w > 0])}
-    y = y.astype(float)
-    return {"w": w.sum(), "wy": w @ y, "wyy": w @ y**2, "n": float(y.shape[0]), "yy": y @ y,
-            "finite": bool(np.all(np.isfinite(y)))}
-
-
-def _merge_summaries(parts):
-    if "labels" in parts[0]:
-        return {key: np.unique(np.concatenate([p[key] for p in parts]))
-                for key in ("labels", "weighted_labels")}
-    merged = {key: sum(p[key] for p in parts) for key in ("w", "wy", "wyy", "n", "yy")}
-    merged["finite"] = all(p["finite"] for p in parts)
-    return merged
 
 
 def _make_block(X, y, w, exposure, estimator, family):
@@ -184,12 +164,8 @@ def _make_block(X, y, w, exposure, estimator, family):
     if np.any(w < 0) or not np.all(np.isfinite(w)):
         raise ValueError("sample_weight has negative or non-finite values.")
     y = family.check_y(estimator._encode_chunk_targets(np.asarray(y)))
-    offset = None if exposure is None else estimator._offset(np.asarray(exposure), X.shape[0])
-    return Block(
-        X_expert=estimator._select(X, estimator.expert_features_in_),
-        X_gate=estimator._select(X, estimator.gate_features_in_),
-        y=y, sample_weight=w, offset=offset,
-    )
+    exposure = None if exposure is None else np.asarray(exposure)
+    return estimator._make_data(X, y, w, exposure, family)
 
 
 def _is_sparse(array):

@@ -9,15 +9,17 @@ lower, its part of the expected complete-data objective (generalised EM).
 import os
 import sys
 import warnings
-from dataclasses import replace
 
 import numpy as np
 
-from ._blocks import Block, InMemoryBlocks
+from ._blocks import WEIGHTS, Block, InMemoryBlocks
 from ._linalg import log_sum_exp, row_blocks
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
+
+#: Key of the gate's preconditioner in a source's cache (owned by this module).
+_GATE_PRECONDITIONER = "gate_preconditioner"
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -146,19 +148,21 @@ class MixtureOfExpertsModel:
 
     def m_step(self, data, resp, params):
         """``m_step_blocks`` on in-memory arrays and posteriors ``resp`` (K, n)."""
-        source = InMemoryBlocks([replace(data, cache={"W": resp * data.sample_weight})])
+        source = InMemoryBlocks([data.with_weights(resp * data.sample_weight)])
         return self.m_step_blocks(source, params)
 
     def m_step_blocks(self, source, params):
         """Refit the experts and the gates on the posteriors kept in the blocks' caches."""
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
-        if "gate_preconditioner" not in source.cache:
-            source.cache["gate_preconditioner"] = self.gate.preconditioner(source)
+        # the gate's preconditioner, from the weights of the source's first M-step: any
+        # positive definite one keeps the M-step exact, a close one makes it fast
+        if _GATE_PRECONDITIONER not in source.cache:
+            source.cache[_GATE_PRECONDITIONER] = self.gate.preconditioner(source)
         if params is None:
             V = self.gate.initial_coef(np.empty((0, source.n_gate_features)))
         else:
             V = params["gate"]
-        gate = self.gate.m_step_blocks(source, V, source.cache["gate_preconditioner"])
+        gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER])
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):
@@ -294,16 +298,14 @@ def _e_step_block(block, model, params):
     """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
     (no ``(K, n)`` temporaries beside it)."""
     n = block.n_rows
-    W = block.cache.get("W")
+    W = block.cache.get(WEIGHTS)
     if W is None or W.shape != (model.gate.n_leaves, n):
         W = np.empty((model.gate.n_leaves, n))
     log_lik = 0.0
     for rows in row_blocks(n):
-        part = replace(block, X_expert=block.X_expert[rows], X_gate=block.X_gate[rows],
-                       y=block.y[rows], sample_weight=block.sample_weight[rows],
-                       offset=None if block.offset is None else block.offset[rows], cache={})
+        part = block.take(rows)
         ll, resp = model.e_step(part, params)
         resp *= part.sample_weight
         W[:, rows] = resp
         log_lik += float(part.sample_weight @ ll)
-    return {"W": W}, (log_lik, W.sum(axis=1))
+    return {WEIGHTS: W}, (log_lik, W.sum(axis=1))

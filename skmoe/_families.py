@@ -1,49 +1,89 @@
-"""Expert families: the per-sample log-likelihood and weighted M-step of K experts at once.
+"""Expert families: every expert-specific piece of mathematics, behind one protocol.
 
 A family is one object for all K experts. Its parameters are a dict of arrays whose first
 axis is the expert: ``coef`` of shape (K, d + 1) (intercept first; (K, C, d + 1) for the
-multinomial family) and, for families with one, a per-expert dispersion. Every method is
-vectorised over the experts; the only Python loops run over experts inside small solves.
+multinomial family) and one (K,) array per dispersion parameter (``dispersion_keys``).
+Arrays over experts and samples are expert-major, (K, n). Every method is vectorised over
+the experts.
 
-The protocol (see the "Adding an expert family" page of the docs):
+**Statistics then solve.** The M-step is written as passes over row blocks
+(``skmoe._blocks``): ``statistics(block, params)`` turns one block (its weights
+``W = sample weight * responsibility`` in ``block.weights``) into a dict of additive
+statistics at ``params`` (Grams, gradients, Hessians, weights, deviances), and
+``solve(stats, params, scale, max_step)`` computes new parameters from their sum (closed
+form for Gaussian experts, the Newton proposal for GLMs). Batch EM sums the statistics
+over all blocks (``m_step_blocks``; GLMs add step halving on the objective), stepwise
+online EM (``skmoe._online``) keeps running averages of them, and a dask fit sums them
+where the chunks live.
+
+The rest of the protocol (see the "Adding an expert family" page of the docs):
 
 - ``check_y(y)`` refuses responses outside the family's support with a clear message;
 - ``log_prob(X, y, params, offset)`` -> (K, n) log densities ``log f_k(y_i | x_i)``;
-- ``m_step(X, y, W, params, offset)`` -> params maximising (or, for iterative families,
-  not lowering) ``sum_i W[k, i] log f_k(y_i | x_i) - penalty_k``, where ``W`` (K, n) is
-  sample weight times responsibility; ``params`` may be None (a fit from scratch);
-- optionally ``m_step_blocks(source, params)``, the same M-step written as passes over row
-  blocks (``skmoe._blocks``), which chunked and distributed fits need; the built-in
-  families implement it and their ``m_step`` calls it on one block;
-- ``mean(X, params, offset)`` -> (K, n) expert means ((K, C, n) for the multinomial);
+- ``m_step_blocks(source, params)`` (or, for in-memory fits only, ``m_step(X, y, W, params,
+  offset)``) -> params maximising, or not lowering, ``sum_i W[k, i] log f_k - penalty_k``;
+- ``start(source)`` -> a first point (from the weights only), ``mean(X, params, offset)``,
+  ``penalty(params)``, ``n_parameters(params)``;
+- ``distribution(mean, **dispersions)`` -> the frozen ``scipy.stats`` law of y given an
+  expert, for predictive quantiles and draws;
+- ``information_terms(y, eta, params)`` -> the derivatives the observed information (and
+  so ``standard_errors``) needs.
 
-Arrays over experts and samples are expert-major, (K, n), as everywhere in skmoe.
-- ``penalty(params)`` -> the penalty subtracted from the log-likelihood;
-- ``n_parameters(params)`` -> the free parameters counted by BIC and AIC;
-- ``distribution(mean, **dispersions)`` -> the frozen ``scipy.stats`` distribution of y
-  given an expert, for predictive quantiles and sampling (``dispersion_keys`` names the
-  per-expert dispersion parameters it takes).
+Capabilities are declared as attributes: ``accepts_offset`` (exposure), ``positive_only``
+(the response's sign), ``dispersion_keys`` and their reported ``dispersion_labels``
+(``reported_dispersions``), ``init_target`` (what represents y for k-means-like starts).
+The estimators ask the family (``require`` names what a method needs and is missing); no
+module outside this one names a family.
 """
+
+import copy
 
 import numpy as np
 from scipy import stats
 from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 
-from . import _logit
-from ._blocks import one_block
+from . import _logit, _predictive
+from ._blocks import WEIGHTS, one_block
 from ._linalg import (
     NEGLIGIBLE_GAIN,
-    NEGLIGIBLE_LOSS,
     is_wide,
     linear_predictor,
     penalty_diagonal,
     solve_spd,
+    step_halving,
     truncated_newton,
+    trust_region,
     weighted_grams,
     weighted_square_sums,
     weighted_sums,
 )
-from ._linalg import ROUNDING as _ROUNDING
+from ._sklearn_compat import HasMethods, StrOptions
+
+#: Cache key of the GLM curvature weights kept between truncated-Newton passes.
+_CURVATURE = "glm_curvature"
+
+#: What each method needs of a family, besides ``log_prob``, ``mean`` and ``check_y``.
+CAPABILITIES = {
+    "fit": ("m_step_blocks",),
+    "a fit on chunks (dask)": ("m_step_blocks",),
+    "partial_fit": ("start", "statistics", "solve"),
+    "standard_errors": ("information_terms",),
+    "predict_quantiles": ("distribution",),
+    "sample_y": ("distribution",),
+    "predict_modes": ("modes",),
+}
+
+
+def require(family, method):
+    """Raise ``NotImplementedError`` naming the capabilities ``method`` needs and ``family``
+    lacks (when the method starts, not halfway)."""
+    missing = family.missing_capabilities(method)
+    if missing:
+        raise NotImplementedError(
+            f"{method} needs an expert family with {', '.join(missing)}; "
+            f"{type(family).__name__} has no {' and no '.join(missing)} (see 'Adding an "
+            "expert family' in the docs)."
+        )
 
 
 def _empty_experts(totals):
@@ -55,51 +95,118 @@ def _response(block):
     return block.y if block.offset is None else block.y - block.offset
 
 
-def _gaussian_stats_block(block):
-    X, W, y = block.X_expert, block.cache["W"], _response(block)
+def _gaussian_stats_block(block, params=None):
+    X, W, y = block.X_expert, block.weights, _response(block)
     Wy = W * y
-    return weighted_grams(X, W), weighted_sums(X, Wy), Wy @ y, W.sum(axis=1)
+    return {
+        "gram": weighted_grams(X, W), "xy": weighted_sums(X, Wy), "yy": Wy @ y,
+        "weight": W.sum(axis=1),
+    }
 
 
 def _gaussian_rss_block(block, coef):
     resid = _response(block) - linear_predictor(block.X_expert, coef)
     resid **= 2
-    return np.einsum("ki,ki->k", block.cache["W"], resid)
+    return np.einsum("ki,ki->k", block.weights, resid)
+
+
+def _keep_empty_experts(new, old, empty):
+    """Experts with no weight keep their previous parameters (their M-step is undefined)."""
+    if not empty.any():
+        return new
+    for key, value in new.items():
+        if old is not None:
+            value[empty] = old[key][empty]
+        elif key == "coef":
+            value[empty] = 0.0
+        else:
+            value[empty] = np.mean(value[~empty]) if (~empty).any() else 1.0
+    return new
 
 
 class ExpertFamily:
-    """Base class: shared parameter counting, prediction and penalty for GLM experts."""
+    """Base class: shared parameter counting, prediction, penalty and capabilities.
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+        Number of experts K; the estimators set it (and ``alpha``) on their copy of a
+        family given as ``expert=``.
+    alpha : float, default=0.0
+        L2 penalty ``alpha / 2 ||b_k||^2`` on the coefficients (not the intercepts).
+    """
 
     name = None
-    #: Per-expert dispersion parameter (variance, Gamma dispersion) counted by BIC.
-    has_dispersion = False
+    #: Per-expert dispersion parameters (the keys of ``params``) that ``distribution``
+    #: takes and BIC counts.
+    dispersion_keys = ()
+    #: Names under which ``standard_errors``, ``summary`` report the dispersions.
+    dispersion_labels = ()
+    #: Whether ``log(exposure)`` may enter the linear predictor as an offset.
+    accepts_offset = False
+    #: Whether y must be non-negative (scikit-learn's ``positive_only`` tag).
+    positive_only = False
 
     #: Newton steps per M-step of the iterative families: enough to converge when the
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
     #: partial M-step is a generalised EM step, and the next iteration warm-starts).
     max_newton_steps = 100
 
-    def __init__(self, n_experts, alpha=0.0):
+    #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
+    #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
+    #: its maximum), by which a fit that stopped far from it, at its start, is found.
+    #: None for closed-form M-steps.
+    newton_gain = None
+
+    # optional capabilities (see CAPABILITIES): None where a family lacks them
+    start = statistics = solve = information_terms = distribution = modes = None
+
+    def __init__(self, n_experts=None, alpha=0.0):
         self.n_experts = n_experts
         self.alpha = float(alpha)
+
+    @property
+    def has_dispersion(self):
+        return bool(self.dispersion_keys)
+
+    def configure(self, targets=None, **options):
+        """Settings that depend on the training targets (a summary of y); none here."""
+
+    def missing_capabilities(self, method):
+        """The capabilities ``method`` (a key of ``CAPABILITIES``) needs and this family
+        lacks."""
+        missing = [name for name in CAPABILITIES[method] if getattr(self, name, None) is None]
+        own = type(self)
+        if (method != "fit" and "m_step_blocks" in CAPABILITIES[method]
+                and own.m_step_blocks is ExpertFamily.m_step_blocks):
+            missing.append("m_step_blocks")
+        if (method == "fit" and own.m_step is ExpertFamily.m_step
+                and own.m_step_blocks is ExpertFamily.m_step_blocks):
+            missing.append("m_step or m_step_blocks")
+        return missing
 
     def check_y(self, y):
         return np.asarray(y, dtype=float)
 
+    def init_target(self, y):
+        """The columns that represent y when k-means or Voronoi cells seed the fit."""
+        return np.asarray(y, dtype=float)[:, None]
+
     def m_step_blocks(self, source, params=None):
         """The M-step on a source of row blocks; by default only one in-memory block."""
+        if type(self).m_step is ExpertFamily.m_step:
+            require(self, "fit")
         blocks = getattr(source, "blocks", None)
         if blocks is None or len(blocks) != 1:
-            raise NotImplementedError(
-                f"{type(self).__name__} has no M-step on chunked data; implement "
-                "m_step_blocks (see 'Adding an expert family' in the docs)."
-            )
+            require(self, "a fit on chunks (dask)")
         block = blocks[0]
-        return self.m_step(block.X_expert, block.y, block.cache["W"], params, block.offset)
+        return self.m_step(block.X_expert, block.y, block.weights, params, block.offset)
 
     def m_step(self, X, y, W, params=None, offset=None):
         """The M-step on in-memory arrays (``m_step_blocks`` on one block)."""
-        source = one_block(X_expert=X, y=y, offset=offset, cache={"W": W})
+        if type(self).m_step_blocks is ExpertFamily.m_step_blocks:
+            require(self, "fit")
+        source = one_block(X_expert=X, y=y, offset=offset, cache={WEIGHTS: W})
         return self.m_step_blocks(source, params)
 
     def eta(self, X, params, offset=None):
@@ -112,10 +219,10 @@ class ExpertFamily:
         return 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2)
 
     def n_parameters(self, params):
-        return params["coef"].size + (self.n_experts if self.has_dispersion else 0)
+        return params["coef"].size + self.n_experts * len(self.dispersion_keys)
 
-    def coef_penalty(self, n_coef):
-        return np.diag(penalty_diagonal(n_coef, self.alpha))
+    def coef_penalty(self, n_coef, alpha=None):
+        return np.diag(penalty_diagonal(n_coef, self.alpha if alpha is None else alpha))
 
     def project(self, params):
         """The nearest admissible parameters (e.g. dispersions held at their bounds), for
@@ -125,6 +232,23 @@ class ExpertFamily:
     def at_bound(self, params):
         """Experts whose dispersion is held at its bound (a degenerate fit), (K,) bool."""
         return np.zeros(self.n_experts, dtype=bool)
+
+    def bound_events(self, params):
+        """Sentences for ``events_`` about dispersions held at their bounds."""
+        return []
+
+    def reported_dispersions(self, params):
+        """The dispersions as ``standard_errors`` reports them (``dispersion_labels``), in
+        the parametrisation of ``information_terms``: a list of (K,) arrays."""
+        return [params[key] for key in self.dispersion_keys]
+
+    def penalty_information(self, params, n_coef):
+        """Hessian of minus the penalty per expert, (K, P, P), in the coefficients and
+        the reported dispersions (``P = n_coef + len(dispersion_labels)``)."""
+        P = n_coef + len(self.dispersion_labels)
+        out = np.zeros((self.n_experts, P, P))
+        out[:, :n_coef, :n_coef] = self.alpha * np.diag(penalty_diagonal(n_coef, 1.0))
+        return out
 
     def penalty_scale(self, params):
         """Per-expert factor of ``alpha / 2 ||b_k||^2`` in the penalty, (K,)."""
@@ -161,15 +285,6 @@ class ExpertFamily:
         U, _ = truncated_newton(evaluate, curvature, params["coef"] / factor, max_iter=max_iter)
         return dict(params, coef=U * factor)
 
-    #: Per-expert parameters, besides the coefficients, that ``distribution`` takes.
-    dispersion_keys = ()
-
-    #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
-    #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
-    #: its maximum), by which a fit that stopped far from it, at its start, is found.
-    #: None for closed-form M-steps.
-    newton_gain = None
-
 
 class GaussianExperts(ExpertFamily):
     """Linear experts with Gaussian noise and one variance per expert.
@@ -177,14 +292,32 @@ class GaussianExperts(ExpertFamily):
     The penalty is ``alpha ||b_k||^2 / (2 s_k^2)`` (a ridge on the residual scale), so the
     M-step is closed-form: the coefficients are sklearn's weighted ``Ridge(alpha)`` fit and
     ``s_k^2 = (RSS_k + alpha ||b_k||^2) / N_k``, held at ``variance_floor`` from below.
+    Its statistics are finite: per expert the weighted Gram ``X1' W X1``, ``X1' W y``,
+    ``y' W y`` and the total weight.
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    alpha : float, default=0.0
+    variance_floor : float, default=1e-12
     """
 
     name = "gaussian"
-    has_dispersion = True
+    dispersion_keys = ("variance",)
+    dispersion_labels = ("variance",)
 
-    def __init__(self, n_experts, alpha=0.0, variance_floor=1e-12):
+    def __init__(self, n_experts=None, alpha=0.0, variance_floor=1e-12):
         super().__init__(n_experts, alpha)
         self.variance_floor = variance_floor
+
+    def configure(self, targets=None, variance_floor=None, **options):
+        """The variance floor: ``variance_floor``, or ``1e-6`` times the squared scale
+        ``targets["scale2"]`` of y."""
+        if variance_floor is None and targets is not None:
+            scale2, mean_square = targets["scale2"], targets["mean_square"]
+            variance_floor = 1e-6 * scale2 if scale2 > 0 else 1e-10 * (1.0 + mean_square)
+        if variance_floor is not None:
+            self.variance_floor = variance_floor
 
     def log_prob(self, X, y, params, offset=None):
         var = params["variance"]
@@ -203,25 +336,65 @@ class GaussianExperts(ExpertFamily):
             return (ll,)
         return ll, resid / var, np.broadcast_to(1.0 / var, eta.shape).copy()
 
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the variance v: d/dv, d2/dv2, d2/deta dv."""
+        v = params["variance"][:, None]
+        r = y - eta
+        return (
+            r / v,
+            np.broadcast_to(-1.0 / v, eta.shape),
+            -0.5 / v + 0.5 * r**2 / v**2,
+            0.5 / v**2 - r**2 / v**3,
+            -r / v**2,
+        )
+
+    def penalty_information(self, params, n_coef):
+        # alpha ||b||^2 / (2 v): its Hessian in (b, v)
+        out = np.zeros((self.n_experts, n_coef + 1, n_coef + 1))
+        mask = penalty_diagonal(n_coef, 1.0)
+        v = params["variance"]
+        b = params["coef"] * mask
+        out[:, :n_coef, :n_coef] = (self.alpha / v)[:, None, None] * np.diag(mask)
+        out[:, :n_coef, n_coef] = -self.alpha * b / (v**2)[:, None]
+        out[:, n_coef, :n_coef] = out[:, :n_coef, n_coef]
+        out[:, n_coef, n_coef] = self.alpha * np.sum(b * b, axis=1) / v**3
+        return out
+
     def penalty_scale(self, params):
         return 1.0 / params["variance"]
+
+    statistics = staticmethod(_gaussian_stats_block)
+
+    def start(self, source):
+        """Every expert at the weighted mean and variance of y (one pass)."""
+        w, wy, wyy = source.reduce(_moments_block)
+        mean = wy / w
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = mean
+        variance = max(wyy / w - mean**2, self.variance_floor)
+        return {"coef": coef, "variance": np.full(self.n_experts, variance)}
+
+    def solve(self, stats, params=None, scale=1.0, max_step=None, source=None):
+        """The weighted ridge and variances of summed statistics; ``scale`` divides the
+        penalty (online averages are per unit weight). With the rows (``source``), RSS
+        that cancellation would cost more than 6 of 16 digits takes an exact pass."""
+        lam = self.alpha / scale
+        gram, xy, yy, totals = stats["gram"], stats["xy"], stats["yy"], stats["weight"]
+        coef = solve_spd(gram + self.coef_penalty(gram.shape[-1], lam), xy)
+        # RSS_k = y'W_k y - 2 b_k'X'W_k y + b_k'G_k b_k from the same sums
+        rss = residual_sum_of_squares(coef, gram, xy, yy)
+        if source is not None and np.any(rss <= 1e-6 * yy):
+            rss = source.reduce(_gaussian_rss_block, coef)
+        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, self.variance_floor)
+        empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
+        return _keep_empty_experts({"coef": coef, "variance": variance}, params, empty)
 
     def m_step_blocks(self, source, params=None):
         if is_wide(source.n_expert_features):
             return self._m_step_wide(source, params)
-        gram, xy, yy, totals = source.reduce(_gaussian_stats_block)
-        empty = _empty_experts(totals)
-        coef = solve_spd(gram + self.coef_penalty(gram.shape[-1]), xy)
-        # RSS_k = y'W_k y - 2 b_k'X'W_k y + b_k'G_k b_k from the same sums (no pass over
-        # the data), unless cancellation would cost more than 6 of the 16 digits
-        rss = residual_sum_of_squares(coef, gram, xy, yy)
-        if np.any(rss <= 1e-6 * yy):
-            rss = source.reduce(_gaussian_rss_block, coef)
-        rss += self.alpha * np.sum(coef[:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / totals, self.variance_floor)
-        new = {"coef": coef, "variance": variance}
-        return _keep_empty_experts(new, params, empty)
+        return self.solve(source.reduce(self.statistics), params, source=source)
 
     def _m_step_wide(self, source, params):
         """Coefficients by truncated Newton at the previous variances, then the exact
@@ -248,15 +421,28 @@ class GaussianExperts(ExpertFamily):
     def at_bound(self, params):
         return params["variance"] <= self.variance_floor * (1 + 1e-12)
 
-    dispersion_keys = ("variance",)
+    def bound_events(self, params):
+        return [
+            f"expert {k}: variance held at its floor {self.variance_floor:.3g}"
+            for k in np.flatnonzero(self.at_bound(params))
+        ]
 
     @staticmethod
     def distribution(mean, variance):
         return stats.norm(loc=mean, scale=np.sqrt(variance))
 
+    def modes(self, gate, mean, params):
+        """Local maxima of the mixture density and the density there."""
+        return _predictive.gaussian_modes(gate, mean, params["variance"])
+
     def penalty(self, params):
         sq = np.sum(params["coef"][:, 1:] ** 2, axis=1)
         return 0.5 * self.alpha * np.sum(sq / params["variance"])
+
+
+def _moments_block(block):
+    w, y = block.sample_weight, _response(block)
+    return float(w.sum()), float(w @ y), float(w @ y**2)
 
 
 def _converged(old, new, tol):
@@ -268,33 +454,44 @@ def _converged(old, new, tol):
     )
 
 
-def _keep_empty_experts(new, old, empty):
-    """Experts with no weight keep their previous parameters (their M-step is undefined)."""
-    if not empty.any():
-        return new
-    for key, value in new.items():
-        if old is not None:
-            value[empty] = old[key][empty]
-        elif key == "coef":
-            value[empty] = 0.0
-        else:
-            value[empty] = np.mean(value[~empty]) if (~empty).any() else 1.0
-    return new
-
-
 class _NewtonGLMExperts(ExpertFamily):
     """GLM experts fitted by Newton's method with step halving, all experts at once.
 
     Subclasses give the per-sample log-likelihood and its first two derivatives in the
-    linear predictor ``eta`` (``derivatives``). With a concave log-likelihood in ``eta``
-    each Newton step is an ascent direction; step halving makes every step non-decreasing.
+    linear predictor ``eta`` (``derivatives``), and ``link``. With a concave log-likelihood
+    in ``eta`` each Newton step is an ascent direction; step halving makes every step
+    non-decreasing. A family with dispersions gives ``dispersion_statistics(block,
+    params)`` and ``solve_dispersion(stats, params)`` (their exact update given the means,
+    from additive statistics), or overrides ``update_dispersion(source, params)`` (batch
+    fits only).
     """
 
     #: Newton stops when no coefficient or dispersion moves by more than this (relative).
     newton_tol = 1e-10
 
+    dispersion_statistics = solve_dispersion = None
+
+    def missing_capabilities(self, method):
+        missing = super().missing_capabilities(method)
+        if not self.dispersion_keys:
+            return missing
+        if method == "partial_fit":
+            missing += [
+                name for name in ("dispersion_statistics", "solve_dispersion")
+                if getattr(self, name) is None
+            ]
+        if (method == "standard_errors"
+                and type(self).information_terms is _NewtonGLMExperts.information_terms):
+            missing.append("information_terms")
+        return missing
+
     def log_prob(self, X, y, params, offset=None):
         return self.derivatives(y, self.eta(X, params, offset), params, order=0)[0]
+
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta and d2/deta2 of the log density (no dispersion)."""
+        _, first, neg_second = self.derivatives(y, eta, params)
+        return first, -neg_second, None, None, None
 
     def start(self, source):
         """Intercept-only starting point at the weighted mean response (one pass)."""
@@ -305,7 +502,58 @@ class _NewtonGLMExperts(ExpertFamily):
         return self.update_dispersion(source, {"coef": coef})
 
     def update_dispersion(self, source, params):
-        return params
+        """The dispersions given the coefficients: ``solve_dispersion`` of one pass."""
+        if not self.dispersion_keys:
+            return params
+        stats = source.reduce(self.dispersion_statistics, params)
+        return dict(params, **self.solve_dispersion(stats, params))
+
+    def coefficient_statistics(self, block, params):
+        """Gradient and negative Hessian of one block's weighted log-likelihood in the
+        coefficients, per expert (the Fisher information for canonical links)."""
+        return _glm_system_block(block, self, params)
+
+    def statistics(self, block, params):
+        """Additive statistics at ``params``: the Newton system (``gradient``, ``hessian``)
+        and its ``linear`` term ``hessian @ coef + gradient`` (additive over blocks taken
+        at different points, as online EM averages them), the weighted ``gram`` (for a
+        trust region), the ``weight``, and the dispersion statistics."""
+        gradient, hessian = self.coefficient_statistics(block, params)
+        stats = {
+            "gradient": gradient,
+            "hessian": hessian,
+            "linear": np.einsum("kab,kb->ka", hessian, params["coef"]) + gradient,
+            "gram": weighted_grams(block.X_expert, block.weights),
+            "weight": block.weights.sum(axis=1),
+        }
+        if self.dispersion_keys:
+            stats.update(self.dispersion_statistics(block, params))
+        return stats
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        """Maximiser of the quadratic model ``<linear, b> - b' hessian b / 2`` less the
+        penalty (divided by ``scale``): the Newton proposal; held within ``max_step`` of
+        the linear predictor's root mean square change (``trust_region``) when given;
+        then the dispersions of ``solve_dispersion``."""
+        coef = solve_spd(
+            stats["hessian"] + self.coef_penalty(stats["hessian"].shape[-1],
+                                                 self.alpha / scale),
+            stats["linear"],
+        )
+        empty = _empty_experts(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
+        if max_step is not None:
+            coef = trust_region(coef, params["coef"], stats["gram"], stats["weight"], max_step)
+        coef[empty] = params["coef"][empty]
+        new = dict(params, coef=coef)
+        if self.dispersion_keys:
+            new.update(self.solve_dispersion(stats, new))
+        return new
+
+    def newton_direction(self, stats, params):
+        """The Newton step from ``params`` of the summed ``coefficient_statistics``."""
+        grad, hess = stats
+        grad[:, 1:] -= self.alpha * params["coef"][:, 1:]
+        return grad, solve_spd(hess + self.coef_penalty(grad.shape[1]), grad)
 
     def expert_objective(self, source, params):
         """Penalised weighted log-likelihood of every expert, (K,): one pass."""
@@ -321,36 +569,26 @@ class _NewtonGLMExperts(ExpertFamily):
         if is_wide(source.n_expert_features):
             new = self.matrix_free_coef(source, params, self.max_newton_steps)
             new["coef"][empty] = params["coef"][empty]
-            return self.update_dispersion(source, new) if self.has_dispersion else new
+            return self.update_dispersion(source, new)
         value = self.expert_objective(source, params)
+
+        def evaluate(coef):
+            with np.errstate(over="ignore", invalid="ignore"):
+                return self.expert_objective(source, dict(params, coef=coef))
+
         for _ in range(self.max_newton_steps):
             previous = {key: value.copy() for key, value in params.items()}
-            coef = params["coef"]
-            grad, hess = source.reduce(_glm_system_block, self, params)
-            grad[:, 1:] -= self.alpha * coef[:, 1:]
-            direction = solve_spd(hess + self.coef_penalty(coef.shape[1]), grad)
+            grad, direction = self.newton_direction(
+                source.reduce(self.coefficient_statistics, params), params
+            )
             # a gain under 1e-12 nats per unit weight is taken whole (see NEGLIGIBLE_GAIN);
             # not with a dispersion: a Gamma shape near its bound makes the objective's
             # rounding noise large, and only the line search keeps it from wandering
             negligible = (np.einsum("kd,kd->k", grad, direction)
                           <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
-            step = np.ones(self.n_experts)
-            active = ~empty
-            for _halving in range(40):
-                trial = dict(params, coef=coef + step[:, None] * direction)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    trial_value = self.expert_objective(source, trial)
-                accept = active & (
-                    (trial_value >= value - _ROUNDING * np.abs(value))
-                    | (negligible & (step == 1.0)
-                       & (trial_value >= value - NEGLIGIBLE_LOSS * (np.abs(value) + 1.0)))
-                )
-                coef[accept] = trial["coef"][accept]
-                value = np.where(accept, trial_value, value)
-                active &= ~accept
-                if not active.any():
-                    break
-                step[active] *= 0.5
+            params["coef"], value = step_halving(
+                evaluate, params["coef"], direction, value, negligible, ~empty
+            )
             if self.has_dispersion:
                 params = self.update_dispersion(source, params)
                 value = self.expert_objective(source, params)
@@ -359,9 +597,9 @@ class _NewtonGLMExperts(ExpertFamily):
         return params
 
     def newton_gain(self, source, params):
-        grad, hess = source.reduce(_glm_system_block, self, params)
-        grad[:, 1:] -= self.alpha * params["coef"][:, 1:]
-        direction = solve_spd(hess + self.coef_penalty(grad.shape[1]), grad)
+        grad, direction = self.newton_direction(
+            source.reduce(self.coefficient_statistics, params), params
+        )
         with np.errstate(invalid="ignore"):
             return 0.5 * np.einsum("kd,kd->k", grad, direction)
 
@@ -373,6 +611,8 @@ class PoissonExperts(_NewtonGLMExperts):
     """Poisson experts with a log link; ``offset`` is the log of the exposure."""
 
     name = "poisson"
+    accepts_offset = True
+    positive_only = True
     link = staticmethod(np.log)
     inverse_link = staticmethod(np.exp)
 
@@ -381,6 +621,9 @@ class PoissonExperts(_NewtonGLMExperts):
         if np.any(y < 0):
             raise ValueError("Poisson experts need non-negative counts; y has negative values.")
         return y
+
+    def init_target(self, y):
+        return np.log1p(y)[:, None]
 
     @staticmethod
     def distribution(mean):
@@ -428,7 +671,10 @@ class GammaExperts(_NewtonGLMExperts):
     """Gamma experts with a log link and one ML dispersion (1 / shape) per expert."""
 
     name = "gamma"
-    has_dispersion = True
+    accepts_offset = True
+    positive_only = True
+    dispersion_keys = ("dispersion",)
+    dispersion_labels = ("shape",)
     link = staticmethod(np.log)
     inverse_link = staticmethod(np.exp)
     #: Upper bound on the shape (lower bound on the dispersion) for exact fits.
@@ -440,13 +686,17 @@ class GammaExperts(_NewtonGLMExperts):
             raise ValueError("Gamma experts need a strictly positive response; y has values <= 0.")
         return y
 
-    dispersion_keys = ("dispersion",)
+    def init_target(self, y):
+        return np.log1p(y)[:, None]
 
     def project(self, params):
         return dict(params, dispersion=np.maximum(params["dispersion"], 1.0 / self.max_shape))
 
     def at_bound(self, params):
         return params["dispersion"] <= (1 + 1e-12) / self.max_shape
+
+    def reported_dispersions(self, params):
+        return [1.0 / params["dispersion"]]
 
     @staticmethod
     def distribution(mean, dispersion):
@@ -460,18 +710,35 @@ class GammaExperts(_NewtonGLMExperts):
             return (ll,)
         return ll, shape * (ratio - 1.0), shape * ratio
 
-    def update_dispersion(self, source, params):
-        """Exact ML shape given the means: solve ``log v - digamma(v) = mean deviance / 2``
-        (one pass)."""
-        deviance, totals = source.reduce(_gamma_deviance_block, self, params)
-        empty = _empty_experts(totals)
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the shape nu: d/dnu, d2/dnu2, d2/deta dnu."""
+        nu = (1.0 / params["dispersion"])[:, None]
+        ratio = y * np.exp(-eta)
+        return (
+            nu * (ratio - 1.0),
+            -nu * ratio,
+            np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
+            np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape),
+            ratio - 1.0,
+        )
+
+    def dispersion_statistics(self, block, params):
+        """The deviance term ``sum W (r - log r - 1)``, ``r = y / mu``, and the weight."""
+        W = block.weights
+        ratio = block.y * np.exp(-self.eta(block.X_expert, params, block.offset))
+        return {"deviance": np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0),
+                "weight": W.sum(axis=1)}
+
+    def solve_dispersion(self, stats, params):
+        """Exact ML shape given the means: ``log v - digamma(v) = mean deviance / 2``."""
+        empty = _empty_experts(stats["weight"])
         with np.errstate(invalid="ignore", divide="ignore"):
-            target = deviance / totals
+            target = stats["deviance"] / stats["weight"]
         target = np.where(empty, 1.0, target)
         dispersion = 1.0 / gamma_shape(target, self.max_shape)
         if "dispersion" in params:
             dispersion[empty] = params["dispersion"][empty]
-        return dict(params, dispersion=dispersion)
+        return {"dispersion": dispersion}
 
 
 def gamma_shape(target, max_shape):
@@ -498,6 +765,14 @@ class MultinomialExperts(ExpertFamily):
 
     Each expert is a symmetric multinomial logit with the penalty ``alpha / 2 ||B_k||^2``
     on all class coefficients, so one expert equals ``LogisticRegression(C=1/alpha)``.
+    Batch fits use a matrix-free truncated Newton M-step; ``statistics`` and ``solve`` are
+    the quadratic surrogate of ``skmoe._logit.SoftmaxSurrogate`` (exact Hessian).
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    n_classes : int, default=None
+    alpha : float, default=0.0
     """
 
     name = "multinomial"
@@ -507,7 +782,9 @@ class MultinomialExperts(ExpertFamily):
     #: objective's change per iteration is the stopping rule).
     max_cg = 10
 
-    def __init__(self, n_experts, n_classes, alpha=0.0):
+    _surrogate = _logit.SoftmaxSurrogate("hessian")
+
+    def __init__(self, n_experts=None, n_classes=None, alpha=0.0):
         super().__init__(n_experts, alpha)
         self.n_classes = n_classes
 
@@ -517,6 +794,19 @@ class MultinomialExperts(ExpertFamily):
     def log_prob(self, X, y, params, offset=None):
         log_p = _logit.log_proba(X, params["coef"])[0]
         return log_p[:, y, np.arange(X.shape[0])]
+
+    def start(self, source):
+        return {"coef": np.zeros((self.n_experts, self.n_classes,
+                                  source.n_expert_features + 1))}
+
+    def statistics(self, block, params):
+        return self._surrogate.statistics(
+            block.X_expert, _ClassCounts(self.n_classes)(block), params["coef"]
+        )
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        coef = self._surrogate.solve(stats, params["coef"], self.alpha / scale, max_step)
+        return {"coef": coef}
 
     def m_step_blocks(self, source, params=None):
         """Truncated Newton, matrix-free as the gate's, preconditioned by Böhning's bound
@@ -531,10 +821,7 @@ class MultinomialExperts(ExpertFamily):
             totals = gram[:, 0, 0]
             factor = _logit.bound_factor(gram, self.alpha)
         empty = _empty_experts(totals)
-        if params is None:
-            coef = np.zeros((self.n_experts, self.n_classes, source.n_expert_features + 1))
-        else:
-            coef = params["coef"]
+        coef = self.start(source)["coef"] if params is None else params["coef"]
         coef = _logit.maximise_truncated_newton_blocks(
             source, "X_expert", _ClassCounts(self.n_classes), coef, self.alpha, factor,
             max_iter=self.max_newton_steps, max_cg=self.max_cg,
@@ -563,43 +850,43 @@ def start_means(weighted_sum, totals, overall_mean):
 
 
 def _weight_totals_block(block):
-    return block.cache["W"].sum(axis=1)
+    return block.weights.sum(axis=1)
 
 
 def _weighted_gram_block(block):
-    return weighted_grams(block.X_expert, block.cache["W"])
+    return weighted_grams(block.X_expert, block.weights)
 
 
 def _weighted_square_sums_block(block):
-    return weighted_square_sums(block.X_expert, block.cache["W"])
+    return weighted_square_sums(block.X_expert, block.weights)
 
 
 def _glm_curvature_diagonal_block(block, family, params):
     """Diagonal of every expert's ``X1' diag(W_k * -d2 ll) X1``, (K, d + 1)."""
     eta = family.eta(block.X_expert, params, block.offset)
     neg_d2 = family.derivatives(block.y, eta, params, order=2)[2]
-    neg_d2 *= block.cache["W"]
+    neg_d2 *= block.weights
     return weighted_square_sums(block.X_expert, neg_d2)
 
 
 def _glm_tn_evaluate_block(block, family, params):
     """Penalty-free objective summed over experts and its gradient in the coefficients;
     keeps the curvature weights ``W * -d2 ll`` for ``_glm_tn_curvature_block``."""
-    X, W = block.X_expert, block.cache["W"]
+    X, W = block.X_expert, block.weights
     ll, d1, neg_d2 = family.derivatives(block.y, family.eta(X, params, block.offset), params)
     d1 *= W
     neg_d2 *= W
-    return {"glm_curvature": neg_d2}, (float(np.einsum("ki,ki->", W, ll)), weighted_sums(X, d1))
+    return {_CURVATURE: neg_d2}, (float(np.einsum("ki,ki->", W, ll)), weighted_sums(X, d1))
 
 
 def _glm_tn_curvature_block(block, D):
     A = linear_predictor(block.X_expert, D)
-    A *= block.cache["glm_curvature"]
+    A *= block.cache[_CURVATURE]
     return weighted_sums(block.X_expert, A)
 
 
 def _glm_start_block(block, response=False):
-    W = block.cache["W"]
+    W = block.weights
     y = _response(block) if response else block.y
     offset = 0.0 if block.offset is None else block.offset.sum()
     return W @ y, W.sum(axis=1), y.sum(), float(y.shape[0]), offset
@@ -607,24 +894,18 @@ def _glm_start_block(block, response=False):
 
 def _glm_value_block(block, family, params):
     log_lik = family.log_prob(block.X_expert, block.y, params, block.offset)
-    return np.einsum("ki,ki->k", block.cache["W"], log_lik)
+    return np.einsum("ki,ki->k", block.weights, log_lik)
 
 
 def _glm_system_block(block, family, params):
     """Gradient and negative Hessian (Fisher information for canonical links) of the
     weighted log-likelihood in the coefficients, per expert."""
-    X, W = block.X_expert, block.cache["W"]
+    X, W = block.X_expert, block.weights
     eta = family.eta(X, params, block.offset)
     _, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
     d1 *= W
     neg_d2 *= W
     return weighted_sums(X, d1), weighted_grams(X, neg_d2)
-
-
-def _gamma_deviance_block(block, family, params):
-    W = block.cache["W"]
-    ratio = block.y * np.exp(-family.eta(block.X_expert, params, block.offset))
-    return np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0), W.sum(axis=1)
 
 
 class _ClassCounts:
@@ -634,7 +915,7 @@ class _ClassCounts:
         self.n_classes = n_classes
 
     def __call__(self, block):
-        W, y = block.cache["W"], block.y
+        W, y = block.weights, block.y
         counts = np.zeros((W.shape[0], self.n_classes, W.shape[1]))
         counts[:, y, np.arange(W.shape[1])] = W
         return counts
@@ -646,3 +927,30 @@ FAMILIES = {
     "gamma": GammaExperts,
     "bernoulli": BernoulliExperts,
 }
+
+#: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.
+EXPERT_CONSTRAINT = [StrOptions(set(FAMILIES)), HasMethods(["log_prob", "mean", "check_y"])]
+
+
+def make_family(spec, n_experts=None, alpha=0.0, targets=None, **options):
+    """The one family factory: the family named ``spec`` (a key of ``FAMILIES``), or a copy
+    of the family instance ``spec``, for ``n_experts`` experts with the penalty ``alpha``
+    and the settings that depend on y (``targets``, a summary of y, see ``configure``)."""
+    family = FAMILIES[spec]() if isinstance(spec, str) else copy.deepcopy(spec)
+    family.n_experts = n_experts
+    family.alpha = float(alpha)
+    family.configure(targets, **options)
+    return family
+
+
+def class_family(n_classes, n_experts, alpha=0.0):
+    """The family of a classifier over ``n_classes`` labels (encoded 0..C-1): logistic
+    experts for two, multinomial-logit experts for more."""
+    if n_classes == 2:
+        return make_family("bernoulli", n_experts, alpha)
+    return MultinomialExperts(n_experts, n_classes, alpha)
+
+
+def family_key(spec):
+    """What identifies the family ``spec`` for warm starts and ``partial_fit``."""
+    return spec if spec is None or isinstance(spec, str) else type(spec).__qualname__

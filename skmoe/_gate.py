@@ -12,7 +12,7 @@ the intercepts free. The flat gate over K experts is the tree of depth 1 and bra
 import numpy as np
 
 from . import _logit
-from ._blocks import one_block
+from ._blocks import WEIGHTS, one_block
 from ._linalg import is_wide, weighted_grams, weighted_square_sums
 
 
@@ -73,7 +73,7 @@ class GateTree:
 
     def m_step(self, X, weighted_resp, V, inv_factor):
         """``m_step_blocks`` on in-memory arrays."""
-        source = one_block(X_gate=X, cache={"W": weighted_resp})
+        source = one_block(X_gate=X, cache={WEIGHTS: weighted_resp})
         return self.m_step_blocks(source, V, inv_factor)
 
     def m_step_blocks(self, source, V, inv_factor):
@@ -151,5 +151,5 @@ def _weight_square_sums_block(block):
 
 
 def _node_counts_block(block, gate):
-    counts = gate.node_counts(block.cache["W"])
+    counts = gate.node_counts(block.weights)
     return {"gate_counts": counts}, counts.sum(axis=(1, 2))

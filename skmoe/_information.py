@@ -2,7 +2,8 @@
 
 The parameters are, in this order: the gate coefficients of experts 1..K-1 against expert 0
 (intercept first; expert 0 is the reference, as in flexmix), then for each expert its
-coefficients (intercept first) and, for Gaussian and Gamma experts, its variance or shape.
+coefficients (intercept first) and its dispersions as the family reports them
+(``dispersion_labels``); the family gives the derivatives (``information_terms``).
 
 With ``c_ik = log g_k(x_i) + log f_k(y_i | x_i)`` and responsibilities ``r_ik``, the
 Hessian of the observed log-likelihood ``sum_i w_i log sum_k exp(c_ik)`` is
@@ -23,9 +24,8 @@ zeros) is aliased too.
 
 import numpy as np
 from scipy import sparse
-from scipy.special import polygamma
 
-from ._families import BernoulliExperts, GammaExperts, GaussianExperts, PoissonExperts
+from ._families import require
 from ._linalg import linear_predictor, penalty_diagonal
 
 ROW_BLOCK = 4096
@@ -70,43 +70,12 @@ def covariance_from_information(info, tol=ALIASED_TOL):
     return covariance, aliased
 
 
-def _eta_terms(family, y, eta, experts):
-    """Per (k, i): d/deta, d2/deta2, and for a dispersion parameter t: d/dt, d2/dt2,
-    d2/deta dt (None for families without one)."""
-    if isinstance(family, GaussianExperts):
-        v = experts["variance"][:, None]
-        r = y - eta
-        return (
-            r / v,
-            np.broadcast_to(-1.0 / v, eta.shape),
-            -0.5 / v + 0.5 * r**2 / v**2,
-            0.5 / v**2 - r**2 / v**3,
-            -r / v**2,
-        )
-    if isinstance(family, GammaExperts):  # t = shape nu
-        nu = (1.0 / experts["dispersion"])[:, None]
-        ratio = y * np.exp(-eta)
-        return (
-            nu * (ratio - 1.0),
-            -nu * ratio,
-            np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
-            np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape),
-            ratio - 1.0,
-        )
-    if isinstance(family, (PoissonExperts, BernoulliExperts)):
-        _, first, neg_second = family.derivatives(y, eta, experts)
-        return first, -neg_second, None, None, None
-    raise NotImplementedError(f"standard errors are not available for {type(family).__name__}.")
-
-
 def parameter_names(family, K, gate_names, expert_names):
     """Labels of the parameter vector, as (block, expert, name) triples."""
     names = [("gate", j, name) for j in range(1, K) for name in ["(Intercept)", *gate_names]]
-    dispersion = {"gaussian": "variance", "gamma": "shape"}.get(family.name)
     for k in range(K):
         names += [("expert", k, name) for name in ["(Intercept)", *expert_names]]
-        if dispersion:
-            names.append(("expert", k, dispersion))
+        names += [("expert", k, label) for label in family.dispersion_labels]
     return names
 
 
@@ -117,7 +86,9 @@ def observed_information(model, data, params):
         raise NotImplementedError("standard errors are available for flat models only.")
     K = gate.branching
     dg, de = data.X_gate.shape[1] + 1, data.X_expert.shape[1] + 1
-    has_dispersion = family.name in ("gaussian", "gamma")
+    if len(family.dispersion_labels) > 1:
+        raise NotImplementedError("standard errors take one dispersion per expert at most.")
+    has_dispersion = len(family.dispersion_labels) == 1
     per_expert = de + has_dispersion
     n_gate = (K - 1) * dg
     P = n_gate + K * per_expert
@@ -131,19 +102,11 @@ def observed_information(model, data, params):
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
     info[:n_gate, :n_gate] += np.kron(centring, np.diag(penalty_diagonal(dg, gate.alpha)))
     if family.alpha:
-        coef_mask = penalty_diagonal(de, 1.0)
+        penalty = family.penalty_information(params["experts"], de)
         for k in range(K):
             first = n_gate + k * per_expert
-            coef = slice(first, first + de)
-            if family.name == "gaussian":  # alpha ||b||^2 / (2 v)
-                v = params["experts"]["variance"][k]
-                b = params["experts"]["coef"][k] * coef_mask
-                info[coef, coef] += family.alpha / v * np.diag(coef_mask)
-                info[coef, first + de] -= family.alpha * b / v**2
-                info[first + de, coef] -= family.alpha * b / v**2
-                info[first + de, first + de] += family.alpha * (b @ b) / v**3
-            else:
-                info[coef, coef] += family.alpha * np.diag(coef_mask)
+            block = slice(first, first + per_expert)
+            info[block, block] += penalty[k]
     return info
 
 
@@ -166,7 +129,7 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     eta = linear_predictor(Xe, experts["coef"])
     if offset is not None:
         eta += offset
-    d_eta, d_eta2, d_t, d_t2, d_eta_t = _eta_terms(family, y, eta, experts)
+    d_eta, d_eta2, d_t, d_t2, d_eta_t = family.information_terms(y, eta, experts)
 
     n_gate = (K - 1) * dg
     per_expert = de + has_dispersion
@@ -199,3 +162,66 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
             H[t, coef] += cross
             H[t, t] += np.sum(rw * d_t2[k])
     return H
+
+
+def standard_errors(estimator, X, y, sample_weight=None, **kwargs):
+    """``standard_errors`` of a fitted flat estimator (see its docstring)."""
+    from sklearn.utils import Bunch
+
+    from ._em import warn
+
+    data = estimator._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+    model, params = estimator._model, estimator._params
+    require(model.family, "standard_errors")
+    info = observed_information(model, data, params)
+    covariance, aliased = covariance_from_information(info)
+    se = np.sqrt(np.diag(covariance))
+    K = model.gate.n_leaves
+    gate = params["gate"][0][0]
+    experts = params["experts"]
+    dispersions = model.family.reported_dispersions(experts)
+    blocks = [(gate[1:] - gate[0]).ravel()]
+    for k in range(K):
+        blocks.append(experts["coef"][k])
+        blocks += [values[k : k + 1] for values in dispersions]
+    estimate = np.concatenate(blocks)
+    names = parameter_names(
+        model.family,
+        K,
+        estimator._feature_labels(estimator.gate_features_in_),
+        estimator._feature_labels(estimator.expert_features_in_),
+    )
+    if aliased.any():
+        # report the identified parameters as in the model without the aliased ones
+        # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
+        # theta_k + I_kk^-1 I_ka theta_a with theta_a = 0 is the same fit
+        kept = ~aliased
+        transfer = covariance[np.ix_(kept, kept)] @ info[np.ix_(kept, aliased)]
+        estimate = estimate.copy()
+        estimate[kept] += transfer @ estimate[aliased]
+        estimate[aliased] = np.nan
+        labels = [
+            f"{'gate' if block == 'gate' else 'expert'} {k} {name}"
+            for (block, k, name), hit in zip(names, aliased)
+            if hit
+        ]
+        warn(
+            "The data do not identify these parameters (aliased with the ones before "
+            f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
+            UserWarning,
+        )
+    dg = len(estimator.gate_features_in_) + 1
+    gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
+    per_expert = se[(K - 1) * dg :].reshape(K, -1)
+    de = len(estimator.expert_features_in_) + 1
+    return Bunch(
+        estimate=estimate,
+        se=se,
+        names=names,
+        covariance=covariance,
+        gate_intercept=gate_se[:, 0],
+        gate_coef=gate_se[:, 1:],
+        expert_intercept=per_expert[:, 0],
+        expert_coef=per_expert[:, 1:de],
+        dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
+    )

@@ -25,6 +25,7 @@ from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
+from ._blocks import WEIGHTS
 from ._linalg import row_blocks
 
 #: Shape of the Beta(a, 1) draws of the random start.
@@ -123,7 +124,7 @@ def random_responsibilities(block, keys, n_leaves):
 def _random_start_block(block, keys, n_leaves):
     W = random_responsibilities(block, keys, n_leaves)
     W *= block.sample_weight
-    return {"W": W}, None
+    return {WEIGHTS: W}, None
 
 
 # --------------------------------------------------------------- Voronoi partitions
@@ -170,7 +171,7 @@ def _voronoi_block(block, seeds, mean, scale, target):
     W = np.zeros(distance.shape)
     W[np.argmin(distance, axis=0), np.arange(Z.shape[0])] = 1.0
     W *= block.sample_weight
-    return {"W": W}, None
+    return {WEIGHTS: W}, None
 
 
 def voronoi_start(source, rng, n_leaves, target):
@@ -210,7 +211,7 @@ def initialise(estimator, source, rng, strategy=None):
             f"(dask arrays); got {strategy!r}."
         )
     resp = initial_responsibilities(estimator, blocks[0], rng, strategy)
-    blocks[0].cache["W"] = resp * blocks[0].sample_weight
+    blocks[0].cache[WEIGHTS] = resp * blocks[0].sample_weight
 
 
 def initial_responsibilities(estimator, data, rng, strategy=None):

@@ -55,23 +55,13 @@ import copy
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_random_state
 
-from . import _logit
 from ._base import DegenerateFitWarning, _degenerate_events
-from ._blocks import Block, InMemoryBlocks
-from ._em import EMData, MixtureOfExpertsModel, warn
-from ._families import (
-    GaussianExperts,
-    MultinomialExperts,
-    _gaussian_stats_block,
-    gamma_shape,
-    residual_sum_of_squares,
-    start_means,
-)
-from ._linalg import linear_predictor, penalty_diagonal, solve_spd, weighted_grams, weighted_sums
-from ._sklearn_compat import _check_sample_weight, _fit_context, validate_data
+from ._blocks import InMemoryBlocks
+from ._em import MixtureOfExpertsModel, warn
+from ._families import require
+from ._logit import SoftmaxSurrogate
+from ._sklearn_compat import _fit_context
 
 #: Step-size exponent ``decay`` of ``gamma_t = (t + t0) ** -decay``, in (0.5, 1].
 DECAY = 0.6
@@ -110,229 +100,6 @@ def step_size(t, decay=DECAY, offset=OFFSET):
     return float((t + offset) ** -decay)
 
 
-def _trust_region(new, old, gram, weight, max_step=MAX_STEP):
-    """``old + f (new - old)`` with ``f <= 1`` such that the step changes the linear
-    predictor by at most ``max_step`` in root mean square over each part's averaged data.
-
-    ``new``, ``old`` (M, d + 1) or (M, C, d + 1); ``gram`` (M, d + 1, d + 1) the averaged
-    ``X1' diag(w_m) X1`` and ``weight`` (M,) the averaged ``sum w_m``.
-    """
-    delta = (new - old).reshape(new.shape[0], -1, new.shape[-1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_square = np.einsum("mca,mab,mcb->m", delta, gram, delta) / (
-            delta.shape[1] * weight
-        )
-        factor = np.minimum(1.0, max_step / np.sqrt(mean_square))
-    factor = np.where(np.isfinite(factor), factor, 1.0)
-    return old + factor.reshape((-1,) + (1,) * (new.ndim - 1)) * (new - old)
-
-
-def _empty(weight):
-    """Parts (experts, gate nodes) whose averaged weight is (numerically) zero."""
-    return weight <= 1e-10 * max(float(weight.max(initial=0.0)), 1e-300)
-
-
-def _keep(new, old, empty):
-    """Parts with no weight keep their previous parameters (their update is undefined)."""
-    if empty.any():
-        new[empty] = old[empty]
-    return new
-
-
-# ------------------------------------------------------------------------ expert parts
-class _GaussianPart:
-    """Sufficient statistics and closed-form M-step of Gaussian experts."""
-
-    def __init__(self, family):
-        self.family = family
-
-    def start(self, X, y, W, offset):
-        """Every expert at the weighted mean and variance of the batch (the parameters that
-        an expert with no weight keeps)."""
-        K = self.family.n_experts
-        w = W.sum(axis=0)
-        yo = y if offset is None else y - offset
-        coef = np.zeros((K, X.shape[1] + 1))
-        coef[:, 0] = np.average(yo, weights=w)
-        variance = np.average((yo - coef[0, 0]) ** 2, weights=w)
-        return {"coef": coef, "variance": np.full(K, max(variance, self.family.variance_floor))}
-
-    def statistics(self, X, y, W, params, offset):
-        block = Block(X_expert=X, y=y, offset=offset, cache={"W": W})
-        return dict(zip(("gram", "xy", "yy", "weight"), _gaussian_stats_block(block)))
-
-    def update(self, stats, params, scale):
-        """M-step of the averaged statistics; ``scale`` divides the ridge penalty."""
-        lam = self.family.alpha / scale
-        d1 = stats["gram"].shape[-1]
-        coef = solve_spd(stats["gram"] + np.diag(penalty_diagonal(d1, lam)), stats["xy"])
-        rss = residual_sum_of_squares(coef, stats["gram"], stats["xy"], stats["yy"])
-        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / stats["weight"], self.family.variance_floor)
-        empty = _empty(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
-        return {
-            "coef": _keep(coef, params["coef"], empty),
-            "variance": _keep(variance, params["variance"], empty),
-        }
-
-
-class _NewtonPart:
-    """Averaged Newton (IRLS) surrogate of GLM experts with ``derivatives``."""
-
-    def __init__(self, family):
-        self.family = family
-        self.has_dispersion = "dispersion" in family.dispersion_keys
-
-    def start(self, X, y, W, offset):
-        """Intercept-only experts at each expert's weighted mean response."""
-        coef = np.zeros((self.family.n_experts, X.shape[1] + 1))
-        coef[:, 0] = self.family.link(start_means(W @ y, W.sum(axis=1), np.mean(y)))
-        if offset is not None:
-            coef[:, 0] -= np.average(offset)
-        params = {"coef": coef}
-        if self.has_dispersion:
-            params["dispersion"] = np.ones(self.family.n_experts)
-        return params
-
-    def statistics(self, X, y, W, params, offset):
-        coef = params["coef"]
-        eta = linear_predictor(X, coef)
-        if offset is not None:
-            eta += offset
-        _, d1, neg_d2 = self.family.derivatives(y, eta, params, order=2)
-        hessian = weighted_grams(X, W * neg_d2)
-        stats = {
-            "gram": weighted_grams(X, W),
-            "hessian": hessian,
-            "linear": np.einsum("kab,kb->ka", hessian, coef) + weighted_sums(X, W * d1),
-            "weight": W.sum(axis=1),
-        }
-        if self.has_dispersion:
-            ratio = y * np.exp(-eta)
-            stats["deviance"] = np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0)
-        return stats
-
-    def update(self, stats, params, scale):
-        d1 = stats["hessian"].shape[-1]
-        penalty = np.diag(penalty_diagonal(d1, self.family.alpha / scale))
-        coef = solve_spd(stats["hessian"] + penalty, stats["linear"])
-        empty = _empty(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
-        coef = _trust_region(coef, params["coef"], stats["gram"], stats["weight"])
-        new = {"coef": _keep(coef, params["coef"], empty)}
-        if self.has_dispersion:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                target = stats["deviance"] / stats["weight"]
-            new["dispersion"] = _keep(
-                1.0 / gamma_shape(target, self.family.max_shape), params["dispersion"], empty
-            )
-        return new
-
-
-class _Softmax:
-    """Quadratic surrogate of ``M`` softmax models over ``C`` categories, soft counts ``S``.
-
-    Model ``m`` has coefficients ``V[m]`` (C, d + 1) in the symmetric sum-to-zero
-    parametrisation and the per-unit objective ``sum_i sum_c S[m, c, i] log p_c(x_i)``
-    (``S`` sums to the batch's share of weight). The batch gives the gradient ``g`` at
-    ``V`` and a curvature ``H``: with ``curvature="hessian"`` the exact negative Hessian,
-    block (c, c') ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` (the Fisher information of
-    the canonical link: an averaged IRLS step); with ``curvature="bound"`` Böhning's bound
-    ``(1/2)(I - J/C) kron X1' diag(w_m) X1``, which minorises the objective everywhere (a
-    stochastic MM step), ``w_m = sum_c S[m, c]``. The update maximises
-    ``<avg(H V + g), V> - V' avg(H) V / 2 - lam / 2 ||V[..., 1:]||^2`` over the
-    sum-to-zero subspace.
-    """
-
-    def __init__(self, curvature):
-        if curvature not in ("hessian", "bound"):
-            raise ValueError(
-                f"partial_fit_gate_curvature must be 'bound' or 'hessian'; got {curvature!r}."
-            )
-        self.curvature = curvature
-
-    def statistics(self, X, S, V):
-        M, C, n = S.shape
-        d1 = X.shape[1] + 1
-        weight = S.sum(axis=1)
-        p = _logit.log_proba(X, V)[1]
-        gram = weighted_grams(X, weight)
-        if self.curvature == "bound":
-            # on the subspace (I - J/C) is the identity: H V is gram V / 2 per category
-            curvature, HV = gram, 0.5 * (V @ gram)
-        else:
-            iu, ju = np.triu_indices(C)
-            curv = -p[:, iu] * p[:, ju]
-            curv[:, iu == ju] += p
-            curv *= weight[:, None, :]
-            grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), d1, d1)
-            H = np.zeros((M, C, d1, C, d1))
-            H[:, iu, :, ju, :] = grams.transpose(1, 0, 2, 3)
-            H[:, ju, :, iu, :] = grams.transpose(1, 0, 2, 3)
-            curvature = H.reshape(M, C * d1, C * d1)
-            HV = (curvature @ V.reshape(M, C * d1, 1)).reshape(M, C, d1)
-        p *= -weight[:, None, :]
-        p += S
-        grad = weighted_sums(X, p.reshape(M * C, n)).reshape(M, C, d1)
-        stats = {"curvature": curvature, "linear": HV + grad, "weight": weight.sum(axis=1)}
-        if self.curvature == "hessian":
-            stats["gram"] = gram
-        return stats
-
-    def update(self, stats, V, lam):
-        M, C, d1 = V.shape
-        penalty = penalty_diagonal(d1, lam)
-        if self.curvature == "bound":
-            A = 0.5 * stats["curvature"] + np.diag(penalty)
-            new = solve_spd(A, stats["linear"].transpose(0, 2, 1)).transpose(0, 2, 1)
-        else:
-            # definite along the directions that add one vector to every category, where
-            # the linear term has no component (as in _logit.newton_matrix)
-            A = stats["curvature"] + np.diag(np.tile(penalty, C))
-            scale = max(np.trace(A, axis1=1, axis2=2).max() / (C * d1), 1e-12)
-            A += scale * np.kron(np.full((C, C), 1.0 / C), np.eye(d1))
-            new = solve_spd(A, stats["linear"].reshape(M, C * d1)).reshape(M, C, d1)
-        new -= new.mean(axis=1, keepdims=True)
-        empty = _empty(stats["weight"]) | ~np.all(np.isfinite(new), axis=(1, 2))
-        new = _keep(new, V, empty)
-        if self.curvature == "hessian":
-            new = _trust_region(new, V, stats["gram"], stats["weight"])
-        return new
-
-
-class _MultinomialPart:
-    """Multinomial-logit experts: one softmax model per expert over the classes."""
-
-    def __init__(self, family):
-        self.family = family
-        self.softmax = _Softmax("hessian")
-
-    def start(self, X, y, W, offset):
-        K, C = self.family.n_experts, self.family.n_classes
-        return {"coef": np.zeros((K, C, X.shape[1] + 1))}
-
-    def statistics(self, X, y, W, params, offset):
-        K, C = self.family.n_experts, self.family.n_classes
-        S = np.zeros((K, C, X.shape[0]))
-        S[:, y, np.arange(X.shape[0])] = W
-        return self.softmax.statistics(X, S, params["coef"])
-
-    def update(self, stats, params, scale):
-        lam = self.family.alpha / scale
-        return {"coef": self.softmax.update(stats, params["coef"], lam)}
-
-
-def _expert_part(family):
-    if isinstance(family, GaussianExperts):
-        return _GaussianPart(family)
-    if isinstance(family, MultinomialExperts):
-        return _MultinomialPart(family)
-    if hasattr(family, "derivatives"):
-        return _NewtonPart(family)
-    raise TypeError(f"partial_fit does not support {type(family).__name__} experts.")
-
-
-# -------------------------------------------------------------------------- the gate
 # ----------------------------------------------------------------------- the algorithm
 class StepwiseEM:
     """State of stepwise online EM for one model: parameters and averaged statistics.
@@ -346,7 +113,7 @@ class StepwiseEM:
     decay, offset : float
         Step sizes ``gamma_t = (t + offset) ** -decay``.
     gate_curvature : {"bound", "hessian"}
-        Curvature of the gate's surrogate, see ``_Softmax``.
+        Curvature of the gate's surrogate, see ``skmoe._logit.SoftmaxSurrogate``.
     """
 
     def __init__(
@@ -360,8 +127,8 @@ class StepwiseEM:
         self.params = params
         self.decay = decay
         self.offset = offset
-        self.experts = _expert_part(model.family)
-        self.gate = _Softmax(gate_curvature)
+        require(model.family, "partial_fit")
+        self.gate = SoftmaxSurrogate(gate_curvature)
         self.restart_averages()
 
     def restart_averages(self):
@@ -377,13 +144,13 @@ class StepwiseEM:
         the update; nan on a fresh start, whose E-step is ``initial_resp`` (K, n).
         """
         total = data.total_weight
-        gate = self.model.gate
+        gate, family = self.model.gate, self.model.family
         if self.params is None:
             mean_log_lik = np.nan
             W = initial_resp * (data.sample_weight / total)
             params = {
                 "gate": gate.initial_coef(data.X_gate),
-                "experts": self.experts.start(data.X_expert, data.y, W, data.offset),
+                "experts": family.start(InMemoryBlocks([data.with_weights(W)])),
             }
         else:
             params = self.params
@@ -393,9 +160,7 @@ class StepwiseEM:
         V = np.concatenate(params["gate"])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             batch = {
-                "experts": self.experts.statistics(
-                    data.X_expert, data.y, W, params["experts"], data.offset
-                ),
+                "experts": family.statistics(data.with_weights(W), params["experts"]),
                 "gate": self.gate.statistics(data.X_gate, gate.node_counts(W), V),
             }
         if self.stats is None:
@@ -412,10 +177,12 @@ class StepwiseEM:
         self.n_batches += 1
         self.total_weight += total
         with np.errstate(over="ignore", invalid="ignore"):
-            experts = self.experts.update(
-                self.stats["experts"], params["experts"], self.total_weight
+            experts = family.solve(
+                self.stats["experts"], params["experts"], self.total_weight, MAX_STEP
             )
-            V = self.gate.update(self.stats["gate"], V, gate.alpha / self.total_weight)
+            V = self.gate.solve(
+                self.stats["gate"], V, gate.alpha / self.total_weight, MAX_STEP
+            )
         self.params = {"gate": gate.split_levels(V), "experts": experts}
         return mean_log_lik
 
@@ -538,9 +305,8 @@ class PartialFitMixin:
         )
         if online is None:
             model = MixtureOfExpertsModel(family, self._make_gate())
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             best = -np.inf
-            for child in np.random.SeedSequence(seed).spawn(self.n_init):
+            for child in self._restart_seeds():
                 run = self._stepwise_em(model, None)
                 resp = self._initial_responsibilities(data, np.random.default_rng(child))
                 value = run.fit_batch(data, resp, self.max_iter, self.tol)
@@ -600,59 +366,14 @@ class PartialFitMixin:
         return online
 
     def _partial_fit_data(self, X, y, sample_weight, classes, exposure, model):
-        """Validate one batch. Without a ``model`` (a fresh start) this sets what ``fit``'s
-        validation sets (``n_features_in_``, the feature selections, ``classes_``) and
-        makes the expert family; later batches are validated as every method that takes y
-        after ``fit`` validates its data. Returns the batch as ``EMData`` and the family."""
+        """Validate one batch. Without a ``model`` (a fresh start) this is ``fit``'s
+        validation, with the classes of ``classes``; later batches are validated as every
+        method that takes y after ``fit`` validates its data. Returns the batch as
+        ``EMData`` and the family."""
         if not is_classifier(self) and classes is not None:
             raise ValueError(f"classes= is for classifiers; {type(self).__name__} takes none.")
-        if model is not None:
-            if is_classifier(self):
-                self._partial_fit_classes(classes, reset=False)
-            return self._predict_data(X, y, exposure, sample_weight), model.family
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
+        if model is None:
+            return self._validate_fit_data(X, y, sample_weight, exposure, classes, stream=True)
         if is_classifier(self):
-            check_classification_targets(y)
-            self._partial_fit_classes(classes, reset=True)
-            y = self._encode_labels(y)
-        else:
-            y = self._validate_targets(y, reset=True)
-        sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        self._resolve_features(exposure)
-        if is_classifier(self):
-            # the family depends on the classes only; a batch may hold fewer of them
-            C = len(self.classes_)
-            family = self._make_family(np.arange(C), np.ones(C))
-        else:
-            family = self._make_family(y, sample_weight)
-        data = EMData(
-            X_expert=self._select(X, self.expert_features_in_),
-            X_gate=self._select(X, self.gate_features_in_),
-            y=family.check_y(y),
-            sample_weight=sample_weight,
-            offset=self._offset(exposure, X.shape[0]),
-        )
-        return data, family
-
-    def _partial_fit_classes(self, classes, reset):
-        """Set ``classes_`` from ``classes`` on a fresh start; later, check it is unchanged."""
-        if classes is not None:
-            classes = np.unique(np.asarray(classes))
-        if reset:
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit: a mini-batch "
-                    "need not hold every class of the stream."
-                )
-            if len(classes) < 2:
-                raise ValueError(
-                    f"classes must hold at least 2 labels; got {classes.tolist()!r}."
-                )
-            self.classes_ = classes
-        elif classes is not None and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                f"classes={classes.tolist()!r} differs from the classes_ of the first "
-                f"call ({self.classes_.tolist()!r})."
-            )
+            self._partial_fit_classes(classes, reset=False)
+        return self._predict_data(X, y, exposure, sample_weight), model.family

@@ -5,12 +5,13 @@ from numbers import Real
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from . import _predictive
 from ._base import BaseMixtureOfExperts, check_n_draws
-from ._families import FAMILIES, GaussianExperts
+from ._families import EXPERT_CONSTRAINT, make_family, require
 from ._online import PartialFitMixin
-from ._sklearn_compat import Interval, StrOptions, _fit_context
+from ._sklearn_compat import Interval, _fit_context
 
 
 class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -143,7 +144,7 @@ shape (n_samples, n_experts), default="random"
 
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
-        "expert": [StrOptions(set(FAMILIES))],
+        "expert": EXPERT_CONSTRAINT,
         "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
     }
 
@@ -208,10 +209,14 @@ shape (n_samples, n_experts), default="random"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.positive_only = self.expert in ("poisson", "gamma")
+        tags.target_tags.positive_only = self._family_prototype().positive_only
         return tags
 
-    def _validate_targets(self, y, reset):
+    def _family_prototype(self):
+        """The family of ``expert`` before any data (its declared capabilities)."""
+        return make_family(self.expert, self._n_leaves(), self.expert_alpha)
+
+    def _validate_targets(self, y, reset, classes=None, stream=False):
         y = np.asarray(y, dtype=float)
         if y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
@@ -219,26 +224,31 @@ shape (n_samples, n_experts), default="random"
             raise ValueError("Input y contains NaN or infinity.")
         return y
 
-    def _make_family(self, y, sample_weight):
-        return self._family_for(robust_variance(y, sample_weight), np.mean(y**2))
+    def _target_summary(self, y, sample_weight, stream=False):
+        return {"scale2": robust_variance(y, sample_weight), "mean_square": np.mean(y**2)}
 
-    def _family_for(self, scale2, mean_square):
+    def _make_family(self, targets):
         """The experts; Gaussian ones with the variance floor ``variance_floor``, by default
-        ``1e-6`` times the squared scale ``scale2`` of y."""
-        if self.expert != "gaussian":
-            return FAMILIES[self.expert](self._n_leaves(), self.expert_alpha)
-        floor = self.variance_floor
-        if floor is None:
-            floor = 1e-6 * scale2 if scale2 > 0 else 1e-10 * (1.0 + mean_square)
-        return GaussianExperts(self._n_leaves(), self.expert_alpha, variance_floor=floor)
+        ``1e-6`` times the squared scale of y (``targets``)."""
+        return make_family(self.expert, self._n_leaves(), self.expert_alpha, targets,
+                           variance_floor=self.variance_floor)
 
-    def _make_family_from_summary(self, summary):
-        """The experts of a fit on chunks, from the merged moments of y."""
-        if not summary["finite"]:
+    @staticmethod
+    def _chunk_target_summary(y, w):
+        """Per chunk of a dask fit: the weighted moments of y."""
+        y = np.asarray(y, dtype=float)
+        w = np.asarray(w, dtype=float)
+        return {"w": w.sum(), "wy": w @ y, "wyy": w @ y**2, "n": float(y.shape[0]),
+                "yy": y @ y, "finite": bool(np.all(np.isfinite(y)))}
+
+    def _merge_target_summaries(self, parts):
+        """The summary of y of a fit on chunks (its weighted variance as the scale)."""
+        if not all(p["finite"] for p in parts):
             raise ValueError("Input y contains NaN or infinity.")
-        mean = summary["wy"] / summary["w"]
-        var = max(summary["wyy"] / summary["w"] - mean**2, 0.0)
-        return self._family_for(var, summary["yy"] / summary["n"])
+        total = {key: sum(p[key] for p in parts) for key in ("w", "wy", "wyy", "n", "yy")}
+        mean = total["wy"] / total["w"]
+        return {"scale2": max(total["wyy"] / total["w"] - mean**2, 0.0),
+                "mean_square": total["yy"] / total["n"]}
 
     def _encode_chunk_targets(self, y):
         return self._validate_targets(y, reset=False)
@@ -249,14 +259,15 @@ shape (n_samples, n_experts), default="random"
         return DecisionTreeRegressor(**params)
 
     def _init_target(self, y):
-        return np.log1p(y)[:, None] if self.expert in ("poisson", "gamma") else y[:, None]
+        return self._family_prototype().init_target(y)
 
-    def _offset(self, exposure, n_samples):
+    def _offset(self, exposure, n_samples, family):
         if exposure is None:
             return None
-        if self.expert not in ("poisson", "gamma"):
+        if not family.accepts_offset:
             raise ValueError(
-                f"exposure needs log-link experts (poisson, gamma); expert={self.expert!r}."
+                f"exposure needs log-link experts (a family that accepts an offset); "
+                f"{type(family).__name__} does not."
             )
         exposure = np.asarray(exposure, dtype=float)
         if exposure.shape != (n_samples,):
@@ -267,10 +278,8 @@ shape (n_samples, n_experts), default="random"
 
     def _set_expert_attributes(self, experts):
         super()._set_expert_attributes(experts)
-        if "variance" in experts:
-            self.expert_variance_ = experts["variance"]
-        if "dispersion" in experts:
-            self.expert_dispersion_ = experts["dispersion"]
+        for key in self._family.dispersion_keys:
+            setattr(self, f"expert_{key}_", experts[key])
 
     def score(self, X, y, sample_weight=None, exposure=None):
         """Coefficient of determination R² of ``predict(X, exposure=exposure)``.
@@ -326,6 +335,8 @@ shape (n_samples, n_experts), default="random"
         -------
         ndarray of shape (n_samples, len(quantiles))
         """
+        check_is_fitted(self)
+        require(self._family, "predict_quantiles")
         quantiles = np.asarray(quantiles, dtype=float)
         if quantiles.ndim > 1 or quantiles.size == 0:
             raise ValueError(
@@ -355,6 +366,8 @@ shape (n_samples, n_experts), default="random"
         ndarray of shape (n_samples_X, n_samples)
         """
         check_n_draws(n_samples)
+        check_is_fitted(self)
+        require(self._family, "sample_y")
         gate, means = self._gate_and_means(X, exposure)
         rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
         return _predictive.sample(
@@ -371,10 +384,14 @@ shape (n_samples, n_experts), default="random"
         density : ndarray of shape (n_samples, n_experts)
             The predictive density at each mode.
         """
-        if self.expert != "gaussian":
-            raise ValueError("predict_modes needs Gaussian experts; use predict_quantiles.")
+        check_is_fitted(self)
+        if self._family.modes is None:
+            raise ValueError(
+                f"predict_modes needs Gaussian experts (a family with modes); "
+                f"{type(self._family).__name__} has none: use predict_quantiles."
+            )
         gate, means = self._gate_and_means(X, None)
-        return _predictive.gaussian_modes(gate, means, self._params["experts"]["variance"])
+        return self._family.modes(gate, means, self._params["experts"])
 
 
 def weighted_median(values, weights):

@@ -2,5 +2,5 @@
 one file."""
 
 from sklearn.base import _fit_context  # noqa: F401
-from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions  # noqa: F401
 from sklearn.utils.validation import _check_sample_weight, validate_data  # noqa: F401

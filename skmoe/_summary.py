@@ -31,6 +31,7 @@ def summarize(model, X, y, sample_weight=None, **kwargs):
     Returns
     -------
     dict with ``header`` (dict), ``components`` (dict of arrays, one entry per expert) and
+    ``dispersion_labels`` (the family's names of its dispersions) and
     ``rows``: one dict per parameter with ``part``, ``expert``, ``name`` and the
     ``COLUMNS`` (NaN where a standard error is not available, or z does not apply).
     """
@@ -58,8 +59,9 @@ def summarize(model, X, y, sample_weight=None, **kwargs):
         "ratio": np.divide(hard, positive, out=np.full(hard.shape, np.nan), where=positive > 0),
     }
     rows = []
+    labels = tuple(model._family.dispersion_labels)
     for (part, k, name), estimate, se in zip(result.names, result.estimate, result.se):
-        dispersion = part == "expert" and name in ("variance", "shape")
+        dispersion = part == "expert" and name in labels
         z = estimate / se if se > 0 and not dispersion else np.nan
         rows.append(
             {
@@ -72,7 +74,8 @@ def summarize(model, X, y, sample_weight=None, **kwargs):
                 "p_value": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan,
             }
         )
-    return {"header": header, "components": components, "rows": rows}
+    return {"header": header, "components": components, "rows": rows,
+            "dispersion_labels": labels}
 
 
 # ------------------------------------------------------------------------- text
@@ -126,11 +129,11 @@ def format_table(row_names, columns, headings, indent="  "):
     return lines
 
 
-def _coefficient_lines(rows):
+def _coefficient_lines(rows, dispersion_labels):
     estimate = format_column([r["estimate"] for r in rows])
     se = format_column([r["std_error"] for r in rows])
     z = [
-        "" if r["name"] in ("variance", "shape") and r["part"] == "expert" else text
+        "" if r["name"] in dispersion_labels and r["part"] == "expert" else text
         for r, text in zip(rows, format_column([r["z_value"] for r in rows], digits=4))
     ]
     p = [
@@ -174,7 +177,7 @@ def render(summary, title):
         blocks.setdefault((row["part"], row["expert"]), []).append(row)
     for (part, k), rows in blocks.items():
         heading = f"Gate: expert {k} against expert 0" if part == "gate" else f"Expert {k}"
-        lines += ["", heading, *_coefficient_lines(rows)]
+        lines += ["", heading, *_coefficient_lines(rows, summary["dispersion_labels"])]
     lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
     return "\n".join(lines)
 

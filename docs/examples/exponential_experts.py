@@ -1,7 +1,9 @@
 """A new expert family for skmoe: exponential experts with a log link.
 
 This file is the worked example of the "Adding an expert family" page of the documentation
-(``docs/extending.rst`` includes it) and is executed by ``tests/test_docs_and_notebooks.py``.
+(``docs/extending.rst`` includes it) and is executed by ``tests/test_docs_and_notebooks.py``
+and ``tests/test_family_protocol.py`` (through ``fit``, ``partial_fit``, a dask fit,
+``predict_quantiles`` and ``standard_errors``).
 
 An exponential expert models a positive response with mean ``mu_k(x) = exp(eta_k)``,
 ``eta_k = b_k0 + b_k' x``, and density ``f_k(y | x) = exp(-y / mu_k) / mu_k``. It is the
@@ -19,6 +21,9 @@ class ExponentialExperts(_NewtonGLMExperts):
     """K exponential GLM experts with a log link, fitted by Newton's method."""
 
     name = "exponential"
+    # capabilities the estimators ask for
+    accepts_offset = True  # exposure= enters eta as log(exposure)
+    positive_only = True
     link = staticmethod(np.log)
     inverse_link = staticmethod(np.exp)
 
@@ -27,6 +32,10 @@ class ExponentialExperts(_NewtonGLMExperts):
         if np.any(y <= 0):
             raise ValueError("Exponential experts need a strictly positive response.")
         return y
+
+    def init_target(self, y):
+        # what represents y when init_params="kmeans" or "voronoi" partitions the data
+        return np.log(y)[:, None]
 
     def derivatives(self, y, eta, params, order=2):
         """log f, its first derivative in eta and minus its second derivative.
@@ -45,18 +54,10 @@ class ExponentialExperts(_NewtonGLMExperts):
         return stats.expon(scale=mean)
 
 
-class ExponentialMixtureRegressor(MixtureOfExpertsRegressor):
-    """Mixture of exponential experts under a softmax gate.
-
-    Takes every parameter of MixtureOfExpertsRegressor; ``expert`` is ignored.
-    """
-
-    def _make_family(self, y, sample_weight):
-        return ExponentialExperts(self.n_experts, self.expert_alpha)
-
-    def _init_target(self, y):
-        # what represents y when init_params="kmeans" clusters the data
-        return np.log(y)[:, None]
+def ExponentialMixtureRegressor(**params):
+    """A mixture of exponential experts under a softmax gate: the regressor with
+    ``expert=ExponentialExperts()`` (any other parameter of MixtureOfExpertsRegressor)."""
+    return MixtureOfExpertsRegressor(expert=ExponentialExperts(), **params)
 
 
 def make_exponential_regimes(n_samples=2000, random_state=0):
@@ -72,8 +73,10 @@ def make_exponential_regimes(n_samples=2000, random_state=0):
 
 if __name__ == "__main__":
     X, y = make_exponential_regimes()
-    model = ExponentialMixtureRegressor(n_experts=2, n_init=5, random_state=0).fit(X, y)
+    model = MixtureOfExpertsRegressor(2, expert=ExponentialExperts(), n_init=5, random_state=0)
+    model.fit(X, y)
     print("converged:", model.converged_, "in", model.n_iter_, "iterations")
     print("expert intercepts:", model.expert_intercept_.round(2))  # near 1.0 and -0.5
     print("expert slopes:    ", model.expert_coef_.ravel().round(2))  # near 0.5 and -0.3
     print("gate slopes:      ", model.gate_coef_.ravel().round(2))
+    print("standard errors:  ", model.standard_errors(X, y).expert_coef.ravel().round(3))
