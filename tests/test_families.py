@@ -15,23 +15,25 @@ from skmoe._families import (
     PoissonExperts,
 )
 
-RNG = np.random.default_rng(0)
+_DATA_RNG = np.random.default_rng(0)  # the module's fixed data, drawn at import
 N, D, K = 240, 3, 3
-X = RNG.normal(size=(N, D))
+X = _DATA_RNG.normal(size=(N, D))
 LABELS = np.arange(N) % K  # one-hot responsibilities: expert k owns rows with label k
-WEIGHTS = RNG.integers(1, 4, size=N).astype(float)
-COEF = RNG.normal(scale=0.5, size=(K, D + 1))
+WEIGHTS = _DATA_RNG.integers(1, 4, size=N).astype(float)
+COEF = _DATA_RNG.normal(scale=0.5, size=(K, D + 1))
+del _DATA_RNG  # no test draws from a generator another test has used
 
 
 def _responses(name):
+    rng = np.random.default_rng(100)
     eta = np.einsum("kd,id->ki", COEF[:, 1:], X)[LABELS, np.arange(N)] + COEF[LABELS, 0]
     if name == "gaussian":
-        return eta + RNG.normal(size=N)
+        return eta + rng.normal(size=N)
     if name == "poisson":
-        return RNG.poisson(np.exp(eta)).astype(float)
+        return rng.poisson(np.exp(eta)).astype(float)
     if name == "gamma":
-        return RNG.gamma(2.0, np.exp(eta) / 2.0)
-    return (RNG.uniform(size=N) < 1 / (1 + np.exp(-eta))).astype(float)
+        return rng.gamma(2.0, np.exp(eta) / 2.0)
+    return (rng.uniform(size=N) < 1 / (1 + np.exp(-eta))).astype(float)
 
 
 def _one_hot_weights():
@@ -69,8 +71,9 @@ def test_log_prob_matches_scipy_stats(name):
 
 
 def test_multinomial_log_prob_matches_scipy_stats():
-    coef = RNG.normal(size=(K, 4, D + 1))
-    y = RNG.integers(0, 4, size=N)
+    rng = np.random.default_rng(103)
+    coef = rng.normal(size=(K, 4, D + 1))
+    y = rng.integers(0, 4, size=N)
     family = MultinomialExperts(K, 4)
     proba = family.mean(X, {"coef": coef})
     expected = stats.multinomial.logpmf(np.eye(4)[y][None], 1, proba.transpose(0, 2, 1))
@@ -165,8 +168,9 @@ def test_glm_derivatives_match_finite_differences(family_cls):
     "family_cls", [GaussianExperts, PoissonExperts, GammaExperts, BernoulliExperts]
 )
 def test_integer_weights_equal_repeated_rows_in_the_m_step(family_cls):
+    rng = np.random.default_rng(109)
     y = _responses(family_cls.name)
-    W = RNG.dirichlet(np.ones(K), size=N).T * WEIGHTS
+    W = rng.dirichlet(np.ones(K), size=N).T * WEIGHTS
     reps = WEIGHTS.astype(int)
     a = family_cls(K, alpha=0.5).m_step(X, y, W)
     b = family_cls(K, alpha=0.5).m_step(

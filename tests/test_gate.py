@@ -9,20 +9,23 @@ from skmoe._blocks import one_block
 from skmoe._gate import GateTree
 from skmoe._linalg import weighted_grams
 
-RNG = np.random.default_rng(1)
+_DATA_RNG = np.random.default_rng(1)  # the module's fixed data, drawn at import
 N, D, K = 300, 3, 4
-X = RNG.normal(size=(N, D))
+X = _DATA_RNG.normal(size=(N, D))
+del _DATA_RNG  # no test draws from a generator another test has used
 
 
 def _soft_counts(M=2, C=K):
-    weights = RNG.uniform(0.5, 2.0, size=N)
-    targets = RNG.dirichlet(np.ones(C), size=(M, N)).transpose(0, 2, 1)
+    rng = np.random.default_rng(100)
+    weights = rng.uniform(0.5, 2.0, size=N)
+    targets = rng.dirichlet(np.ones(C), size=(M, N)).transpose(0, 2, 1)
     return targets * weights
 
 
 def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(101)
     S = _soft_counts()
-    V = RNG.normal(size=(2, K, D + 1))
+    V = rng.normal(size=(2, K, D + 1))
     alpha = 0.7
     log_p, p = _logit.log_proba(X, V)
     grad = _logit.gradient(X, S, p, V, alpha)
@@ -41,12 +44,13 @@ def test_gradient_matches_finite_differences():
 
 
 def test_newton_matrix_is_the_negative_hessian_on_sum_to_zero_directions():
+    rng = np.random.default_rng(102)
     S = _soft_counts(M=1)
-    V = RNG.normal(size=(1, K, D + 1))
+    V = rng.normal(size=(1, K, D + 1))
     alpha = 0.3
     _, p = _logit.log_proba(X, V)
     H = _logit.newton_matrix(X, S, p, alpha)[0]
-    direction = RNG.normal(size=(K, D + 1))
+    direction = rng.normal(size=(K, D + 1))
     direction -= direction.mean(axis=0)  # sum-to-zero over categories
     h = 1e-6
     grad_up = _logit.gradient(
@@ -61,14 +65,15 @@ def test_newton_matrix_is_the_negative_hessian_on_sum_to_zero_directions():
 
 def test_bound_dominates_the_hessian():
     """Böhning: on sum-to-zero directions the bound minus the Hessian is PSD."""
+    rng = np.random.default_rng(103)
     S = _soft_counts(M=1)
-    V = RNG.normal(size=(1, K, D + 1))
+    V = rng.normal(size=(1, K, D + 1))
     _, p = _logit.log_proba(X, V)
     H = _logit.newton_matrix(X, S, p, 0.0)[0]
     inv_factor = _logit.bound_factor(weighted_grams(X, S.sum(axis=1)), 0.0)[0]
     bound = np.linalg.inv(inv_factor @ inv_factor.T)
     for _ in range(20):
-        direction = RNG.normal(size=(K, D + 1))
+        direction = rng.normal(size=(K, D + 1))
         direction -= direction.mean(axis=0)
         quad_bound = np.einsum("cd,de,ce->", direction, bound, direction)
         assert quad_bound >= direction.ravel() @ H @ direction.ravel() - 1e-9
@@ -76,8 +81,9 @@ def test_bound_dominates_the_hessian():
 
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
 def test_hard_targets_equal_multinomial_logistic_regression(alpha):
-    labels = RNG.integers(0, K, size=N)
-    weights = RNG.uniform(0.5, 2.0, size=N)
+    rng = np.random.default_rng(104)
+    labels = rng.integers(0, K, size=N)
+    weights = rng.uniform(0.5, 2.0, size=N)
     gate = GateTree(1, K, alpha=alpha, max_iter=200)
     W = np.eye(K)[labels].T * weights
     factor = gate.preconditioner(one_block(X_gate=X, sample_weight=weights))
