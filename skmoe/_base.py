@@ -533,11 +533,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
 
         Returns
         -------
         ndarray of shape (n_samples, n_experts)
+            The gate's probability of every expert.
         """
         data = self._predict_data(X)
         return np.exp(self._model.gate.log_prob(data.X_gate, self._params["gate"])).T
@@ -554,53 +556,104 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return np.exp(self._model.gate.log_prob(np.empty((1, 0)), gate))[:, 0]
 
-    def assign_experts(self, X, y, **kwargs):
+    def assign_experts(self, X, y, exposure=None):
         """Hard assignment of each sample to its most probable expert given x and y, the
         argmax of ``predict_responsibilities`` (flexmix's ``clusters()``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
 
         Returns
         -------
         ndarray of int of shape (n_samples,)
+            The index of each sample's expert.
         """
-        return np.argmax(self.predict_responsibilities(X, y, **kwargs), axis=1)
+        return np.argmax(self.predict_responsibilities(X, y, exposure), axis=1)
 
-    def predict_responsibilities(self, X, y, **kwargs):
+    def predict_responsibilities(self, X, y, exposure=None):
         """Posterior probabilities ``p(k | x, y)`` of the experts.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
 
         Returns
         -------
         ndarray of shape (n_samples, n_experts)
+            Every sample's posterior over the experts.
         """
-        data = self._predict_data(X, y, **kwargs)
+        data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[1].T
 
-    def score_samples(self, X, y, **kwargs):
+    def score_samples(self, X, y, exposure=None):
         """Log-likelihood ``log p(y | x)`` of each sample.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            The conditional log-density of every sample.
         """
-        data = self._predict_data(X, y, **kwargs)
+        data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[0]
 
-    def icl(self, X, y, sample_weight=None, **kwargs):
+    def icl(self, X, y, sample_weight=None, exposure=None):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
         is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
-        2000), which favours well separated experts."""
-        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        2000), which favours well separated experts.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights; None weighs every sample 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
+
+        Returns
+        -------
+        float
+            The criterion.
+        """
+        data = self._predict_data(X, y, exposure, sample_weight)
         log_lik, resp = self._model.e_step(data, self._params)
         entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=0)
         return self._bic(data, log_lik) + 2.0 * float(data.sample_weight @ entropy)
 
-    def standard_errors(self, X, y, sample_weight=None, **kwargs):
+    def standard_errors(self, X, y, sample_weight=None, exposure=None):
         """Standard errors from the observed information at the fitted parameters.
 
         The information is the exact Hessian of the (penalised) log-likelihood on the data
         given, computed analytically with Louis' identity (see the user guide). The gate is
         reported against expert 0 (flexmix's convention: its coefficients are 0), so
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
-        Bernoulli experts.
+        Bernoulli experts, or any family with ``information_terms``.
 
         Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
         encoding without ``drop`` next to the intercept) get a NaN standard error, with a
@@ -611,9 +664,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X, y : the training data
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
         sample_weight : array-like of shape (n_samples,), default=None
-        **kwargs : ``exposure`` for Poisson and Gamma experts
+            Frequency weights; None weighs every sample 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
 
         Returns
         -------
@@ -624,9 +683,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from ._information import standard_errors
 
-        return standard_errors(self, X, y, sample_weight, **kwargs)
+        return standard_errors(self, X, y, sample_weight, exposure=exposure)
 
-    def summary(self, X, y, sample_weight=None, as_frame=False, **kwargs):
+    def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
         log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
         (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
@@ -635,20 +694,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X, y : the training data
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
         sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights; None weighs every sample 1.
         as_frame : bool, default=False
             Return a ``pandas.DataFrame`` of the coefficients (index part, expert, name)
             with the header and the component table in its ``attrs``.
-        **kwargs : ``exposure`` for Poisson and Gamma experts
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
 
         Returns
         -------
         str or pandas.DataFrame
+            The summary as text, or its coefficients as a frame.
         """
         from . import _summary
 
-        result = _summary.summarize(self, X, y, sample_weight, **kwargs)
+        result = _summary.summarize(self, X, y, sample_weight, exposure=exposure)
         if as_frame:
             return _summary.to_frame(result)
         return _summary.render(result, f"{type(self).__name__} with {self._n_leaves()} experts")
@@ -664,9 +730,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         kind with the same number of experts), by Hungarian matching of the experts'
         coefficients. Flat models only.
 
+        Parameters
+        ----------
+        reference : fitted estimator
+            The model whose expert order to take.
+
         Returns
         -------
         self
+            This model, its experts reordered.
         """
         from scipy.optimize import linear_sum_assignment
 
@@ -693,22 +765,57 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Free parameters: gate (K-1)(p_g+1), expert coefficients, dispersions."""
         return self._model.n_parameters(self._params)
 
-    def bic(self, X, y, sample_weight=None, **kwargs):
+    def bic(self, X, y, sample_weight=None, exposure=None):
         """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better).
 
         With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
         and ``n`` the total weight, as for the repeated rows.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights; None weighs every sample 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
+
+        Returns
+        -------
+        float
+            The criterion.
         """
-        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        data = self._predict_data(X, y, exposure, sample_weight)
         return self._bic(data, self._model.e_step(data, self._params)[0])
 
     def _bic(self, data, log_lik):
         weights = data.sample_weight
         return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
 
-    def aic(self, X, y, sample_weight=None, **kwargs):
+    def aic(self, X, y, sample_weight=None, exposure=None):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
-        ``log L`` weighted by ``sample_weight``."""
-        data = self._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+        ``log L`` weighted by ``sample_weight``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights; None weighs every sample 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
+            the linear predictor); needed when ``fit`` had one.
+
+        Returns
+        -------
+        float
+            The criterion.
+        """
+        data = self._predict_data(X, y, exposure, sample_weight)
         log_lik = self._model.e_step(data, self._params)[0]
         return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()

@@ -25,6 +25,7 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
     Parameters
     ----------
     n_experts : int, default=2
+        Number of experts K.
     gate_alpha : float, default=0.01
         L2 penalty on the gate coefficients (not the intercepts).
     expert_alpha : float, default=1.0
@@ -33,20 +34,26 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
     gate_features, expert_features : array-like or None, default=None
         Columns seen by the gate and the experts (indices, boolean mask or names).
     max_iter : int, default=500
+        Maximum number of EM iterations per run.
     tol : float, default=1e-6
         Convergence threshold on the change of the per-sample penalised log-likelihood.
-    n_init : int, default=1
     acceleration : {"squarem"} or None, default=None
         As in :class:`MixtureOfExpertsRegressor`.
+    n_init : int, default=1
+        Number of independent fits; the best is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
 shape (n_samples, n_experts), default="random"
         Initial responsibilities, as in :class:`MixtureOfExpertsRegressor`; "voronoi" and
         "kmeans" partition the standardised ``[X, onehot(y)]``, "tree" takes the leaves of
         a CART tree with ``n_experts`` leaves.
     random_state : int, RandomState instance or None, default=None
+        Seeds the initialisations, as in :class:`MixtureOfExpertsRegressor`.
     warm_start : bool, default=False
+        Continue EM from the previous fit's parameters.
     verbose : int, default=0
+        1 prints a line per restart, 2 every iteration.
     n_jobs : int or None, default=None
+        Restarts run in parallel through joblib.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplying ``sample_weight`` (as in
         ``LogisticRegression``): a dict ``{label: weight}`` (missing labels weigh 1) or
@@ -122,7 +129,8 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training samples.
         y : array-like of shape (n_samples,)
             Class labels of any type (strings included).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -131,6 +139,7 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         Returns
         -------
         self
+            The fitted estimator.
         """
         return self._fit(X, y, self._class_weighted(y, sample_weight))
 
@@ -267,13 +276,35 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         return means
 
     def predict_experts(self, X):
-        """Class probabilities of every expert, shape (n_samples, n_experts, n_classes)."""
+        """Class probabilities of every expert.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts, n_classes)
+            Every expert's class probabilities.
+        """
         data = self._predict_data(X)
         means = self._family.mean(data.X_expert, self._params["experts"])
         return self._class_proba(means).transpose(2, 0, 1)
 
     def predict_log_proba(self, X):
-        """Log of ``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""
+        """Log of ``P(c | x) = sum_k g_k(x) P_k(c | x)``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Log-probabilities of the classes ``classes_``.
+        """
         data = self._predict_data(X)
         log_gate = self._model.gate.log_prob(data.X_gate, self._params["gate"])
         with np.errstate(divide="ignore"):  # a probability can underflow to 0: log is -inf
@@ -285,15 +316,36 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         return (log_proba - log_sum_exp(log_proba, axis=0)).T
 
     def predict_proba(self, X):
-        """``P(c | x) = sum_k g_k(x) P_k(c | x)``, shape (n_samples, n_classes)."""
+        """``P(c | x) = sum_k g_k(x) P_k(c | x)``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities of the classes ``classes_``.
+        """
         return np.exp(self.predict_log_proba(X))
 
     def sample_y(self, X, n_samples=1, random_state=None):
         """Draws of class labels from ``P(c | x)``.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        n_samples : int, default=1
+            Draws per sample.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
         Returns
         -------
         ndarray of shape (n_samples_X, n_samples)
+            The drawn labels.
         """
         check_n_draws(n_samples)
         proba = self.predict_proba(X)
@@ -304,7 +356,22 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)``; y and ``sample_weight`` are validated as by
-        every method that takes y after ``fit`` (labels must be among ``classes_``)."""
+        every method that takes y after ``fit`` (labels must be among ``classes_``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the accuracy.
+
+        Returns
+        -------
+        float
+            The (weighted) accuracy.
+        """
         self._predict_data(X, y, sample_weight=sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
 
@@ -313,6 +380,16 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         log P(classes_[0] | x)``, shape (n_samples,); for more, ``log P(c | x)``, shape
         (n_samples, n_classes). Positive (two classes) or largest (more) for the class
         ``predict`` returns, as sklearn's linear classifiers.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The scores.
         """
         log_proba = self.predict_log_proba(X)
         if log_proba.shape[1] == 2:
@@ -320,6 +397,17 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         return log_proba
 
     def predict(self, X):
-        """Most probable class of each sample."""
+        """Most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
         log_proba = self.predict_log_proba(X)
         return self.classes_[np.argmax(log_proba, axis=1)]

@@ -38,18 +38,30 @@ class _TreeMixin:
     def predict_leaf_proba(self, X):
         """Prior probability of every leaf: the product of the gates along its path.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
         Returns
         -------
         ndarray of shape (n_samples, n_leaves)
+            The leaves' prior probabilities.
         """
         return self.predict_gate(X)
 
     def apply(self, X):
         """Index of the most probable leaf of each sample (as ``DecisionTreeRegressor.apply``).
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+
         Returns
         -------
         ndarray of shape (n_samples,)
+            The leaf of each sample.
         """
         return np.argmax(self.predict_gate(X), axis=1)
 
@@ -252,14 +264,18 @@ def export_text(model, feature_names=None, decimals=3, max_width=88):
     Parameters
     ----------
     model : fitted MixtureOfExperts* or HierarchicalMixtureOfExperts* estimator
+        The model to show.
     feature_names : list of str, default=None
         Names of the input columns; ``feature_names_in_`` or ``x0, x1, ...`` otherwise.
     decimals : int, default=3
+        Decimals of the coefficients.
     max_width : int, default=88
+        Longest line before a line break between two terms.
 
     Returns
     -------
     str
+        The text view.
 
     Examples
     --------

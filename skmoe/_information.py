@@ -164,13 +164,13 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     return H
 
 
-def standard_errors(estimator, X, y, sample_weight=None, **kwargs):
+def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
     """``standard_errors`` of a fitted flat estimator (see its docstring)."""
     from sklearn.utils import Bunch
 
     from ._em import warn
 
-    data = estimator._predict_data(X, y, sample_weight=sample_weight, **kwargs)
+    data = estimator._predict_data(X, y, exposure, sample_weight)
     model, params = estimator._model, estimator._params
     require(model.family, "standard_errors")
     info = observed_information(model, data, params)

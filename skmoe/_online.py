@@ -246,20 +246,23 @@ class PartialFitMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The batch's samples.
         y : array-like of shape (n_samples,)
+            Their responses (class labels for a classifier).
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights; integer weights equal repeated rows.
         classes : array-like of shape (n_classes,), default=None
             Classifiers only: every class label of the stream. Required on the first call
             unless the estimator was fitted; later calls may omit it.
         exposure : array-like of shape (n_samples,), default=None
-            Regressors with Poisson or Gamma experts only: ``log(exposure)`` enters the
-            linear predictor as an offset.
+            Regressors whose family accepts an offset only: ``log(exposure)`` enters the
+            linear predictor.
 
         Returns
         -------
         self
+            The updated estimator.
 
         Examples
         --------

@@ -193,8 +193,10 @@ shape (n_samples, n_experts), default="random"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training samples.
         y : array-like of shape (n_samples,)
+            Responses, in the support of the expert family.
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights (fractional weights allowed).
         exposure : array-like of shape (n_samples,), default=None
@@ -204,6 +206,7 @@ shape (n_samples, n_experts), default="random"
         Returns
         -------
         self
+            The fitted estimator.
         """
         return self._fit(X, y, sample_weight, exposure)
 
@@ -286,6 +289,22 @@ shape (n_samples, n_experts), default="random"
 
         y, ``sample_weight`` and ``exposure`` are validated as by every method that takes
         y after ``fit`` (a model fitted with an exposure needs one here).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in R².
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset; None means exposure 1.
+
+        Returns
+        -------
+        float
+            R² of the mixture mean.
         """
         from sklearn.metrics import r2_score
 
@@ -293,7 +312,20 @@ shape (n_samples, n_experts), default="random"
         return r2_score(data.y, self.predict(X, exposure=exposure), sample_weight=sample_weight)
 
     def predict_experts(self, X, exposure=None):
-        """Mean of every expert, shape (n_samples, n_experts)."""
+        """Mean of every expert.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset; None means exposure 1.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts)
+            Every expert's mean response.
+        """
         data = self._predict_data(X, exposure=exposure)
         return self._family.mean(data.X_expert, self._params["experts"], data.offset).T
 
@@ -308,7 +340,8 @@ shape (n_samples, n_experts), default="random"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
         exposure : array-like of shape (n_samples,), default=None
             Exposure of log-link experts; None means exposure 1 (also for a model fitted
             with one). The methods that take y need it when ``fit`` had one.
@@ -331,9 +364,19 @@ shape (n_samples, n_experts), default="random"
         Computed by bisection to machine precision; for count and binary experts the
         smallest integer whose CDF reaches the level.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        quantiles : float or array-like of floats, default=(0.05, 0.5, 0.95)
+            Levels strictly between 0 and 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset; None means exposure 1.
+
         Returns
         -------
         ndarray of shape (n_samples, len(quantiles))
+            The quantiles of every sample.
         """
         check_is_fitted(self)
         require(self._family, "predict_quantiles")
@@ -352,8 +395,23 @@ shape (n_samples, n_experts), default="random"
         return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
     def predict_interval(self, X, coverage=0.9, exposure=None):
-        """Central predictive interval, shape (n_samples, 2): the quantiles at levels
-        ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``."""
+        """Central predictive interval: the quantiles at levels ``(1 - coverage) / 2`` and
+        ``(1 + coverage) / 2``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        coverage : float, default=0.9
+            Probability of the interval, strictly between 0 and 1.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset; None means exposure 1.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Lower and upper ends.
+        """
         if not 0 < coverage < 1:
             raise ValueError(f"coverage must lie strictly between 0 and 1; got {coverage}.")
         return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2], exposure)
@@ -361,9 +419,21 @@ shape (n_samples, n_experts), default="random"
     def sample_y(self, X, n_samples=1, random_state=None, exposure=None):
         """Draws from ``p(y | x)``: an expert from the gate, then y from that expert.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
+        n_samples : int, default=1
+            Draws per sample.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset; None means exposure 1.
+
         Returns
         -------
         ndarray of shape (n_samples_X, n_samples)
+            The draws.
         """
         check_n_draws(n_samples)
         check_is_fitted(self)
@@ -376,6 +446,11 @@ shape (n_samples, n_experts), default="random"
 
     def predict_modes(self, X):
         """Local maxima of the predictive density ``p(y | x)`` (Gaussian experts).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The samples.
 
         Returns
         -------

@@ -22,22 +22,29 @@ def select_n_experts(
     estimator : skmoe estimator, or a Pipeline ending in one
         Unfitted template; every candidate is a clone with ``param`` set. For a pipeline
         the criterion is computed by its last step on the transformed X.
-    X, y : array-like
+    X : array-like of shape (n_samples, n_features)
+        Training samples.
+    y : array-like of shape (n_samples,)
+        Their responses.
     n_experts : iterable of int
         The values of ``param`` to try.
     criterion : {"bic", "aic", "icl"}, default="bic"
+        The criterion to minimise.
     param : str or None, default=None
         The parameter to vary: ``"n_experts"`` for flat models and ``"depth"`` for
         hierarchical ones when None (``"<last step>__n_experts"`` for a pipeline); any
         integer hyper-parameter (e.g. ``"branching"``), in sklearn's ``step__name`` form
         for a pipeline (``"mixtureofexpertsregressor__n_experts"``).
-    **fit_params : passed to ``fit`` (``sample_weight``, ``exposure``; for a pipeline
-        ``<last step>__sample_weight``), and to the criterion
+    **fit_params : dict
+        Passed to ``fit`` (``sample_weight``, ``exposure``; for a pipeline
+        ``<last step>__sample_weight``), and to the criterion.
 
     Returns
     -------
-    best : fitted estimator with the lowest criterion
-    scores : dict mapping each value of ``param`` to its criterion value
+    best : estimator
+        The fitted candidate with the lowest criterion.
+    scores : dict
+        Maps each value of ``param`` to its criterion value.
 
     Examples
     --------
