@@ -100,6 +100,29 @@ class ExpertFitDisplay:
     in the units of its input and goes through its transformers. Build it with
     :meth:`from_estimator`.
 
+    Parameters
+    ----------
+    grid : ndarray of shape (n_grid,)
+        Values of the feature along which the fit is drawn.
+    experts : ndarray of shape (n_grid, n_experts)
+        Expert means on the grid.
+    gate : ndarray of shape (n_grid, n_experts)
+        Gate probabilities on the grid.
+    mean : ndarray of shape (n_grid,)
+        Mixture mean on the grid.
+    interval : ndarray of shape (n_grid, 2) or None
+        Predictive interval on the grid.
+    x, y : ndarray of shape (n_samples,)
+        The data drawn.
+    resp : ndarray of shape (n_samples, n_experts)
+        Their responsibilities (the colours).
+    coverage : float or None
+        Coverage of ``interval``.
+    feature_name : str
+        Label of the x axis.
+    target_name : str, default="y"
+        Label of the y axis.
+
     Attributes
     ----------
     ax_ : matplotlib Axes
@@ -171,20 +194,27 @@ class ExpertFitDisplay:
 
         Parameters
         ----------
-        estimator : fitted skmoe regressor, or a Pipeline ending in one
-        X, y : the data to show
+        estimator : estimator
+            A fitted skmoe regressor, or a Pipeline ending in one.
+        X : array-like of shape (n_samples, n_features)
+            The samples to show.
+        y : array-like of shape (n_samples,)
+            Their responses.
         feature : int or str, default=0
             The column along which to draw (index or name of the estimator's input).
         coverage : float or None, default=0.9
             Coverage of the predictive interval band; None for no band.
         grid_resolution : int, default=200
+            Points of the grid.
         ax : pair of matplotlib Axes, default=None
             The axes of the fit and of the gate; a new figure when None.
         target_name : str, default="y"
+            Label of the y axis.
 
         Returns
         -------
         ExpertFitDisplay
+            The drawn display.
         """
         model, transform = _final(estimator)
         if not hasattr(model, "predict_interval"):
@@ -211,7 +241,18 @@ class ExpertFitDisplay:
         return display.plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw on ``ax`` (a pair of Axes: fit and gate) or on a new figure."""
+        """Draw on ``ax`` (a pair of Axes: fit and gate) or on a new figure.
+
+        Parameters
+        ----------
+        ax : pair of matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        self
+            The display, with its artists set.
+        """
         if ax is None:
             figure, axes = _figure_and_axes(
                 None, 2, sharex=True, figsize=(6.4, 5.6), height_ratios=(3, 1)
@@ -264,6 +305,17 @@ class GatePartitionDisplay:
     The other features are held at their medians; for a pipeline the plane is in the units
     of its input.
 
+    Parameters
+    ----------
+    xx, yy : ndarray of shape (n_grid, n_grid)
+        The grid of the plane.
+    gate : ndarray of shape (n_grid * n_grid, n_experts)
+        Gate probabilities on the grid.
+    X : ndarray of shape (n_samples, 2) or None, default=None
+        Data drawn over the gate.
+    feature_names : pair of str
+        Labels of the axes.
+
     Attributes
     ----------
     ax_ : matplotlib Axes
@@ -291,16 +343,23 @@ class GatePartitionDisplay:
 
         Parameters
         ----------
-        estimator : fitted skmoe estimator, or a Pipeline ending in one
-        X : array-like, the data that set the range (and are drawn when ``show_data``)
+        estimator : estimator
+            A fitted skmoe estimator, or a Pipeline ending in one.
+        X : array-like of shape (n_samples, n_features)
+            The data that set the range (and are drawn when ``show_data``).
         features : pair of int or str, default=(0, 1)
+            The two columns of the plane.
         grid_resolution : int, default=100
+            Points of the grid along each axis.
         show_data : bool, default=True
+            Draw the data too.
         ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
 
         Returns
         -------
         GatePartitionDisplay
+            The drawn display.
         """
         model, transform = _final(estimator)
         X = _as_array(X)
@@ -323,7 +382,18 @@ class GatePartitionDisplay:
         return display.plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw on ``ax`` or on a new figure."""
+        """Draw on ``ax`` or on a new figure.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        self
+            The display, with its artists set.
+        """
         figure, (ax,) = _figure_and_axes(ax)
         K = self.gate.shape[-1]
         colours = _expert_colours(K)
@@ -367,6 +437,17 @@ class PosteriorRootogramDisplay:
 
     Well separated experts pile their posteriors near 0 (left out) and 1.
 
+    Parameters
+    ----------
+    resp : ndarray of shape (n_samples, n_experts)
+        Posterior probabilities.
+    bins : int, default=20
+        Bars per expert.
+    eps : float, default=1e-4
+        Posteriors at or below ``eps`` are left out.
+    root : bool, default=True
+        Square-root scale of the counts.
+
     Attributes
     ----------
     axes_ : ndarray of matplotlib Axes, one per expert
@@ -381,31 +462,51 @@ class PosteriorRootogramDisplay:
         self.root = root
 
     @classmethod
-    def from_estimator(cls, estimator, X, y, *, bins=20, eps=1e-4, root=True, ax=None, **kwargs):
+    def from_estimator(cls, estimator, X, y, *, bins=20, eps=1e-4, root=True, ax=None,
+                       exposure=None):
         """Compute and draw the display.
 
         Parameters
         ----------
-        estimator : fitted skmoe estimator, or a Pipeline ending in one
-        X, y : the data
+        estimator : estimator
+            A fitted skmoe estimator, or a Pipeline ending in one.
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+        y : array-like of shape (n_samples,)
+            Their responses.
         bins : int, default=20
+            Bars per expert.
         eps : float, default=1e-4
             Posteriors at or below ``eps`` are left out (flexmix's default).
         root : bool, default=True
             Square-root scale of the counts (a rootogram); counts when False.
         ax : sequence of matplotlib Axes, one per expert, default=None
-        **kwargs : ``exposure`` for Poisson and Gamma experts
+            Where to draw; a new figure when None.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of experts whose family accepts an offset.
 
         Returns
         -------
         PosteriorRootogramDisplay
+            The drawn display.
         """
         model, transform = _final(estimator)
-        resp = model.predict_responsibilities(transform(X), y, **kwargs)
+        resp = model.predict_responsibilities(transform(X), y, exposure)
         return cls(resp, bins=bins, eps=eps, root=root).plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw on ``ax`` (one Axes per expert) or on a new figure."""
+        """Draw on ``ax`` (one Axes per expert) or on a new figure.
+
+        Parameters
+        ----------
+        ax : sequence of matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        self
+            The display, with its artists set.
+        """
         plt = _pyplot()
         K = self.resp.shape[1]
         if ax is None:
@@ -446,6 +547,15 @@ class ObjectiveTraceDisplay:
     """The penalised log-likelihood of every restart (``restarts_[i]["objective_trace"]``)
     along its EM iterations; the kept run drawn bold.
 
+    Parameters
+    ----------
+    traces : list of ndarray
+        The objective of every restart at every iteration.
+    best : int
+        Index of the kept restart.
+    per_sample : float or None, default=None
+        Divisor of the objectives.
+
     Attributes
     ----------
     ax_ : matplotlib Axes
@@ -470,10 +580,12 @@ class ObjectiveTraceDisplay:
             Divide the objective by this number (e.g. the number of samples), to compare
             with ``tol``.
         ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
 
         Returns
         -------
         ObjectiveTraceDisplay
+            The drawn display.
         """
         model, _ = _final(estimator)
         restarts = getattr(model, "restarts_", None)
@@ -484,7 +596,18 @@ class ObjectiveTraceDisplay:
         return cls(traces, best, per_sample=per_sample).plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw on ``ax`` or on a new figure."""
+        """Draw on ``ax`` or on a new figure.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        self
+            The display, with its artists set.
+        """
         figure, (ax,) = _figure_and_axes(ax)
         scale = 1.0 if self.per_sample is None else float(self.per_sample)
         self.lines_ = []

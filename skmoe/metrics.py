@@ -21,6 +21,20 @@ def final_estimator(estimator, X):
     pipeline does not expose (``predict_interval``, ``sample_y``, ``bic``, ``summary``,
     ``predict_gate``, ...).
 
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted skmoe estimator, or a Pipeline ending in one.
+    X : array-like or None
+        The input of ``estimator``.
+
+    Returns
+    -------
+    model : estimator
+        The skmoe estimator.
+    Xt : array-like or None
+        ``X`` as ``model`` sees it.
+
     Examples
     --------
     >>> from sklearn.pipeline import make_pipeline
@@ -41,22 +55,29 @@ def final_estimator(estimator, X):
     return estimator, X
 
 
-def mean_log_likelihood(estimator, X, y, sample_weight=None, **kwargs):
+def mean_log_likelihood(estimator, X, y, sample_weight=None, exposure=None):
     """Mean held-out log-likelihood ``sum_i w_i log p(y_i | x_i) / sum_i w_i``.
 
     Parameters
     ----------
-    estimator : fitted skmoe estimator, or a Pipeline ending in one
-    X, y : array-like
+    estimator : estimator
+        A fitted skmoe estimator, or a Pipeline ending in one.
+    X : array-like of shape (n_samples, n_features)
+        Held-out samples.
+    y : array-like of shape (n_samples,)
+        Their responses.
     sample_weight : array-like of shape (n_samples,), default=None
-    **kwargs : ``exposure`` for Poisson and Gamma experts
+        Weights of the mean.
+    exposure : array-like of shape (n_samples,), default=None
+        Exposure of experts whose family accepts an offset.
 
     Returns
     -------
     float
+        The mean log-likelihood.
     """
     model, X = final_estimator(estimator, X)
-    log_lik = model.score_samples(X, y, **kwargs)
+    log_lik = model.score_samples(X, y, exposure)
     return float(np.average(log_lik, weights=sample_weight))
 
 
@@ -64,6 +85,22 @@ def log_likelihood_scorer(estimator, X, y, sample_weight=None):
     """Scorer for ``scoring=`` in ``cross_val_score``, ``GridSearchCV``, ...: the mean
     held-out log-likelihood (greater is better) of a skmoe estimator or a Pipeline ending
     in one.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted skmoe estimator, or a Pipeline ending in one.
+    X : array-like of shape (n_samples, n_features)
+        Held-out samples.
+    y : array-like of shape (n_samples,)
+        Their responses.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the mean.
+
+    Returns
+    -------
+    float
+        The mean log-likelihood.
 
     Examples
     --------

@@ -1,12 +1,17 @@
-"""numpydoc validation of the public API of ``skmoe`` (the estimators and their methods,
-``export_text``, ``select_n_experts``): every parameter documented and described, in the
-signature's order, and every return value described."""
+"""numpydoc validation of the public API (``skmoe``, ``skmoe.datasets``, ``skmoe.metrics``,
+``skmoe.inspection``, with the public methods of their classes): every parameter
+documented and described, in the signature's order, and every return value described."""
 
 import inspect
 
 import pytest
 
 import skmoe
+import skmoe.datasets
+import skmoe.inspection
+import skmoe.metrics
+
+MODULES = (skmoe, skmoe.datasets, skmoe.metrics, skmoe.inspection)
 
 validate = pytest.importorskip("numpydoc.validate").validate
 
@@ -17,9 +22,14 @@ CHECKS = {"PR01", "PR02", "PR03", "PR07", "PR10", "RT01", "GL08"}
 
 
 def _public_callables():
-    for name in skmoe.__all__:
-        obj = getattr(skmoe, name)
-        yield f"skmoe.{name}"
+    for module in MODULES:
+        yield from _callables_of(module)
+
+
+def _callables_of(module):
+    for name in module.__all__:
+        obj = getattr(module, name)
+        yield f"{module.__name__}.{name}"
         if inspect.isclass(obj) and not issubclass(obj, Warning):
             for method in sorted(dir(obj)):
                 owner = next((c for c in obj.__mro__ if method in vars(c)), None)
@@ -27,7 +37,7 @@ def _public_callables():
                         or not owner.__module__.startswith("skmoe")
                         or not inspect.isfunction(vars(owner)[method])):
                     continue
-                yield f"skmoe.{name}.{method}"
+                yield f"{module.__name__}.{name}.{method}"
 
 
 @pytest.mark.parametrize("name", sorted(set(_public_callables())))

@@ -54,11 +54,19 @@ def load_tone(*, return_X_y=False, as_frame=False):
     Cohen (1980); distributed with the R package mixtools as ``tonedata``. The classic
     two-regime example: some listeners track the stretch ratio, others the octave.
 
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
+    as_frame : bool, default=False
+        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
+        scikit-learn's loaders.
+
     Returns
     -------
-    Bunch with ``data`` (150, 1), ``target`` (150,), ``feature_names``, ``DESCR``;
-    or ``(X, y)`` when ``return_X_y``. With ``as_frame=True`` (every loader), ``data`` is
-    a pandas DataFrame, ``target`` a Series and ``frame`` both.
+    Bunch or tuple
+        A Bunch with ``data`` (150, 1), ``target`` (150,), ``feature_names``,
+        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
 
     Examples
     --------
@@ -75,6 +83,20 @@ def load_nodata(*, return_X_y=False, as_frame=False):
 
     Brinkman (1981); distributed with the R package mixtools as ``NOdata``.
 
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
+    as_frame : bool, default=False
+        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
+        scikit-learn's loaders.
+
+    Returns
+    -------
+    Bunch or tuple
+        A Bunch with ``data`` (88, 1), ``target`` (88,), ``feature_names``,
+        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
+
     Examples
     --------
     >>> from skmoe.datasets import load_nodata
@@ -89,6 +111,20 @@ def load_co2(*, return_X_y=False, as_frame=False):
 
     Hurn, Justel & Robert (2003); distributed with the R package mixtools as ``CO2data``.
     The Bunch also holds ``country``.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
+    as_frame : bool, default=False
+        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
+        scikit-learn's loaders.
+
+    Returns
+    -------
+    Bunch or tuple
+        A Bunch with ``data`` (28, 1), ``target`` (28,), ``feature_names``,
+        ``DESCR``, ``country``; or ``(X, y)`` when ``return_X_y``.
 
     Examples
     --------
@@ -107,14 +143,16 @@ def load_npreg(*, target="yn", return_X_y=False, as_frame=False):
     target : {"yn", "yp", "yb"}, default="yn"
         Gaussian (``yn``), Poisson count (``yp``) or binary (``yb``) response.
     return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
     as_frame : bool, default=False
         ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
         scikit-learn's loaders.
 
     Returns
     -------
-    Bunch with ``data`` (200, 1) holding ``x``, ``target``, and ``class`` (the true
-    class, not a feature); or ``(X, y)``.
+    Bunch or tuple
+        A Bunch with ``data`` (200, 1) holding ``x``, ``target``, and ``class`` (the
+        true class, not a feature); or ``(X, y)``.
 
     Examples
     --------
@@ -132,6 +170,20 @@ def load_mcycle(*, return_X_y=False, as_frame=False):
     """Motorcycle crash data (n=133): head acceleration ``accel`` against ``times`` (ms).
 
     Silverman (1985); distributed with the R package MASS as ``mcycle``.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
+    as_frame : bool, default=False
+        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
+        scikit-learn's loaders.
+
+    Returns
+    -------
+    Bunch or tuple
+        A Bunch with ``data`` (133, 1), ``target`` (133,), ``feature_names``,
+        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
 
     Examples
     --------

@@ -24,19 +24,27 @@ def make_moe_regression(
 
     Parameters
     ----------
-    n_samples, n_features, n_experts : int
+    n_samples : int, default=1000
+        Number of samples.
+    n_features : int, default=4
+        Number of features.
+    n_experts : int, default=3
+        Number of experts.
     noise : float, default=0.5
         Standard deviation of every expert's Gaussian noise.
     gate_scale, coef_scale : float
         Scales of the drawn gate and expert coefficients.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
     return_params : bool, default=False
         Also return the true parameters.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
+        The samples.
     y : ndarray of shape (n_samples,)
+        Their responses.
     params : dict, only when ``return_params``
         ``gate_coef`` (K, p), ``gate_intercept`` (K,), ``expert_coef`` (K, p),
         ``expert_intercept`` (K,), ``noise``, ``labels`` (the drawn expert of each sample)
@@ -82,10 +90,21 @@ def make_regional_classification(n_samples=3000, *, noise=0.0, random_state=None
     boundaries inside them are ``x2 = 0``, ``x2 = x1`` flipped, and ``x1 + x2 = 2``.
     A fraction ``noise`` of labels is flipped.
 
+    Parameters
+    ----------
+    n_samples : int, default=3000
+        Number of samples.
+    noise : float, default=0.0
+        Fraction of flipped labels.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
+
     Returns
     -------
     X : ndarray of shape (n_samples, 2)
-    y : ndarray of shape (n_samples,) with values in {0, 1}
+        The samples.
+    y : ndarray of shape (n_samples,)
+        Their labels in {0, 1}.
 
     Examples
     --------
