@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from . import _dask
 from ._blocks import InMemoryBlocks
+from ._docstrings import fill
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._families import family_key
 from ._gate import GateTree
@@ -528,13 +529,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.expert_intercept_ = experts["coef"][..., 0]
 
     # ---------------------------------------------------------- predictions
+    @fill
     def predict_gate(self, X):
         """Gate probabilities ``g_k(x)``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -556,19 +555,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return np.exp(self._model.gate.log_prob(np.empty((1, 0)), gate))[:, 0]
 
+    @fill
     def assign_experts(self, X, y, exposure=None):
         """Hard assignment of each sample to its most probable expert given x and y, the
         argmax of ``predict_responsibilities`` (flexmix's ``clusters()``).
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y exposure}
 
         Returns
         -------
@@ -577,18 +569,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         return np.argmax(self.predict_responsibilities(X, y, exposure), axis=1)
 
+    @fill
     def predict_responsibilities(self, X, y, exposure=None):
         """Posterior probabilities ``p(k | x, y)`` of the experts.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y exposure}
 
         Returns
         -------
@@ -598,18 +583,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[1].T
 
+    @fill
     def score_samples(self, X, y, exposure=None):
         """Log-likelihood ``log p(y | x)`` of each sample.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y exposure}
 
         Returns
         -------
@@ -619,33 +597,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[0]
 
+    @fill
     def icl(self, X, y, sample_weight=None, exposure=None):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
         is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
         2000), which favours well separated experts.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights; None weighs every sample 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y sample_weight exposure}
 
-        Returns
-        -------
-        float
-            The criterion.
+        {criterion}
         """
         data = self._predict_data(X, y, exposure, sample_weight)
         log_lik, resp = self._model.e_step(data, self._params)
         entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=0)
         return self._bic(data, log_lik) + 2.0 * float(data.sample_weight @ entropy)
 
+    @fill
     def standard_errors(self, X, y, sample_weight=None, exposure=None):
         """Standard errors from the observed information at the fitted parameters.
 
@@ -662,17 +629,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``1e-14`` (a pivot of ``1e-7``, R's ``lm`` tolerance) is aliased, and the others'
         covariance is the inverse of their information.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights; None weighs every sample 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y sample_weight exposure}
 
         Returns
         -------
@@ -685,6 +642,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         return standard_errors(self, X, y, sample_weight, exposure=exposure)
 
+    @fill
     def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
         log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
@@ -692,20 +650,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         per expert, estimates, standard errors, z values and ``Pr(>|z|)`` (``NA`` where a
         standard error is not available). Flat models whose ``standard_errors`` exist.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights; None weighs every sample 1.
+        {Parameters X y sample_weight}
         as_frame : bool, default=False
             Return a ``pandas.DataFrame`` of the coefficients (index part, expert, name)
             with the header and the component table in its ``attrs``.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {exposure}
 
         Returns
         -------
@@ -765,28 +714,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Free parameters: gate (K-1)(p_g+1), expert coefficients, dispersions."""
         return self._model.n_parameters(self._params)
 
+    @fill
     def bic(self, X, y, sample_weight=None, exposure=None):
         """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better).
 
         With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
         and ``n`` the total weight, as for the repeated rows.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights; None weighs every sample 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y sample_weight exposure}
 
-        Returns
-        -------
-        float
-            The criterion.
+        {criterion}
         """
         data = self._predict_data(X, y, exposure, sample_weight)
         return self._bic(data, self._model.e_step(data, self._params)[0])
@@ -795,26 +732,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         weights = data.sample_weight
         return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
 
+    @fill
     def aic(self, X, y, sample_weight=None, exposure=None):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
         ``log L`` weighted by ``sample_weight``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights; None weighs every sample 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset (``log(exposure)`` enters
-            the linear predictor); needed when ``fit`` had one.
+        {Parameters X y sample_weight exposure}
 
-        Returns
-        -------
-        float
-            The criterion.
+        {criterion}
         """
         data = self._predict_data(X, y, exposure, sample_weight)
         log_lik = self._model.e_step(data, self._params)[0]

@@ -8,6 +8,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts, check_n_draws
 from ._dask import is_dask_collection
+from ._docstrings import fill
 from ._families import class_family
 from ._linalg import log_sum_exp
 from ._online import PartialFitMixin
@@ -275,13 +276,11 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             return np.stack([1.0 - means, means], axis=1)
         return means
 
+    @fill
     def predict_experts(self, X):
         """Class probabilities of every expert.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -292,13 +291,11 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         means = self._family.mean(data.X_expert, self._params["experts"])
         return self._class_proba(means).transpose(2, 0, 1)
 
+    @fill
     def predict_log_proba(self, X):
         """Log of ``P(c | x) = sum_k g_k(x) P_k(c | x)``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -315,13 +312,11 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         # normalised over the classes: rounding must not lift a probability above one
         return (log_proba - log_sum_exp(log_proba, axis=0)).T
 
+    @fill
     def predict_proba(self, X):
         """``P(c | x) = sum_k g_k(x) P_k(c | x)``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -330,17 +325,11 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         """
         return np.exp(self.predict_log_proba(X))
 
+    @fill
     def sample_y(self, X, n_samples=1, random_state=None):
         """Draws of class labels from ``P(c | x)``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        n_samples : int, default=1
-            Draws per sample.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the draws.
+        {Parameters X draws}
 
         Returns
         -------
@@ -354,14 +343,12 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         index = (u > np.cumsum(proba, axis=1)[:, None, :]).sum(axis=2)
         return self.classes_[np.minimum(index, len(self.classes_) - 1)]
 
+    @fill
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)``; y and ``sample_weight`` are validated as by
         every method that takes y after ``fit`` (labels must be among ``classes_``).
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
         y : array-like of shape (n_samples,)
             Their labels.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -375,16 +362,14 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         self._predict_data(X, y, sample_weight=sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
 
+    @fill
     def decision_function(self, X):
         """Confidence scores: for two classes the log-odds ``log P(classes_[1] | x) -
         log P(classes_[0] | x)``, shape (n_samples,); for more, ``log P(c | x)``, shape
         (n_samples, n_classes). Positive (two classes) or largest (more) for the class
         ``predict`` returns, as sklearn's linear classifiers.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -396,13 +381,11 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             return log_proba[:, 1] - log_proba[:, 0]
         return log_proba
 
+    @fill
     def predict(self, X):
         """Most probable class of each sample.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------

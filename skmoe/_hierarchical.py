@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import _gate_tol
 from ._classifier import MixtureOfExpertsClassifier
+from ._docstrings import fill
 from ._gate import GateTree
 from ._regressor import MixtureOfExpertsRegressor
 from ._sklearn_compat import Interval
@@ -35,13 +36,11 @@ class _TreeMixin:
         self.gate_coef_ = coef[..., 1:]
         self.gate_intercept_ = coef[..., 0]
 
+    @fill
     def predict_leaf_proba(self, X):
         """Prior probability of every leaf: the product of the gates along its path.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -50,13 +49,11 @@ class _TreeMixin:
         """
         return self.predict_gate(X)
 
+    @fill
     def apply(self, X):
         """Index of the most probable leaf of each sample (as ``DecisionTreeRegressor.apply``).
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------
@@ -73,6 +70,7 @@ def _tree_constraints(flat):
     return constraints
 
 
+@fill
 class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegressor):
     """Hierarchical mixture of GLM experts: a balanced tree of softmax gates, fitted by EM.
 
@@ -153,6 +151,7 @@ tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_job
         self.n_jobs = n_jobs
 
 
+@fill
 class HierarchicalMixtureOfExpertsClassifier(_TreeMixin, MixtureOfExpertsClassifier):
     """Hierarchical mixture of logistic experts: a balanced tree of softmax gates.
 

@@ -58,6 +58,7 @@ from sklearn.base import is_classifier
 
 from ._base import DegenerateFitWarning, _degenerate_events
 from ._blocks import InMemoryBlocks
+from ._docstrings import fill
 from ._em import MixtureOfExpertsModel, warn
 from ._families import require
 from ._logit import SoftmaxSurrogate
@@ -220,6 +221,7 @@ class PartialFitMixin:
     partial_fit_gate_curvature = GATE_CURVATURE
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @fill
     def partial_fit(self, X, y, sample_weight=None, *, classes=None, exposure=None):
         """Update the model with one mini-batch (stepwise online EM).
 
@@ -248,8 +250,7 @@ class PartialFitMixin:
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
             The batch's samples.
-        y : array-like of shape (n_samples,)
-            Their responses (class labels for a classifier).
+        {y}
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights; integer weights equal repeated rows.
         classes : array-like of shape (n_classes,), default=None

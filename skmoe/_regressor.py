@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predictive
 from ._base import BaseMixtureOfExperts, check_n_draws
+from ._docstrings import fill
 from ._families import EXPERT_CONSTRAINT, make_family, require
 from ._online import PartialFitMixin
 from ._sklearn_compat import Interval, _fit_context
@@ -284,22 +285,19 @@ shape (n_samples, n_experts), default="random"
         for key in self._family.dispersion_keys:
             setattr(self, f"expert_{key}_", experts[key])
 
+    @fill
     def score(self, X, y, sample_weight=None, exposure=None):
         """Coefficient of determination R² of ``predict(X, exposure=exposure)``.
 
         y, ``sample_weight`` and ``exposure`` are validated as by every method that takes
         y after ``fit`` (a model fitted with an exposure needs one here).
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
         y : array-like of shape (n_samples,)
             Their responses.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in R².
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset; None means exposure 1.
+        {exposure}
 
         Returns
         -------
@@ -311,15 +309,11 @@ shape (n_samples, n_experts), default="random"
         data = self._predict_data(X, y, exposure, sample_weight)
         return r2_score(data.y, self.predict(X, exposure=exposure), sample_weight=sample_weight)
 
+    @fill
     def predict_experts(self, X, exposure=None):
         """Mean of every expert.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset; None means exposure 1.
+        {Parameters X exposure}
 
         Returns
         -------
@@ -335,13 +329,11 @@ shape (n_samples, n_experts), default="random"
         means = self._family.mean(data.X_expert, self._params["experts"], data.offset)
         return gate, means
 
+    @fill
     def predict(self, X, exposure=None, return_std=False):
         """Mixture mean ``E[y | x] = sum_k g_k(x) mu_k(x)``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
         exposure : array-like of shape (n_samples,), default=None
             Exposure of log-link experts; None means exposure 1 (also for a model fitted
             with one). The methods that take y need it when ``fit`` had one.
@@ -358,20 +350,17 @@ shape (n_samples, n_experts), default="random"
         center, std = _predictive.mean_and_std(self._family, self._params["experts"], gate, means)
         return (center, std) if return_std else center
 
+    @fill
     def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), exposure=None):
         """Quantiles of the predictive distribution ``p(y | x)``, from the mixture CDF.
 
         Computed by bisection to machine precision; for count and binary experts the
         smallest integer whose CDF reaches the level.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
         quantiles : float or array-like of floats, default=(0.05, 0.5, 0.95)
             Levels strictly between 0 and 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset; None means exposure 1.
+        {exposure}
 
         Returns
         -------
@@ -394,18 +383,15 @@ shape (n_samples, n_experts), default="random"
         gate, means = self._gate_and_means(X, exposure)
         return _predictive.quantiles(self._family, self._params["experts"], gate, means, quantiles)
 
+    @fill
     def predict_interval(self, X, coverage=0.9, exposure=None):
         """Central predictive interval: the quantiles at levels ``(1 - coverage) / 2`` and
         ``(1 + coverage) / 2``.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
         coverage : float, default=0.9
             Probability of the interval, strictly between 0 and 1.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset; None means exposure 1.
+        {exposure}
 
         Returns
         -------
@@ -416,19 +402,11 @@ shape (n_samples, n_experts), default="random"
             raise ValueError(f"coverage must lie strictly between 0 and 1; got {coverage}.")
         return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2], exposure)
 
+    @fill
     def sample_y(self, X, n_samples=1, random_state=None, exposure=None):
         """Draws from ``p(y | x)``: an expert from the gate, then y from that expert.
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
-        n_samples : int, default=1
-            Draws per sample.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the draws.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset; None means exposure 1.
+        {Parameters X draws exposure}
 
         Returns
         -------
@@ -444,13 +422,11 @@ shape (n_samples, n_experts), default="random"
             self._family, self._params["experts"], gate, means, n_samples, rng
         )
 
+    @fill
     def predict_modes(self, X):
         """Local maxima of the predictive density ``p(y | x)`` (Gaussian experts).
 
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            The samples.
+        {Parameters X}
 
         Returns
         -------

@@ -17,6 +17,8 @@ when a display draws (``pip install matplotlib``).
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._docstrings import fill
+
 __all__ = [
     "ExpertFitDisplay",
     "GatePartitionDisplay",
@@ -240,18 +242,11 @@ class ExpertFitDisplay:
         )
         return display.plot(ax=ax)
 
+    @fill
     def plot(self, ax=None):
         """Draw on ``ax`` (a pair of Axes: fit and gate) or on a new figure.
 
-        Parameters
-        ----------
-        ax : pair of matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        self
-            The display, with its artists set.
+        {plot}
         """
         if ax is None:
             figure, axes = _figure_and_axes(
@@ -336,15 +331,13 @@ class GatePartitionDisplay:
         self.feature_names = feature_names
 
     @classmethod
+    @fill
     def from_estimator(
         cls, estimator, X, *, features=(0, 1), grid_resolution=100, show_data=True, ax=None
     ):
         """Compute and draw the display.
 
-        Parameters
-        ----------
-        estimator : estimator
-            A fitted skmoe estimator, or a Pipeline ending in one.
+        {Parameters estimator}
         X : array-like of shape (n_samples, n_features)
             The data that set the range (and are drawn when ``show_data``).
         features : pair of int or str, default=(0, 1)
@@ -353,13 +346,7 @@ class GatePartitionDisplay:
             Points of the grid along each axis.
         show_data : bool, default=True
             Draw the data too.
-        ax : matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        GatePartitionDisplay
-            The drawn display.
+        {drawn}
         """
         model, transform = _final(estimator)
         X = _as_array(X)
@@ -381,18 +368,11 @@ class GatePartitionDisplay:
         )
         return display.plot(ax=ax)
 
+    @fill
     def plot(self, ax=None):
         """Draw on ``ax`` or on a new figure.
 
-        Parameters
-        ----------
-        ax : matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        self
-            The display, with its artists set.
+        {plot}
         """
         figure, (ax,) = _figure_and_axes(ax)
         K = self.gate.shape[-1]
@@ -462,14 +442,12 @@ class PosteriorRootogramDisplay:
         self.root = root
 
     @classmethod
+    @fill
     def from_estimator(cls, estimator, X, y, *, bins=20, eps=1e-4, root=True, ax=None,
                        exposure=None):
         """Compute and draw the display.
 
-        Parameters
-        ----------
-        estimator : estimator
-            A fitted skmoe estimator, or a Pipeline ending in one.
+        {Parameters estimator}
         X : array-like of shape (n_samples, n_features)
             The samples.
         y : array-like of shape (n_samples,)
@@ -482,8 +460,7 @@ class PosteriorRootogramDisplay:
             Square-root scale of the counts (a rootogram); counts when False.
         ax : sequence of matplotlib Axes, one per expert, default=None
             Where to draw; a new figure when None.
-        exposure : array-like of shape (n_samples,), default=None
-            Exposure of experts whose family accepts an offset.
+        {exposure}
 
         Returns
         -------
@@ -494,18 +471,11 @@ class PosteriorRootogramDisplay:
         resp = model.predict_responsibilities(transform(X), y, exposure)
         return cls(resp, bins=bins, eps=eps, root=root).plot(ax=ax)
 
+    @fill
     def plot(self, ax=None):
         """Draw on ``ax`` (one Axes per expert) or on a new figure.
 
-        Parameters
-        ----------
-        ax : sequence of matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        self
-            The display, with its artists set.
+        {plot}
         """
         plt = _pyplot()
         K = self.resp.shape[1]
@@ -569,6 +539,7 @@ class ObjectiveTraceDisplay:
         self.per_sample = per_sample
 
     @classmethod
+    @fill
     def from_estimator(cls, estimator, *, per_sample=None, ax=None):
         """Compute and draw the display.
 
@@ -579,13 +550,7 @@ class ObjectiveTraceDisplay:
         per_sample : float or None, default=None
             Divide the objective by this number (e.g. the number of samples), to compare
             with ``tol``.
-        ax : matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        ObjectiveTraceDisplay
-            The drawn display.
+        {drawn}
         """
         model, _ = _final(estimator)
         restarts = getattr(model, "restarts_", None)
@@ -595,18 +560,11 @@ class ObjectiveTraceDisplay:
         best = int(np.argmax([r["objective"] for r in restarts]))
         return cls(traces, best, per_sample=per_sample).plot(ax=ax)
 
+    @fill
     def plot(self, ax=None):
         """Draw on ``ax`` or on a new figure.
 
-        Parameters
-        ----------
-        ax : matplotlib Axes, default=None
-            Where to draw; a new figure when None.
-
-        Returns
-        -------
-        self
-            The display, with its artists set.
+        {plot}
         """
         figure, (ax,) = _figure_and_axes(ax)
         scale = 1.0 if self.per_sample is None else float(self.per_sample)

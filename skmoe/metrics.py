@@ -9,9 +9,12 @@ for cross-validation. A scikit-learn ``Pipeline`` does not pass ``y`` to its las
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ._docstrings import fill
+
 __all__ = ["final_estimator", "log_likelihood_scorer", "mean_log_likelihood"]
 
 
+@fill
 def final_estimator(estimator, X):
     """The skmoe estimator at the end of ``estimator`` and ``X`` as it sees it.
 
@@ -21,10 +24,7 @@ def final_estimator(estimator, X):
     pipeline does not expose (``predict_interval``, ``sample_y``, ``bic``, ``summary``,
     ``predict_gate``, ...).
 
-    Parameters
-    ----------
-    estimator : estimator
-        A fitted skmoe estimator, or a Pipeline ending in one.
+    {Parameters estimator}
     X : array-like or None
         The input of ``estimator``.
 
@@ -55,21 +55,12 @@ def final_estimator(estimator, X):
     return estimator, X
 
 
+@fill
 def mean_log_likelihood(estimator, X, y, sample_weight=None, exposure=None):
     """Mean held-out log-likelihood ``sum_i w_i log p(y_i | x_i) / sum_i w_i``.
 
-    Parameters
-    ----------
-    estimator : estimator
-        A fitted skmoe estimator, or a Pipeline ending in one.
-    X : array-like of shape (n_samples, n_features)
-        Held-out samples.
-    y : array-like of shape (n_samples,)
-        Their responses.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Weights of the mean.
-    exposure : array-like of shape (n_samples,), default=None
-        Exposure of experts whose family accepts an offset.
+    {Parameters estimator held_out}
+    {exposure}
 
     Returns
     -------
@@ -81,21 +72,13 @@ def mean_log_likelihood(estimator, X, y, sample_weight=None, exposure=None):
     return float(np.average(log_lik, weights=sample_weight))
 
 
+@fill
 def log_likelihood_scorer(estimator, X, y, sample_weight=None):
     """Scorer for ``scoring=`` in ``cross_val_score``, ``GridSearchCV``, ...: the mean
     held-out log-likelihood (greater is better) of a skmoe estimator or a Pipeline ending
     in one.
 
-    Parameters
-    ----------
-    estimator : estimator
-        A fitted skmoe estimator, or a Pipeline ending in one.
-    X : array-like of shape (n_samples, n_features)
-        Held-out samples.
-    y : array-like of shape (n_samples,)
-        Their responses.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Weights of the mean.
+    {Parameters estimator held_out}
 
     Returns
     -------

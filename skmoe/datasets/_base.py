@@ -6,6 +6,8 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._docstrings import fill
+
 _ORIGINS = {
     "tonedata.csv": "Cohen (1980), tone perception experiment; R package mixtools (tonedata).",
     "NOdata.csv": "Brinkman (1981), ethanol fuel experiment; R package mixtools (NOdata).",
@@ -48,25 +50,14 @@ def _load(filename, features, target, return_X_y, as_frame=False, extra=()):
     return bunch
 
 
+@fill
 def load_tone(*, return_X_y=False, as_frame=False):
     """Tone perception data (n=150): perceived tone ``tuned`` against ``stretchratio``.
 
     Cohen (1980); distributed with the R package mixtools as ``tonedata``. The classic
     two-regime example: some listeners track the stretch ratio, others the octave.
 
-    Parameters
-    ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
-        scikit-learn's loaders.
-
-    Returns
-    -------
-    Bunch or tuple
-        A Bunch with ``data`` (150, 1), ``target`` (150,), ``feature_names``,
-        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
+    {loader}
 
     Examples
     --------
@@ -78,24 +69,13 @@ def load_tone(*, return_X_y=False, as_frame=False):
     return _load("tonedata.csv", ["stretchratio"], "tuned", return_X_y, as_frame)
 
 
+@fill
 def load_nodata(*, return_X_y=False, as_frame=False):
     """Ethanol fuel data (n=88): ``Equivalence`` ratio against ``NO`` emission.
 
     Brinkman (1981); distributed with the R package mixtools as ``NOdata``.
 
-    Parameters
-    ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
-        scikit-learn's loaders.
-
-    Returns
-    -------
-    Bunch or tuple
-        A Bunch with ``data`` (88, 1), ``target`` (88,), ``feature_names``,
-        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
+    {loader}
 
     Examples
     --------
@@ -106,25 +86,14 @@ def load_nodata(*, return_X_y=False, as_frame=False):
     return _load("NOdata.csv", ["NO"], "Equivalence", return_X_y, as_frame)
 
 
+@fill
 def load_co2(*, return_X_y=False, as_frame=False):
     """GNP and CO2 per capita of 28 countries: ``CO2`` against ``GNP``.
 
     Hurn, Justel & Robert (2003); distributed with the R package mixtools as ``CO2data``.
     The Bunch also holds ``country``.
 
-    Parameters
-    ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
-        scikit-learn's loaders.
-
-    Returns
-    -------
-    Bunch or tuple
-        A Bunch with ``data`` (28, 1), ``target`` (28,), ``feature_names``,
-        ``DESCR``, ``country``; or ``(X, y)`` when ``return_X_y``.
+    {loader}
 
     Examples
     --------
@@ -135,6 +104,7 @@ def load_co2(*, return_X_y=False, as_frame=False):
     return _load("CO2data.csv", ["GNP"], "CO2", return_X_y, as_frame, extra=("country",))
 
 
+@fill
 def load_npreg(*, target="yn", return_X_y=False, as_frame=False):
     """Artificial two-class regression data of the R package flexmix (``NPreg``, n=200).
 
@@ -142,11 +112,7 @@ def load_npreg(*, target="yn", return_X_y=False, as_frame=False):
     ----------
     target : {"yn", "yp", "yb"}, default="yn"
         Gaussian (``yn``), Poisson count (``yp``) or binary (``yb``) response.
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
-        scikit-learn's loaders.
+    {loader_flags}
 
     Returns
     -------
@@ -166,24 +132,13 @@ def load_npreg(*, target="yn", return_X_y=False, as_frame=False):
     return _load("NPreg.csv", ["x"], target, return_X_y, as_frame, extra=("class",))
 
 
+@fill
 def load_mcycle(*, return_X_y=False, as_frame=False):
     """Motorcycle crash data (n=133): head acceleration ``accel`` against ``times`` (ms).
 
     Silverman (1985); distributed with the R package MASS as ``mcycle``.
 
-    Parameters
-    ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        ``data`` a pandas DataFrame and ``target`` a Series (and ``frame`` both), as
-        scikit-learn's loaders.
-
-    Returns
-    -------
-    Bunch or tuple
-        A Bunch with ``data`` (133, 1), ``target`` (133,), ``feature_names``,
-        ``DESCR``; or ``(X, y)`` when ``return_X_y``.
+    {loader}
 
     Examples
     --------
