@@ -704,7 +704,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate = self._params["gate"]
         self._params = {
             "gate": [gate[0][:, order]],
-            "experts": {key: value[order] for key, value in self._params["experts"].items()},
+            "experts": self._family.take_experts(self._params["experts"], order),
         }
         self._set_gate_attributes(self._params["gate"])
         self._set_expert_attributes(self._params["experts"])

@@ -177,7 +177,7 @@ class MixtureOfExpertsModel:
         order = self.gate.canonical_order(leaf_mass)
         return {
             "gate": self.gate.permute(params["gate"], order),
-            "experts": {key: value[order[-1]] for key, value in params["experts"].items()},
+            "experts": self.family.take_experts(params["experts"], order[-1]),
         }, order[-1]
 
 

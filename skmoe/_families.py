@@ -110,11 +110,14 @@ def _gaussian_rss_block(block, coef):
     return np.einsum("ki,ki->k", block.weights, resid)
 
 
-def _keep_empty_experts(new, old, empty):
-    """Experts with no weight keep their previous parameters (their M-step is undefined)."""
+def _keep_empty_experts(new, old, empty, shared=()):
+    """Experts with no weight keep their previous parameters (their M-step is undefined);
+    ``shared`` arrays have no expert axis."""
     if not empty.any():
         return new
     for key, value in new.items():
+        if key in shared:
+            continue
         if old is not None:
             value[empty] = old[key][empty]
         elif key == "coef":
@@ -157,6 +160,10 @@ class ExpertFamily:
     #: its maximum), by which a fit that stopped far from it, at its start, is found.
     #: None for closed-form M-steps.
     newton_gain = None
+
+    #: Keys of ``params`` whose arrays are shared by all experts (no expert axis, e.g.
+    #: coefficients common to every expert): never reordered or indexed by expert.
+    shared_keys = ()
 
     # optional capabilities (see CAPABILITIES): None where a family lacks them
     start = statistics = solve = information_terms = distribution = modes = None
@@ -220,6 +227,12 @@ class ExpertFamily:
 
     def n_parameters(self, params):
         return params["coef"].size + self.n_experts * len(self.dispersion_keys)
+
+    def take_experts(self, params, order):
+        """The parameters of the experts ``order`` (an index array), in that order: the
+        per-expert arrays indexed on their first axis, the ``shared_keys`` ones kept."""
+        return {key: value if key in self.shared_keys else value[order]
+                for key, value in params.items()}
 
     def coef_penalty(self, n_coef, alpha=None):
         return np.diag(penalty_diagonal(n_coef, self.alpha if alpha is None else alpha))
@@ -389,7 +402,8 @@ class GaussianExperts(ExpertFamily):
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.maximum(rss / totals, self.variance_floor)
         empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
-        return _keep_empty_experts({"coef": coef, "variance": variance}, params, empty)
+        new = {"coef": coef, "variance": variance}
+        return _keep_empty_experts(new, params, empty, self.shared_keys)
 
     def m_step_blocks(self, source, params=None):
         if is_wide(source.n_expert_features):
@@ -410,7 +424,7 @@ class GaussianExperts(ExpertFamily):
         rss += self.alpha * np.sum(new["coef"][:, 1:] ** 2, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             new["variance"] = np.maximum(rss / totals, self.variance_floor)
-        return _keep_empty_experts(new, params, empty)
+        return _keep_empty_experts(new, params, empty, self.shared_keys)
 
     def mean(self, X, params, offset=None):
         return self.eta(X, params, offset)
@@ -826,7 +840,7 @@ class MultinomialExperts(ExpertFamily):
             source, "X_expert", _ClassCounts(self.n_classes), coef, self.alpha, factor,
             max_iter=self.max_newton_steps, max_cg=self.max_cg,
         )
-        return _keep_empty_experts({"coef": coef}, params, empty)
+        return _keep_empty_experts({"coef": coef}, params, empty, self.shared_keys)
 
     def mean(self, X, params, offset=None):
         return _logit.log_proba(X, params["coef"])[1]

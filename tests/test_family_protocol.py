@@ -320,3 +320,12 @@ def test_the_nb_distribution_is_scipys():
     np.testing.assert_allclose(dist.mean(), mean)
     np.testing.assert_allclose(dist.var(), mean + mean**2 / size)
     assert isinstance(dist.dist, type(stats.nbinom))
+
+
+def test_shared_arrays_are_not_reordered_with_the_experts():
+    family = make_family(PoissonExperts(), 3)
+    family.shared_keys = ("common",)
+    params = {"coef": np.arange(6.0).reshape(3, 2), "common": np.array([7.0, 8.0, 9.0])}
+    taken = family.take_experts(params, np.array([2, 0, 1]))
+    np.testing.assert_array_equal(taken["coef"][:, 0], [4.0, 0.0, 2.0])
+    np.testing.assert_array_equal(taken["common"], params["common"])
