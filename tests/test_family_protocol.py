@@ -42,7 +42,8 @@ FAMILY_CASES = {
 
 
 def _model(family, **params):
-    params = {"n_init": 2, "random_state": 0, **params}
+    # the random start of the protocol's reference runs (the default searches starts)
+    params = {"n_init": 2, "random_state": 0, "init_params": "random", **params}
     return MixtureOfExpertsRegressor(2, expert=family(), **params)
 
 
@@ -136,7 +137,7 @@ def test_outside_family_dask_fit_equals_in_memory_fit(client, case):
 
     family, make = FAMILY_CASES[case]
     X, y = make(2000, 4)
-    params = dict(max_iter=15, tol=0.0, n_init=1)
+    params = dict(max_iter=15, tol=0.0, n_init=1, acceleration=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # not converged in 15 iterations
         memory = _model(family, **params).fit(X, y)
@@ -180,7 +181,7 @@ class InMemoryOnlyExperts(exponential.ExponentialExperts):
 def test_missing_capabilities_are_named_when_the_method_starts():
     X, y = _nb_data(1500, 5)
     model = MixtureOfExpertsRegressor(2, expert=FixedSizeExperts(), random_state=0).fit(X, y)
-    np.testing.assert_array_equal(model.expert_size_, 3.0)
+    np.testing.assert_allclose(model.expert_size_, 3.0)
     with pytest.raises(NotImplementedError,
                        match="partial_fit needs .*dispersion_statistics.*FixedSizeExperts"):
         MixtureOfExpertsRegressor(2, expert=FixedSizeExperts()).partial_fit(X, y)
