@@ -83,7 +83,7 @@ class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegresso
     Parameters
     ----------
     {tree}
-    expert : {{"gaussian", "poisson", "gamma", "bernoulli"}}, default="gaussian"
+    expert : {{"gaussian", "poisson", "gamma", "bernoulli"}} or family, default="gaussian"
     gate_alpha, expert_alpha, gate_features, expert_features, variance_floor, max_iter, \
 tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert

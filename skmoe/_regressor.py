@@ -28,9 +28,11 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     ----------
     n_experts : int, default=2
         Number of experts K.
-    expert : {"gaussian", "poisson", "gamma", "bernoulli"}, default="gaussian"
+    expert : {"gaussian", "poisson", "gamma", "bernoulli"} or family, default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
-        link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link).
+        link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link); or
+        an expert family instance (see "Adding an expert family" in the docs), of which
+        the fit uses a copy.
     gate_alpha : float, default=0.01
         L2 penalty ``gate_alpha / 2 ||V||^2`` on the gate coefficients (not the
         intercepts), on the scale of the summed log-likelihood; 0 gives the maximum
