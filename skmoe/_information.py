@@ -113,8 +113,8 @@ def observed_information(model, data, params):
 def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     """Hessian of the observed log-likelihood summed over a block of rows."""
     family, experts = model.family, params["experts"]
-    Xg, Xe, y, w = data.X_gate[rows], data.X_expert[rows], data.y[rows], data.sample_weight[rows]
-    offset = None if data.offset is None else data.offset[rows]
+    part = data.take(rows)
+    Xg, Xe, y, w, offset = part.X_gate, part.X_expert, part.y, part.sample_weight, part.offset
     n = y.shape[0]
     if sparse.issparse(Xg):  # the information is dense anyway, (K p)^2
         Xg = Xg.toarray()

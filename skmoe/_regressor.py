@@ -217,7 +217,10 @@ shape (n_samples, n_experts), default="multistart"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.positive_only = self._family_prototype().positive_only
+        try:
+            tags.target_tags.positive_only = self._family_prototype().positive_only
+        except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
+            tags.target_tags.positive_only = False
         return tags
 
     def _family_prototype(self):
