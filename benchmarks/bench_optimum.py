@@ -10,8 +10,8 @@ model on planted regimes, the classifier on planted regions):
    half with the new default, each from its own seed. Fits that end with a degenerate
    expert (a variance held at its floor, or less than 5% of the weight: flexmix's default
    ``minprior``) are spurious maxima of an unbounded likelihood and are not candidates.
-2. ``--seeds`` fits with ``init_params="multistart"`` and SQUAREM (meant to become the
-   default, issue #12) and with the old behaviour, side by side in the same run. A fit
+2. ``--seeds`` fits with the defaults (``init_params="multistart"`` and SQUAREM) and with
+   the old behaviour, side by side in the same run. A fit
    reaches the optimum when its objective is within 0.05 of the best known.
 
 Reported per problem: the share of fits that reach the optimum, the median EM iterations
@@ -115,7 +115,7 @@ def main():
     header = (f"{'problem':<30} {'best known':>12} | {'reached':>7} {'iter':>5} {'cost':>5} | "
               f"{'reached':>7} {'iter':>5} {'cost':>5}")
     print(f"{'':<30} {'':>12} | {'old: random start, plain EM':^19} | "
-          f"{'multistart + SQUAREM':^19}")
+          f"{'default: multistart + SQUAREM':^19}")
     print(header)
     totals = {"old": [], "new": []}
     summary = {"old": ([], [], []), "new": ([], [], [])}

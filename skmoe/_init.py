@@ -346,31 +346,34 @@ def search_start(estimator, model, source, rng, run, max_iter):
     """The ``"multistart"`` fit: EM runs from successive candidate starts until two of them
     agree on the best objective found, or ``SEARCH_RUNS`` have run.
 
-    Candidates cycle through ``SEARCH_SEQUENCE``: k-means partitions of the standardised
-    ``[X, y]``, and random soft responsibilities. The hard ones start EM from local
+    The first candidates are one of each kind in ``SEARCH_SEQUENCE``: a k-means partition
+    of the standardised ``[X, y]``, and random soft responsibilities; later ones are of the
+    kind that found the best run so far (on NPreg, k-means always lands in the same poor
+    basin, and alternating would double the cost). The hard ones start EM from local
     regions, the soft ones near the symmetric point; on the benchmark problems
     (``benchmarks/bench_optimum.py``) each kind finds the best basin where the other
     rarely does (k-means reaches the best optimum of mcycle with four experts in 40% of
     runs, random starts in 13%; on the regional classifier 0% against 50%). Sparse X
-    takes random starts only. Two runs agree when their objectives
-    differ by at most ``SEARCH_AGREEMENT`` per unit of weight. An easy problem, where every
-    start leads to the same optimum, costs two runs; a problem with several optima costs
+    takes random starts only. Two runs agree when their objectives differ by at most
+    ``SEARCH_AGREEMENT`` per unit of weight. An easy problem, where every start leads to
+    the same optimum, costs two runs; a problem with several optima costs
     more, until its best optimum has been reached twice. A run with a degenerate expert
     loses to any regular run (``_better``).
 
     ``run(params, max_iter)`` runs EM and returns its result (a dict with ``params``,
     ``objective``, ...). Returns the best result and the objective of every run.
     """
-    best, reached, regular = None, [], []
+    best, best_kind, reached, regular = None, None, [], []
     agreement = SEARCH_AGREEMENT * source.total_weight
     sequence = ("random",) if _holds_sparse(source) else SEARCH_SEQUENCE
     for index in range(SEARCH_RUNS):
-        initialise(estimator, source, rng, sequence[index % len(sequence)])
+        kind = sequence[index] if index < len(sequence) else best_kind
+        initialise(estimator, source, rng, kind)
         result = run(model.m_step_blocks(source, None), max_iter)
         reached.append(result["objective"])
         regular.append(not result["degenerate"])
         if best is None or _better(result, best):
-            best = result
+            best, best_kind = result, kind
         peers = np.array(reached)[np.array(regular) == (not best["degenerate"])]
         if np.sum(peers >= best["objective"] - agreement) >= 2:
             break

@@ -69,9 +69,10 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
 shape (n_samples, n_experts), default="multistart"
-        Initial responsibilities. "multistart" runs EM from successive starts
-        (alternately "kmeans" and "random") until two runs agree on the best objective
-        found, at most 8 runs (a run with a degenerate expert loses to any regular one).
+        Initial responsibilities. "multistart" runs EM from successive starts (one
+        "kmeans", one "random", then of the kind that found the best run) until two runs
+        agree on the best objective found, at most 8 runs (a run with a degenerate expert
+        loses to any regular one).
         "random": random responsibilities (normalised Beta(0.3, 1) draws) drawn from a
         hash of each row and the seed (so the start, and the fit, do not depend on the row
         order, and integer sample weights equal repeated rows); "voronoi": the hard
