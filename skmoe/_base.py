@@ -18,6 +18,7 @@ from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
 from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_data
+from ._threads import em_threads, limit_blas_threads
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
 EM_NEWTON_STEPS = 3
@@ -331,7 +332,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         as it was, since validation also sets attributes (``n_features_in_``, ...)."""
         state = dict(self.__dict__)
         try:
-            return self._fit_unguarded(X, y, sample_weight, exposure)
+            # BLAS held to the cores n_jobs gives each run (one by default): see _threads
+            with limit_blas_threads(em_threads(self.n_jobs, self.n_init)):
+                return self._fit_unguarded(X, y, sample_weight, exposure)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
