@@ -117,20 +117,38 @@ def weighted_square_sums(X, W):
     return out
 
 
+#: Doubles of the weighted copies of one row block in ``weighted_grams`` (2 MiB: they
+#: stay in cache between the multiply that makes them and the product that reads them).
+GRAM_BUFFER = 1 << 18
+
+
 def weighted_grams(X, W):
-    """Weighted Gram matrices ``X1' diag(W[m]) X1`` of shape (M, d + 1, d + 1)."""
+    """Weighted Gram matrices ``X1' diag(W[m]) X1`` of shape (M, d + 1, d + 1).
+
+    Dense X: per block of rows, the M weighted copies ``W[m] * Xb'`` are written into one
+    reused buffer, and all M Grams come from one product of that stack with ``Xb`` (no
+    loop over the models, no temporary per model; about twice as fast as a product per
+    model, the BLAS floor of the M-step).
+    """
     n, d = X.shape
     M = W.shape[0]
     gram = np.zeros((M, d + 1, d + 1))
     if sparse.issparse(X):
         for m in range(M):
             gram[m, 1:, 1:] = (X.T @ X.multiply(W[m][:, None]).tocsc()).toarray()
-    else:
-        for start in range(0, n, BLOCK_ROWS):
-            Xb = X[start : start + BLOCK_ROWS]
-            Wb = W[:, start : start + BLOCK_ROWS]
-            for m in range(M):
-                gram[m, 1:, 1:] += (Xb.T * Wb[m]) @ Xb
+    elif n > 0 and d > 0:
+        size = int(min(2048, max(64, GRAM_BUFFER // (M * d))))
+        stack = np.empty((M, d, min(size, n)))
+        lower = np.zeros((M * d, d))
+        for start in range(0, n, size):
+            Xb = X[start : start + size]
+            part = stack[:, :, : Xb.shape[0]]
+            np.multiply(Xb.T[None], W[:, None, start : start + size], out=part)
+            lower += part.reshape(M * d, -1) @ Xb
+        lower = lower.reshape(M, d, d)
+        gram[:, 1:, 1:] = lower
+        gram[:, 1:, 1:] += lower.transpose(0, 2, 1)
+        gram[:, 1:, 1:] *= 0.5  # exactly symmetric, whichever triangle a solver reads
     sums = weighted_sums(X, W)
     gram[:, 0, :] = sums
     gram[:, :, 0] = sums
