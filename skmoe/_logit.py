@@ -216,25 +216,69 @@ def _weighted_sums_3d(X, A):
     return weighted_sums(X, A.reshape(M * C, n)).reshape(M, C, -1)
 
 
+def evaluation_state(cache, shape):
+    """The per-row arrays that the curvature passes read, for soft counts of ``shape``
+    (M, C, n): those already in a block's ``cache`` when they fit, else new ones."""
+    M, C, n = shape
+    wanted = {"logit_q": (M, n)} if C == 2 else {"logit_p": shape, "logit_w": (M, 1, n)}
+    state = {}
+    for key, key_shape in wanted.items():
+        array = cache.get(key)  # the previous point's values are not needed
+        fits = array is not None and array.shape == key_shape
+        state[key] = array if fits else np.empty(key_shape)
+    return state
+
+
+def evaluate_rows(Xb, Sb, log_pb, pb, state, rows):
+    """Unpenalised objective and gradient (in V) of the rows ``rows`` of a block, from their
+    soft counts ``Sb`` and log-probabilities and probabilities (``log_proba``; ``pb`` is
+    overwritten); keeps the rows' curvature state in ``state`` (``evaluation_state``).
+
+    For two categories, with ``w = S_0 + S_1`` the gradient rows are ``+-X1'(S_1 - w p_1)``
+    and the curvature weight is ``w p_0 p_1`` (kept as ``q``), so each pass costs one
+    product with X per node, not two.
+    """
+    M, C, _ = Sb.shape
+    value = np.einsum("mci,mci->", Sb, log_pb)
+    if C == 2:
+        weight = Sb.sum(axis=1)
+        resid = Sb[:, 1] - weight * pb[:, 1]
+        q = state["logit_q"][:, rows]
+        np.multiply(pb[:, 0], pb[:, 1], out=q)
+        q *= weight
+        grad = np.empty((M, 2, Xb.shape[1] + 1))
+        grad[:, 1] = weighted_sums(Xb, resid)
+        grad[:, 0] = -grad[:, 1]
+        return value, grad
+    weights = Sb.sum(axis=1, keepdims=True)
+    state["logit_w"][..., rows] = weights
+    state["logit_p"][..., rows] = pb
+    pb *= -weights
+    pb += Sb
+    return value, _weighted_sums_3d(Xb, pb)
+
+
 def _tn_evaluate_block(block, design, counts, V):
-    """Unpenalised objective and gradient (in V) of one block; keeps the probabilities."""
+    """Unpenalised objective and gradient (in V) of one block; keeps the curvature state."""
     X, S = getattr(block, design), counts(block)
-    if S.shape[1] == 2:
-        return _tn_evaluate_binary(X, S, V, block.cache.get("logit_q"))
-    weights = S.sum(axis=1, keepdims=True)
+    state = evaluation_state(block.cache, S.shape)
     value, grad = 0.0, np.zeros(V.shape)
-    p = block.cache.get("logit_p")  # the previous point's probabilities are not needed
-    if p is None or p.shape != S.shape:
-        p = np.empty(S.shape)
     for rows in row_blocks(X.shape[0]):
         Xb = X[rows]
         log_pb, pb = log_proba(Xb, V)
-        value += np.einsum("mci,mci->", S[..., rows], log_pb)
-        p[..., rows] = pb
-        pb *= -weights[..., rows]
-        pb += S[..., rows]
-        grad += _weighted_sums_3d(Xb, pb)
-    return {"logit_p": p, "logit_w": weights}, (value, grad)
+        part_value, part_grad = evaluate_rows(Xb, S[..., rows], log_pb, pb, state, rows)
+        value += part_value
+        grad += part_grad
+    return state, (value, grad)
+
+
+def _tn_value_block(block, design, counts, V):
+    """Unpenalised objective of one block (no gradient, no state)."""
+    X, S = getattr(block, design), counts(block)
+    value = 0.0
+    for rows in row_blocks(X.shape[0]):
+        value += np.einsum("mci,mci->", S[..., rows], log_proba(X[rows], V)[0])
+    return value
 
 
 def _tn_curvature_block(block, design, counts, D):
@@ -252,30 +296,6 @@ def _tn_curvature_block(block, design, counts, D):
         A *= weights[..., rows]
         out += _weighted_sums_3d(Xb, A)
     return out
-
-
-def _tn_evaluate_binary(X, S, V, q):
-    """``_tn_evaluate_block`` for two categories, from the logit difference alone.
-
-    With ``w = S_0 + S_1`` the gradient rows are ``+-X1'(S_1 - w p_1)`` and the curvature
-    weight is ``w p_0 p_1`` (kept as ``q``), so each pass costs one product with X per node,
-    not two.
-    """
-    M, _, n = S.shape
-    if q is None or q.shape != (M, n):
-        q = np.empty((M, n))
-    value, grad = 0.0, np.zeros(V.shape)
-    for rows in row_blocks(X.shape[0]):
-        Xb, Sb = X[rows], S[..., rows]
-        log_pb, pb = _binary_log_proba(linear_predictor(Xb, V[:, 1] - V[:, 0]))
-        value += np.einsum("mci,mci->", Sb, log_pb)
-        weight = Sb.sum(axis=1)
-        resid = Sb[:, 1] - weight * pb[:, 1]
-        np.multiply(pb[:, 0], pb[:, 1], out=q[:, rows])
-        q[:, rows] *= weight
-        grad[:, 1] += weighted_sums(Xb, resid)
-    grad[:, 0] = -grad[:, 1]
-    return {"logit_q": q}, (value, grad)
 
 
 def _tn_curvature_binary(X, q, D):
@@ -301,7 +321,8 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
 
 
 def maximise_truncated_newton_blocks(
-    source, design, counts, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12
+    source, design, counts, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12,
+    start=None,
 ):
     """Truncated Newton on ``sum_m Q_m`` in the coordinates ``U = V R'``; returns the new ``V``.
 
@@ -311,6 +332,10 @@ def maximise_truncated_newton_blocks(
     Hessian-vector products, each one pass over the data. For wide designs it is the
     diagonal (M, d + 1) of ``diagonal_factor`` instead. No model's Hessian is formed, and
     the objective never decreases.
+
+    ``start``, the unpenalised objective and gradient at ``V`` with the curvature state at
+    ``V`` in the blocks (as ``evaluate_rows`` leaves them; the E-step computes both), saves
+    the first pass. The last Newton step's line search evaluates the objective only.
     """
 
     def evaluate(U):
@@ -328,8 +353,21 @@ def maximise_truncated_newton_blocks(
         out[..., 1:] += alpha * D[..., 1:]
         return _gradient_to_preconditioned(out, inv_factor)
 
+    def objective(U):
+        """The objective alone: one pass, no state kept."""
+        W = _from_preconditioned(U, inv_factor)
+        value = source.reduce(_tn_value_block, design, counts, W)
+        return value - 0.5 * alpha * np.sum(W[..., 1:] ** 2)
+
+    if start is not None:
+        value, grad = start
+        grad = grad.copy()
+        grad[..., 1:] -= alpha * V[..., 1:]
+        start = (value - 0.5 * alpha * np.sum(V[..., 1:] ** 2),
+                 _gradient_to_preconditioned(grad, inv_factor))
     U = _to_preconditioned(V, inv_factor)
-    U, _ = truncated_newton(evaluate, curvature, U, max_iter=max_iter, max_cg=max_cg, tol=tol)
+    U, _ = truncated_newton(evaluate, curvature, U, max_iter=max_iter, max_cg=max_cg, tol=tol,
+                            start=start, objective=objective)
     V = _from_preconditioned(U, inv_factor)
     # back onto the sum-to-zero subspace: the probabilities are the same and the penalty
     # does not grow, while rounding along the flat direction (the same intercept added to
