@@ -141,8 +141,16 @@ class MixtureOfExpertsModel:
 
     def e_pass(self, source, params):
         """The E-step over every block, keeping ``W`` = sample weight times posterior in each
-        block's cache; returns the weighted log-likelihood and the leaves' masses (K,)."""
-        return source.update(_e_step_block, self, params)
+        block's cache; returns the weighted log-likelihood and the leaves' masses (K,).
+
+        The same pass computes the gates' M-step start at ``params`` (its first evaluation:
+        the E-step's gate probabilities are those at the coefficients the M-step starts
+        from), kept in ``source.cache["gate_start"]`` for ``m_step_blocks`` of the same
+        ``params``.
+        """
+        log_lik, mass, *gate_start = source.update(_e_step_block, self, params)
+        source.cache["gate_start"] = (params["gate"], gate_start)
+        return log_lik, mass
 
     def m_step(self, data, resp, params):
         """``m_step_blocks`` on in-memory arrays and posteriors ``resp`` (K, n)."""
@@ -154,11 +162,15 @@ class MixtureOfExpertsModel:
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
         if "gate_preconditioner" not in source.cache:
             source.cache["gate_preconditioner"] = self.gate.preconditioner(source)
+        start = None
         if params is None:
             V = self.gate.initial_coef(np.empty((0, source.n_gate_features)))
         else:
             V = params["gate"]
-        gate = self.gate.m_step_blocks(source, V, source.cache["gate_preconditioner"])
+            at, gate_start = source.cache.pop("gate_start", (None, None))
+            if at is V:  # the blocks hold the E-step at these parameters
+                start = gate_start
+        gate = self.gate.m_step_blocks(source, V, source.cache["gate_preconditioner"], start)
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):
@@ -292,18 +304,33 @@ class ParameterVector:
 
 def _e_step_block(block, model, params):
     """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
-    (no ``(K, n)`` temporaries beside it)."""
+    (no ``(K, n)`` temporaries beside it), and the gates' M-step start at ``params``
+    (``GateTree.start_rows``) from the same rows."""
     n = block.n_rows
     W = block.cache.get("W")
     if W is None or W.shape != (model.gate.n_leaves, n):
         W = np.empty((model.gate.n_leaves, n))
-    log_lik = 0.0
+    gate = model.gate
+    state = gate.start_state(block.cache, W)
+    log_lik, gate_start = 0.0, 0.0
     for rows in row_blocks(n):
-        part = replace(block, X_expert=block.X_expert[rows], X_gate=block.X_gate[rows],
-                       y=block.y[rows], sample_weight=block.sample_weight[rows],
-                       offset=None if block.offset is None else block.offset[rows], cache={})
-        ll, resp = model.e_step(part, params)
-        resp *= part.sample_weight
-        W[:, rows] = resp
-        log_lik += float(part.sample_weight @ ll)
-    return {"W": W}, (log_lik, W.sum(axis=1))
+        X_gate, sample_weight = block.X_gate[rows], block.sample_weight[rows]
+        joint = model.family.log_prob(
+            block.X_expert[rows], block.y[rows], params["experts"],
+            None if block.offset is None else block.offset[rows],
+        )
+        log_prior, nodes = gate.log_prob_rows(X_gate, params["gate"])
+        joint += log_prior
+        ll = log_sum_exp(joint, axis=0)
+        joint -= ll
+        np.exp(joint, out=joint)
+        joint *= sample_weight
+        W[:, rows] = joint
+        log_lik += float(sample_weight @ ll)
+        gate_start = _add(gate_start, gate.start_rows(X_gate, W[:, rows], nodes, state, rows))
+    return {"W": W, **state}, (log_lik, W.sum(axis=1), *gate_start)
+
+
+def _add(total, part):
+    """``total + part`` element by element through a tuple (0.0 is the empty sum)."""
+    return part if isinstance(total, float) else tuple(a + b for a, b in zip(total, part))

@@ -216,11 +216,19 @@ def _weighted_sums_3d(X, A):
     return weighted_sums(X, A.reshape(M * C, n)).reshape(M, C, -1)
 
 
-def evaluation_state(cache, shape):
+def _state_key(design, name):
+    """Cache key of the curvature state of the models fitted on ``design``: the gate's and
+    the multinomial experts' live side by side in one block."""
+    return f"logit_{name}:{design}"
+
+
+def evaluation_state(cache, shape, design):
     """The per-row arrays that the curvature passes read, for soft counts of ``shape``
-    (M, C, n): those already in a block's ``cache`` when they fit, else new ones."""
+    (M, C, n) on ``design``: those already in a block's ``cache`` when they fit, else new
+    ones."""
     M, C, n = shape
-    wanted = {"logit_q": (M, n)} if C == 2 else {"logit_p": shape, "logit_w": (M, 1, n)}
+    names = {"q": (M, n)} if C == 2 else {"p": shape, "w": (M, 1, n)}
+    wanted = {_state_key(design, name): key_shape for name, key_shape in names.items()}
     state = {}
     for key, key_shape in wanted.items():
         array = cache.get(key)  # the previous point's values are not needed
@@ -229,7 +237,7 @@ def evaluation_state(cache, shape):
     return state
 
 
-def evaluate_rows(Xb, Sb, log_pb, pb, state, rows):
+def evaluate_rows(Xb, Sb, log_pb, pb, state, rows, design):
     """Unpenalised objective and gradient (in V) of the rows ``rows`` of a block, from their
     soft counts ``Sb`` and log-probabilities and probabilities (``log_proba``; ``pb`` is
     overwritten); keeps the rows' curvature state in ``state`` (``evaluation_state``).
@@ -243,7 +251,7 @@ def evaluate_rows(Xb, Sb, log_pb, pb, state, rows):
     if C == 2:
         weight = Sb.sum(axis=1)
         resid = Sb[:, 1] - weight * pb[:, 1]
-        q = state["logit_q"][:, rows]
+        q = state[_state_key(design, "q")][:, rows]
         np.multiply(pb[:, 0], pb[:, 1], out=q)
         q *= weight
         grad = np.empty((M, 2, Xb.shape[1] + 1))
@@ -251,8 +259,8 @@ def evaluate_rows(Xb, Sb, log_pb, pb, state, rows):
         grad[:, 0] = -grad[:, 1]
         return value, grad
     weights = Sb.sum(axis=1, keepdims=True)
-    state["logit_w"][..., rows] = weights
-    state["logit_p"][..., rows] = pb
+    state[_state_key(design, "w")][..., rows] = weights
+    state[_state_key(design, "p")][..., rows] = pb
     pb *= -weights
     pb += Sb
     return value, _weighted_sums_3d(Xb, pb)
@@ -261,12 +269,12 @@ def evaluate_rows(Xb, Sb, log_pb, pb, state, rows):
 def _tn_evaluate_block(block, design, counts, V):
     """Unpenalised objective and gradient (in V) of one block; keeps the curvature state."""
     X, S = getattr(block, design), counts(block)
-    state = evaluation_state(block.cache, S.shape)
+    state = evaluation_state(block.cache, S.shape, design)
     value, grad = 0.0, np.zeros(V.shape)
     for rows in row_blocks(X.shape[0]):
         Xb = X[rows]
         log_pb, pb = log_proba(Xb, V)
-        part_value, part_grad = evaluate_rows(Xb, S[..., rows], log_pb, pb, state, rows)
+        part_value, part_grad = evaluate_rows(Xb, S[..., rows], log_pb, pb, state, rows, design)
         value += part_value
         grad += part_grad
     return state, (value, grad)
@@ -285,8 +293,8 @@ def _tn_curvature_block(block, design, counts, D):
     """Unpenalised ``-Hess Q`` times ``D`` (in V) on one block, at the kept probabilities."""
     X, S = getattr(block, design), counts(block)
     if S.shape[1] == 2:
-        return _tn_curvature_binary(X, block.cache["logit_q"], D)
-    p, weights = block.cache["logit_p"], block.cache["logit_w"]
+        return _tn_curvature_binary(X, block.cache[_state_key(design, "q")], D)
+    p, weights = block.cache[_state_key(design, "p")], block.cache[_state_key(design, "w")]
     out = np.zeros(D.shape)
     for rows in row_blocks(X.shape[0]):
         Xb, pb = X[rows], p[..., rows]
