@@ -39,7 +39,7 @@ from skmoe.datasets import make_moe_regression
 BUSY = "while True: pass"
 
 
-@threadpool_limits(limits=1, user_api="blas")  # as in a fit's EM loop (n_jobs=None)
+@threadpool_limits.wrap(limits=1, user_api="blas")  # as in a fit's EM loop (n_jobs=None)
 def floor_seconds(X, K, repeats=5):
     """The floor's products, timed alone (see the module docstring)."""
     rng = np.random.default_rng(0)
