@@ -148,7 +148,8 @@ class MixtureOfExpertsModel:
         from), kept in ``source.cache["gate_start"]`` for ``m_step_blocks`` of the same
         ``params``.
         """
-        log_lik, mass, *gate_start = source.update(_e_step_block, self, params)
+        hessian = getattr(source, "costly_passes", False)
+        log_lik, mass, *gate_start = source.update(_e_step_block, self, params, hessian)
         source.cache["gate_start"] = (params["gate"], gate_start)
         return log_lik, mass
 
@@ -302,10 +303,10 @@ class ParameterVector:
         return {"gate": gate, "experts": self.family.project(experts)}
 
 
-def _e_step_block(block, model, params):
+def _e_step_block(block, model, params, hessian=False):
     """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
     (no ``(K, n)`` temporaries beside it), and the gates' M-step start at ``params``
-    (``GateTree.start_rows``) from the same rows."""
+    (``GateTree.start_rows``, with the gates' Hessian if ``hessian``) from the same rows."""
     n = block.n_rows
     W = block.cache.get("W")
     if W is None or W.shape != (model.gate.n_leaves, n):
@@ -327,7 +328,8 @@ def _e_step_block(block, model, params):
         joint *= sample_weight
         W[:, rows] = joint
         log_lik += float(sample_weight @ ll)
-        gate_start = _add(gate_start, gate.start_rows(X_gate, W[:, rows], nodes, state, rows))
+        gate_start = _add(gate_start, gate.start_rows(X_gate, W[:, rows], nodes, state, rows,
+                                                             hessian))
     return {"W": W, **state}, (log_lik, W.sum(axis=1), *gate_start)
 
 

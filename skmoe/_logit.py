@@ -80,7 +80,7 @@ def _unpenalised_gradient(X, S, p):
     return weighted_sums(X, resid.reshape(M * C, n)).reshape(M, C, -1)
 
 
-def _hessian_blocks(X, S, P):
+def hessian_blocks(X, S, P):
     """``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` for the category pairs c <= c',
     shape (M, n_pairs, d + 1, d + 1)."""
     M, C, n = S.shape
@@ -114,7 +114,7 @@ def newton_matrix(X, S, P, alpha):
 
     Block (c, c') is ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1``.
     """
-    return _assemble_newton_matrix(_hessian_blocks(X, S, P), S.shape[1], alpha)
+    return _assemble_newton_matrix(hessian_blocks(X, S, P), S.shape[1], alpha)
 
 
 class CachedCounts:
@@ -136,7 +136,7 @@ def _newton_value_block(block, design, counts, V):
 def _newton_system_block(block, design, counts, V):
     X, S = getattr(block, design), counts(block)
     p = log_proba(X, V)[1]
-    return _unpenalised_gradient(X, S, p), _hessian_blocks(X, S, p)
+    return _unpenalised_gradient(X, S, p), hessian_blocks(X, S, p)
 
 
 def maximise_newton(X, S, V, alpha, *, max_steps=100, tol=1e-10):
@@ -343,12 +343,18 @@ def maximise_truncated_newton_blocks(
 
     ``start``, the unpenalised objective and gradient at ``V`` with the curvature state at
     ``V`` in the blocks (as ``evaluate_rows`` leaves them; the E-step computes both), saves
-    the first pass. The last Newton step's line search evaluates the objective only.
+    the first pass. It may hold a third item, the Hessian blocks at ``V``
+    (``hessian_blocks``): the conjugate-gradient steps at ``V`` are then products with
+    that small matrix instead of passes over the data (the same steps up to rounding). The
+    last Newton step's line search evaluates the objective only.
     """
+    at_start = [start is not None and len(start) > 2]
+    hessian = start[2] if at_start[0] else None
 
     def evaluate(U):
         """Objective and gradient in U coordinates: one pass, keeping the probabilities."""
         W = _from_preconditioned(U, inv_factor)
+        at_start[0] = False
         value, grad = source.update(_tn_evaluate_block, design, counts, W)
         value -= 0.5 * alpha * np.sum(W[..., 1:] ** 2)
         grad[..., 1:] -= alpha * W[..., 1:]
@@ -357,7 +363,10 @@ def maximise_truncated_newton_blocks(
     def curvature(direction):
         """``-Hess Q`` times ``direction``, in U coordinates, at the last accepted point."""
         D = _from_preconditioned(direction, inv_factor)
-        out = source.reduce(_tn_curvature_block, design, counts, D)
+        if at_start[0]:
+            out = _hessian_product(hessian, D)
+        else:
+            out = source.reduce(_tn_curvature_block, design, counts, D)
         out[..., 1:] += alpha * D[..., 1:]
         return _gradient_to_preconditioned(out, inv_factor)
 
@@ -368,7 +377,7 @@ def maximise_truncated_newton_blocks(
         return value - 0.5 * alpha * np.sum(W[..., 1:] ** 2)
 
     if start is not None:
-        value, grad = start
+        value, grad = start[:2]
         grad = grad.copy()
         grad[..., 1:] -= alpha * V[..., 1:]
         start = (value - 0.5 * alpha * np.sum(V[..., 1:] ** 2),
@@ -382,6 +391,18 @@ def maximise_truncated_newton_blocks(
     # every category) would otherwise build up from one M-step to the next
     V -= V.mean(axis=1, keepdims=True)
     return V
+
+
+def _hessian_product(blocks, D):
+    """Unpenalised ``-Hess Q`` times ``D`` (M, C, d + 1) from the pair blocks of
+    ``hessian_blocks`` (M, n_pairs, d + 1, d + 1)."""
+    C = D.shape[1]
+    out = np.zeros(D.shape)
+    for pair, (a, b) in enumerate(zip(*np.triu_indices(C))):
+        out[:, a] += np.einsum("mij,mj->mi", blocks[:, pair], D[:, b])
+        if a != b:
+            out[:, b] += np.einsum("mij,mj->mi", blocks[:, pair], D[:, a])
+    return out
 
 
 def diagonal_factor(square_sums, alpha):
