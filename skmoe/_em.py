@@ -193,8 +193,8 @@ class MixtureOfExpertsModel:
 #: EM accelerations ``run_em`` knows (None is plain EM).
 ACCELERATIONS = ("squarem", None)
 
-#: Extrapolations tried per SQUAREM cycle before it falls back to the plain EM step.
-SQUAREM_TRIALS = 3
+#: The initial bound on SQUAREM's step length (``-a`` of ``_squarem_cycle``).
+SQUAREM_STEP_MAX = 1.0
 
 
 def run_em(model, source, params, monitor, acceleration="squarem"):
@@ -213,7 +213,7 @@ def run_em(model, source, params, monitor, acceleration="squarem"):
         raise ValueError(f"acceleration must be one of {ACCELERATIONS}; got {acceleration!r}.")
     log_lik, mass = model.e_pass(source, params)
     monitor.report(log_lik - model.penalty(params))
-    step_max = 1.0
+    step_max = SQUAREM_STEP_MAX
     n_iter = 0
     while n_iter < monitor.max_iter:
         n_iter += 1
@@ -221,51 +221,50 @@ def run_em(model, source, params, monitor, acceleration="squarem"):
             params = model.m_step_blocks(source, params)
             log_lik, mass = model.e_pass(source, params)
         else:
-            params, log_lik, mass, step_max = _squarem_cycle(model, source, params, step_max)
+            params, log_lik, mass, step_max = _squarem_cycle(
+                model, source, params, monitor.history[-1], step_max
+            )
         monitor.report(log_lik - model.penalty(params))
         if monitor.converged:
             break
     return params, log_lik, mass, n_iter
 
 
-def _squarem_cycle(model, source, start, step_max):
+def _squarem_cycle(model, source, start, start_objective, step_max):
     """One SQUAREM cycle (scheme S3) from ``start``, whose E-step is in ``source``.
 
     With ``r = F(t) - t`` and ``v = F(F(t)) - 2 F(t) + t`` in unconstrained coordinates
-    (``ParameterVector``), the extrapolation is ``t - 2 a r + a^2 v``, ``a = -|r| / |v|``
-    held in ``[-step_max, -1]`` (``a = -1`` is the second EM step). A trial that lowers the
-    objective below the second EM step's halves ``a`` towards -1; ``step_max`` grows
-    fourfold whenever the bound holds ``a`` back and shrinks fourfold after a failed trial
-    (Varadhan & Roland's adaptive bound).
+    (``ParameterVector``), the extrapolation is ``t' = t - 2 a r + a^2 v``, ``a = -|r| / |v|``
+    held in ``[-step_max, -1]`` (``a = -1`` gives the second EM step), and the cycle ends
+    with one EM step from ``t'`` (Varadhan & Roland's stabilisation). That point is kept
+    when its penalised objective is at least the start's; otherwise the second EM step is.
+    ``step_max`` grows fourfold whenever the bound holds ``a`` back and shrinks fourfold
+    after a rejected extrapolation (Varadhan & Roland's adaptive bound).
     """
     first = model.m_step_blocks(source, start)
     model.e_pass(source, first)
     second = model.m_step_blocks(source, first)
-    log_lik, mass = model.e_pass(source, second)
-    objective = log_lik - model.penalty(second)
     coords = ParameterVector(model.family, start)
     t0, t1, t2 = coords.flatten(start), coords.flatten(first), coords.flatten(second)
     r, v = t1 - t0, t2 - 2.0 * t1 + t0
     rr, vv = float(r @ r), float(v @ v)
-    if not (rr > 0 and vv > 0 and np.isfinite(rr + vv)):
-        return second, log_lik, mass, step_max
-    alpha = -np.sqrt(rr / vv)
+    alpha = -np.sqrt(rr / vv) if rr > 0 and vv > 0 and np.isfinite(rr + vv) else -1.0
     if alpha <= -step_max:  # held at the bound: allow longer steps next time
         alpha, step_max = -step_max, 4.0 * step_max
-    if alpha >= -1.0:
-        return second, log_lik, mass, step_max
-    for _ in range(SQUAREM_TRIALS):
+    if alpha < -1.0:
         trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
         with np.errstate(all="ignore"):
-            trial_log_lik, trial_mass = model.e_pass(source, trial)
-            trial_objective = trial_log_lik - model.penalty(trial)
-        # a trial within rounding of the EM step is taken: deciding by rounding noise
-        # would make chunked and in-memory fits, whose sums round differently, part ways
-        if trial_objective >= objective - _NOISE * abs(objective):
-            return trial, trial_log_lik, trial_mass, step_max
-        alpha = 0.5 * (alpha - 1.0)
+            trial_log_lik, _ = model.e_pass(source, trial)
+        if np.isfinite(trial_log_lik):
+            stabilised = model.m_step_blocks(source, trial)
+            log_lik, mass = model.e_pass(source, stabilised)
+            objective = log_lik - model.penalty(stabilised)
+            # a point within rounding of the start is taken: deciding by rounding noise
+            # would make chunked and in-memory fits, whose sums round differently, part ways
+            if objective >= start_objective - _NOISE * abs(start_objective):
+                return stabilised, log_lik, mass, step_max
         step_max = max(1.0, step_max / 4.0)
-    log_lik, mass = model.e_pass(source, second)  # the blocks hold the last trial's E-step
+    log_lik, mass = model.e_pass(source, second)
     return second, log_lik, mass, step_max
 
 

@@ -55,23 +55,25 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Convergence threshold on the estimated distance of the per-sample penalised
         log-likelihood to its limit (Aitken's estimate from the last changes; see the user
         guide). An objective constant to rounding stops EM whatever ``tol`` is.
-    acceleration : {"squarem"} or None, default=None
-        SQUAREM extrapolation of the EM map (Varadhan & Roland 2008), kept only when it
-        does not lower the objective; then one iteration is one SQUAREM cycle of two EM
-        steps. None runs plain EM (one iteration is one EM step).
+    acceleration : {"squarem"} or None, default="squarem"
+        SQUAREM extrapolation of the EM map (Varadhan & Roland 2008) followed by one EM
+        step, kept only when it does not lower the objective; then one iteration is one
+        SQUAREM cycle (two EM steps, the extrapolation and its EM step). None runs plain EM
+        (one iteration is one EM step).
     n_init : int, default=1
         Number of independent fits (each with its own ``init_params`` search); the best
         is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
-shape (n_samples, n_experts), default="random"
+shape (n_samples, n_experts), default="multistart"
         Initial responsibilities. "multistart" runs EM from successive starts
-        (alternately "random" and "voronoi") until two runs agree on the best objective
+        (alternately "kmeans" and "random") until two runs agree on the best objective
         found, at most 8 runs (a run with a degenerate expert loses to any regular one).
         "random": random responsibilities (normalised Beta(0.3, 1) draws) drawn from a
         hash of each row and the seed (so the start, and the fit, do not depend on the row
         order, and integer sample weights equal repeated rows); "voronoi": the hard
         partition of the standardised ``[X, y]`` around randomly drawn distinct rows;
-        "kmeans": hard k-means clusters of the standardised ``[X, y]``; "tree": the leaves
+        "kmeans": hard k-means clusters of the standardised ``[X, y]`` (greedy k-means++
+        seeds drawn from row hashes, so also invariant to row order); "tree": the leaves
         of a CART tree with ``n_experts`` leaves; or the given array (used as is by every
         restart).
     random_state : int, RandomState instance or None, default=None
@@ -159,9 +161,9 @@ shape (n_samples, n_experts), default="random"
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
-        acceleration=None,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,

@@ -204,8 +204,8 @@ def test_restarts_run_on_the_dask_joblib_backend(client):
 def test_dask_fit_errors_are_clear(client):
     X, y, _ = _regression(n=500)
     dX, dy = _chunked(X, 500), _chunked(y, 500)
-    with pytest.raises(ValueError, match="init_params must be 'multistart', 'random' or"):
-        MixtureOfExpertsRegressor(2, init_params="kmeans").fit(dX, dy)
+    with pytest.raises(ValueError, match="init_params must be 'multistart', 'kmeans', 'vor"):
+        MixtureOfExpertsRegressor(2, init_params="tree").fit(dX, dy)
     bad = X.copy()
     bad[7, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -25,7 +25,7 @@ from skmoe import (
 from skmoe._blocks import one_block
 from skmoe._em import ConvergenceMonitor, ParameterVector
 from skmoe._families import GammaExperts, GaussianExperts
-from skmoe._init import SEARCH_RUNS, voronoi_start
+from skmoe._init import SEARCH_RUNS, kmeans_start, voronoi_start
 from skmoe.datasets import (
     load_nodata,
     load_tone,
@@ -183,7 +183,8 @@ def test_default_fits_do_not_depend_on_row_order_or_n_jobs():
     assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-12)
 
 
-def test_voronoi_start_is_invariant_to_row_order_and_repetition():
+@pytest.mark.parametrize("partition", [voronoi_start, kmeans_start])
+def test_partition_starts_are_invariant_to_row_order_and_repetition(partition):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 2)), rng.normal(size=60)
     repeats = rng.integers(0, 3, size=60)
@@ -194,7 +195,7 @@ def test_voronoi_start_is_invariant_to_row_order_and_repetition():
 
     def start(X, y, w):
         source = one_block(X_expert=X, X_gate=X, y=y, sample_weight=w)
-        voronoi_start(source, np.random.default_rng(5), 3, Target())
+        partition(source, np.random.default_rng(5), 3, Target())
         return source.blocks[0].cache["W"]
 
     weighted = start(X, y, repeats.astype(float))
@@ -202,6 +203,21 @@ def test_voronoi_start_is_invariant_to_row_order_and_repetition():
     repeated = start(X[rows], y[rows], np.ones(len(rows)))
     np.testing.assert_array_equal(weighted[:, rows] / repeats[rows], repeated)
     assert set(np.unique(repeated)) <= {0.0, 1.0}
+    order = rng.permutation(len(rows))
+    shuffled = start(X[rows][order], y[rows][order], np.ones(len(rows)))
+    np.testing.assert_array_equal(shuffled, repeated[:, order])
+
+
+def test_kmeans_start_finds_well_separated_clusters():
+    rng = np.random.default_rng(1)
+    centres = np.array([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0], [0.0, -6.0]])
+    labels = rng.integers(0, 4, size=400)
+    X = centres[labels] + rng.normal(size=(400, 2))
+    source = one_block(X_expert=X, X_gate=X, y=np.zeros(400), sample_weight=np.ones(400))
+    kmeans_start(source, np.random.default_rng(0), 4, lambda y: y[:, None])
+    found = np.argmax(source.blocks[0].cache["W"], axis=0)
+    # the clusters are recovered up to their order
+    assert len({(a, b) for a, b in zip(labels, found)}) == 4
 
 
 def test_the_old_strategies_stay_available_by_name():
