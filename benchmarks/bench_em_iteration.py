@@ -5,9 +5,10 @@ GaussianMixture, side by side; and the same iteration with a busy core beside it
     python benchmarks/bench_em_iteration.py --load [--sizes 1e5:10:4] [--repeats 5]
 
 Both estimators run on the same data (``make_moe_regression``; GaussianMixture with
-``covariance_type="full"`` on the stacked ``[X, y]``). The cost of one iteration is
-``(t(max_iter=b) - t(max_iter=a)) / (b - a)``, so initialisation and validation cancel;
-the best of ``--repeats`` runs is reported.
+``covariance_type="full"`` on the stacked ``[X, y]``); skmoe with plain EM
+(``acceleration=None``: one iteration is one EM step) from a random start. The cost of
+one iteration is ``(t(max_iter=b) - t(max_iter=a)) / (b - a)``, so initialisation and
+validation cancel; the best of ``--repeats`` runs is reported.
 
 The floor is what one iteration cannot avoid, timed alone on the same arrays: the K
 weighted Gram matrices ``X1' diag(w_k) X1`` of the experts' M-step (the faster of
@@ -68,6 +69,7 @@ def floor_seconds(X, K, repeats=5):
 def moe_seconds(X, y, K, repeats, n_jobs=None):
     return seconds_per_iteration(
         lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0.0, random_state=0,
+                                             acceleration=None, init_params="random",
                                              n_jobs=n_jobs),
         lambda m: m.fit(X, y),
         repeats=repeats,
