@@ -20,6 +20,7 @@ from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
 from ._sklearn_compat import Interval, StrOptions, validate_data
+from ._threads import em_threads, limit_blas_threads
 from ._validation import check_n_draws, check_n_rows, check_squares_finite, check_weights  # noqa: F401
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
@@ -328,7 +329,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         as it was, since validation also sets attributes (``n_features_in_``, ...)."""
         state = dict(self.__dict__)
         try:
-            return self._fit_unguarded(X, y, sample_weight, exposure)
+            # BLAS held to the cores n_jobs gives each run (one by default): see _threads
+            with limit_blas_threads(em_threads(self.n_jobs, self.n_init)):
+                return self._fit_unguarded(X, y, sample_weight, exposure)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)

@@ -31,7 +31,13 @@ class DaskBlocks:
 
     Block state is never changed in place: an updating pass returns new blocks (sharing the
     arrays of the old ones on their worker).
+
+    ``costly_passes``: every pass is a round of tasks on the cluster, so the engine trades
+    passes for small statistics (the gates' Hessian, (K (p + 1))^2 numbers, with the
+    E-step instead of one pass per conjugate-gradient step).
     """
+
+    costly_passes = True
 
     def __init__(self, client, blocks, n_expert_features, n_gate_features, total_weight):
         self.client = client

@@ -20,6 +20,8 @@ EMData = Block
 
 #: Key of the gate's preconditioner in a source's cache (owned by this module).
 _GATE_PRECONDITIONER = "gate_preconditioner"
+#: The gates' M-step start computed by the E-step, with the gate parameters it is at.
+_GATE_START = "gate_start"
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -143,8 +145,17 @@ class MixtureOfExpertsModel:
 
     def e_pass(self, source, params):
         """The E-step over every block, keeping ``W`` = sample weight times posterior in each
-        block's cache; returns the weighted log-likelihood and the leaves' masses (K,)."""
-        return source.update(_e_step_block, self, params)
+        block's cache; returns the weighted log-likelihood and the leaves' masses (K,).
+
+        The same pass computes the gates' M-step start at ``params`` (its first evaluation:
+        the E-step's gate probabilities are those at the coefficients the M-step starts
+        from), kept in ``source.cache[_GATE_START]`` for ``m_step_blocks`` of the same
+        ``params``.
+        """
+        hessian = getattr(source, "costly_passes", False)
+        log_lik, mass, *gate_start = source.update(_e_step_block, self, params, hessian)
+        source.cache[_GATE_START] = (params["gate"], gate_start)
+        return log_lik, mass
 
     def m_step(self, data, resp, params):
         """``m_step_blocks`` on in-memory arrays and posteriors ``resp`` (K, n)."""
@@ -158,11 +169,15 @@ class MixtureOfExpertsModel:
         # positive definite one keeps the M-step exact, a close one makes it fast
         if _GATE_PRECONDITIONER not in source.cache:
             source.cache[_GATE_PRECONDITIONER] = self.gate.preconditioner(source)
+        start = None
         if params is None:
             V = self.gate.initial_coef(np.empty((0, source.n_gate_features)))
         else:
             V = params["gate"]
-        gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER])
+            at, gate_start = source.cache.pop(_GATE_START, (None, None))
+            if at is V:  # the blocks hold the E-step at these parameters
+                start = gate_start
+        gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER], start)
         return {"gate": gate, "experts": experts}
 
     def penalty(self, params):
@@ -293,18 +308,33 @@ class ParameterVector:
         return {"gate": gate, "experts": self.family.project(experts)}
 
 
-def _e_step_block(block, model, params):
+def _e_step_block(block, model, params, hessian=False):
     """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
-    (no ``(K, n)`` temporaries beside it)."""
+    (no ``(K, n)`` temporaries beside it), and the gates' M-step start at ``params``
+    (``GateTree.start_rows``, with the gates' Hessian if ``hessian``) from the same rows."""
     n = block.n_rows
     W = block.cache.get(WEIGHTS)
     if W is None or W.shape != (model.gate.n_leaves, n):
         W = np.empty((model.gate.n_leaves, n))
-    log_lik = 0.0
+    gate = model.gate
+    state = gate.start_state(block.cache, W)
+    log_lik, gate_start = 0.0, 0.0
     for rows in row_blocks(n):
         part = block.take(rows)
-        ll, resp = model.e_step(part, params)
-        resp *= part.sample_weight
-        W[:, rows] = resp
+        joint = model.family.log_prob(part.X_expert, part.y, params["experts"], part.offset)
+        log_prior, nodes = gate.log_prob_rows(part.X_gate, params["gate"])
+        joint += log_prior
+        ll = log_sum_exp(joint, axis=0)
+        joint -= ll
+        np.exp(joint, out=joint)
+        joint *= part.sample_weight
+        W[:, rows] = joint
         log_lik += float(part.sample_weight @ ll)
-    return {WEIGHTS: W}, (log_lik, W.sum(axis=1))
+        gate_start = _add(gate_start, gate.start_rows(part.X_gate, W[:, rows], nodes, state,
+                                                      rows, hessian))
+    return {WEIGHTS: W, **state}, (log_lik, W.sum(axis=1), *gate_start)
+
+
+def _add(total, part):
+    """``total + part`` element by element through a tuple (0.0 is the empty sum)."""
+    return part if isinstance(total, float) else tuple(a + b for a, b in zip(total, part))

@@ -58,6 +58,48 @@ class GateTree:
             log_path = (log_path[:, None, :] + log_gate).reshape(-1, X.shape[0])
         return log_path
 
+    def log_prob_rows(self, X, V):
+        """``log_prob`` and the (log-probabilities, probabilities) of all gate nodes behind
+        it, (n_nodes, B, n) each, for ``start_rows``: all nodes from one product."""
+        nodes = _logit.log_proba(X, V[0] if len(V) == 1 else np.concatenate(V))
+        log_path = np.zeros((1, X.shape[0]))
+        start = 0
+        for coef in V:
+            log_gate = nodes[0][start : start + coef.shape[0]]
+            start += coef.shape[0]
+            log_path = (log_path[:, None, :] + log_gate).reshape(-1, X.shape[0])
+        return log_path, nodes
+
+    def start_state(self, cache, W):
+        """The per-row arrays the M-step reads (soft counts and curvature state) for a block
+        whose E-step writes ``W``; those in ``cache`` are reused."""
+        n_nodes = sum(self.branching**level for level in range(self.depth))
+        shape = (n_nodes, self.branching, W.shape[1])
+        if self.depth == 1:
+            counts = W[None]
+        else:
+            counts = cache.get("gate_counts")
+            if counts is None or counts.shape != shape:
+                counts = np.empty(shape)
+        return {"gate_counts": counts, **_logit.evaluation_state(cache, shape, "X_gate")}
+
+    def start_rows(self, X, W, nodes, state, rows, hessian=False):
+        """The M-step's first evaluation at the E-step's coefficients, on the rows ``rows``
+        of a block: node masses (n_nodes,), objective and gradient (unpenalised), from the
+        rows' weighted posteriors ``W`` (n_leaves, rows) and ``nodes`` (``log_prob_rows``);
+        the rows' soft counts and curvature state go into ``state``. With ``hessian``, also
+        the blocks of the unpenalised negative Hessian (``_logit.hessian_blocks``), so that
+        conjugate gradients need no pass over the data (for sources whose passes cost)."""
+        counts = self.node_counts(W)
+        if self.depth > 1:
+            state["gate_counts"][..., rows] = counts
+        log_p, p = nodes
+        blocks = _logit.hessian_blocks(X, counts, p) if hessian else None
+        value, grad = _logit.evaluate_rows(X, counts, log_p, p, state, rows, "X_gate")
+        if blocks is None:
+            return counts.sum(axis=(1, 2)), value, grad
+        return counts.sum(axis=(1, 2)), value, grad, blocks
+
     def preconditioner(self, source):
         """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.
 
@@ -76,7 +118,7 @@ class GateTree:
         source = one_block(X_gate=X, cache={WEIGHTS: weighted_resp})
         return self.m_step_blocks(source, V, inv_factor)
 
-    def m_step_blocks(self, source, V, inv_factor):
+    def m_step_blocks(self, source, V, inv_factor, start=None):
         """Ascend every gate's part of the EM objective, all gate nodes in one batched fit.
 
         Each block's cache holds ``"W"``: sample weight times leaf posterior, (n_leaves, n).
@@ -85,13 +127,20 @@ class GateTree:
         ``w h_m``. Given the posteriors the nodes' objectives are separate, so every level is
         fitted in the same truncated-Newton run (one pass over the data per step for the
         whole tree).
+
+        ``start``: node masses, objective and gradient at ``V``, with the soft counts and the
+        curvature state at ``V`` in the blocks, as the E-step leaves them (``start_rows``):
+        no pass before the first conjugate-gradient step.
         """
-        node_mass = source.update(_node_counts_block, self)
+        if start is None:
+            node_mass = source.update(_node_counts_block, self)
+        else:
+            node_mass, *start = start  # value, gradient[, Hessian blocks]
         share = np.maximum(node_mass / node_mass[0], 1e-12)
         factors = inv_factor[None] / np.sqrt(share).reshape((-1,) + (1,) * inv_factor.ndim)
         coef = _logit.maximise_truncated_newton_blocks(
             source, "X_gate", _logit.CachedCounts("gate_counts"), np.concatenate(V),
-            self.alpha, factors, max_iter=self.max_iter, tol=self.tol,
+            self.alpha, factors, max_iter=self.max_iter, tol=self.tol, start=start,
         )
         return self.split_levels(coef)
 

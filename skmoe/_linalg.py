@@ -117,20 +117,38 @@ def weighted_square_sums(X, W):
     return out
 
 
+#: Doubles of the weighted copies of one row block in ``weighted_grams`` (2 MiB: they
+#: stay in cache between the multiply that makes them and the product that reads them).
+GRAM_BUFFER = 1 << 18
+
+
 def weighted_grams(X, W):
-    """Weighted Gram matrices ``X1' diag(W[m]) X1`` of shape (M, d + 1, d + 1)."""
+    """Weighted Gram matrices ``X1' diag(W[m]) X1`` of shape (M, d + 1, d + 1).
+
+    Dense X: per block of rows, the M weighted copies ``W[m] * Xb'`` are written into one
+    reused buffer, and all M Grams come from one product of that stack with ``Xb`` (no
+    loop over the models, no temporary per model; about twice as fast as a product per
+    model, the BLAS floor of the M-step).
+    """
     n, d = X.shape
     M = W.shape[0]
     gram = np.zeros((M, d + 1, d + 1))
     if sparse.issparse(X):
         for m in range(M):
             gram[m, 1:, 1:] = (X.T @ X.multiply(W[m][:, None]).tocsc()).toarray()
-    else:
-        for start in range(0, n, BLOCK_ROWS):
-            Xb = X[start : start + BLOCK_ROWS]
-            Wb = W[:, start : start + BLOCK_ROWS]
-            for m in range(M):
-                gram[m, 1:, 1:] += (Xb.T * Wb[m]) @ Xb
+    elif n > 0 and d > 0:
+        size = int(min(2048, max(64, GRAM_BUFFER // (M * d))))
+        stack = np.empty((M, d, min(size, n)))
+        lower = np.zeros((M * d, d))
+        for start in range(0, n, size):
+            Xb = X[start : start + size]
+            part = stack[:, :, : Xb.shape[0]]
+            np.multiply(Xb.T[None], W[:, None, start : start + size], out=part)
+            lower += part.reshape(M * d, -1) @ Xb
+        lower = lower.reshape(M, d, d)
+        gram[:, 1:, 1:] = lower
+        gram[:, 1:, 1:] += lower.transpose(0, 2, 1)
+        gram[:, 1:, 1:] *= 0.5  # exactly symmetric, whichever triangle a solver reads
     sums = weighted_sums(X, W)
     gram[:, 0, :] = sums
     gram[:, :, 0] = sums
@@ -187,7 +205,8 @@ def solve_spd(A, b):
     return out
 
 
-def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12):
+def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12, start=None,
+                     objective=None):
     """Maximise a concave objective by truncated Newton; returns ``(x, value)``.
 
     ``evaluate(x) -> (value, grad)`` (one pass over the data, which may keep per-row state
@@ -199,12 +218,17 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
     the predicted gain (Armijo), so the objective never decreases, and a step that cannot
     raise it ends the search.
 
+    ``start``, the ``(value, grad)`` of ``evaluate(x)`` with its state kept, saves the first
+    evaluation; ``objective(x)``, the value alone, is then used by the line search of the
+    last iteration, whose gradient and state nothing reads.
+
     Written out rather than calling ``scipy.optimize.minimize(method="Newton-CG")``, which
     reaches the same point but spends about twice the passes over the data on its line
     search, in the hottest loop of every EM iteration.
     """
-    value, grad = evaluate(x)
-    for _ in range(max_iter):
+    value, grad = evaluate(x) if start is None else start
+    for iteration in range(max_iter):
+        last = objective is not None and iteration == max_iter - 1
         grad_norm = np.sqrt(np.sum(grad**2))
         if grad_norm == 0.0:
             break
@@ -236,7 +260,10 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
         negligible = slope <= NEGLIGIBLE_GAIN * (abs(value) + 1.0)
         for _halving in range(30):
             with np.errstate(over="ignore", invalid="ignore"):
-                new_value, new_grad = evaluate(x + t * step)
+                if last:
+                    new_value, new_grad = objective(x + t * step), None
+                else:
+                    new_value, new_grad = evaluate(x + t * step)
             if new_value >= value + 1e-4 * t * slope - ROUNDING * abs(value) or (
                 negligible and t == 1.0
                 and new_value >= value - NEGLIGIBLE_LOSS * (abs(value) + 1.0)

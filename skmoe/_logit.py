@@ -80,7 +80,7 @@ def _unpenalised_gradient(X, S, p):
     return weighted_sums(X, resid.reshape(M * C, n)).reshape(M, C, -1)
 
 
-def _hessian_blocks(X, S, P):
+def hessian_blocks(X, S, P):
     """``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` for the category pairs c <= c',
     shape (M, n_pairs, d + 1, d + 1)."""
     M, C, n = S.shape
@@ -114,7 +114,7 @@ def newton_matrix(X, S, P, alpha):
 
     Block (c, c') is ``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1``.
     """
-    return _assemble_newton_matrix(_hessian_blocks(X, S, P), S.shape[1], alpha)
+    return _assemble_newton_matrix(hessian_blocks(X, S, P), S.shape[1], alpha)
 
 
 class CachedCounts:
@@ -136,7 +136,7 @@ def _newton_value_block(block, design, counts, V):
 def _newton_system_block(block, design, counts, V):
     X, S = getattr(block, design), counts(block)
     p = log_proba(X, V)[1]
-    return _unpenalised_gradient(X, S, p), _hessian_blocks(X, S, p)
+    return _unpenalised_gradient(X, S, p), hessian_blocks(X, S, p)
 
 
 def maximise_newton(X, S, V, alpha, *, max_steps=100, tol=1e-10):
@@ -205,33 +205,85 @@ def _weighted_sums_3d(X, A):
     return weighted_sums(X, A.reshape(M * C, n)).reshape(M, C, -1)
 
 
+def _state_key(design, name):
+    """Cache key of the curvature state of the models fitted on ``design``: the gate's and
+    the multinomial experts' live side by side in one block."""
+    return f"logit_{name}:{design}"
+
+
+def evaluation_state(cache, shape, design):
+    """The per-row arrays that the curvature passes read, for soft counts of ``shape``
+    (M, C, n) on ``design``: those already in a block's ``cache`` when they fit, else new
+    ones."""
+    M, C, n = shape
+    names = {"q": (M, n)} if C == 2 else {"p": shape, "w": (M, 1, n)}
+    wanted = {_state_key(design, name): key_shape for name, key_shape in names.items()}
+    state = {}
+    for key, key_shape in wanted.items():
+        array = cache.get(key)  # the previous point's values are not needed
+        fits = array is not None and array.shape == key_shape
+        state[key] = array if fits else np.empty(key_shape)
+    return state
+
+
+def evaluate_rows(Xb, Sb, log_pb, pb, state, rows, design):
+    """Unpenalised objective and gradient (in V) of the rows ``rows`` of a block, from their
+    soft counts ``Sb`` and log-probabilities and probabilities (``log_proba``; ``pb`` is
+    overwritten); keeps the rows' curvature state in ``state`` (``evaluation_state``).
+
+    For two categories, with ``w = S_0 + S_1`` the gradient rows are ``+-X1'(S_1 - w p_1)``
+    and the curvature weight is ``w p_0 p_1`` (kept as ``q``), so each pass costs one
+    product with X per node, not two.
+    """
+    M, C, _ = Sb.shape
+    value = np.einsum("mci,mci->", Sb, log_pb)
+    if C == 2:
+        weight = Sb.sum(axis=1)
+        resid = Sb[:, 1] - weight * pb[:, 1]
+        q = state[_state_key(design, "q")][:, rows]
+        np.multiply(pb[:, 0], pb[:, 1], out=q)
+        q *= weight
+        grad = np.empty((M, 2, Xb.shape[1] + 1))
+        grad[:, 1] = weighted_sums(Xb, resid)
+        grad[:, 0] = -grad[:, 1]
+        return value, grad
+    weights = Sb.sum(axis=1, keepdims=True)
+    state[_state_key(design, "w")][..., rows] = weights
+    state[_state_key(design, "p")][..., rows] = pb
+    pb *= -weights
+    pb += Sb
+    return value, _weighted_sums_3d(Xb, pb)
+
+
 def _tn_evaluate_block(block, design, counts, V):
-    """Unpenalised objective and gradient (in V) of one block; keeps the probabilities."""
+    """Unpenalised objective and gradient (in V) of one block; keeps the curvature state."""
     X, S = getattr(block, design), counts(block)
-    if S.shape[1] == 2:
-        return _tn_evaluate_binary(X, S, V, block.cache.get("logit_q"))
-    weights = S.sum(axis=1, keepdims=True)
+    state = evaluation_state(block.cache, S.shape, design)
     value, grad = 0.0, np.zeros(V.shape)
-    p = block.cache.get("logit_p")  # the previous point's probabilities are not needed
-    if p is None or p.shape != S.shape:
-        p = np.empty(S.shape)
     for rows in row_blocks(X.shape[0]):
         Xb = X[rows]
         log_pb, pb = log_proba(Xb, V)
-        value += np.einsum("mci,mci->", S[..., rows], log_pb)
-        p[..., rows] = pb
-        pb *= -weights[..., rows]
-        pb += S[..., rows]
-        grad += _weighted_sums_3d(Xb, pb)
-    return {"logit_p": p, "logit_w": weights}, (value, grad)
+        part_value, part_grad = evaluate_rows(Xb, S[..., rows], log_pb, pb, state, rows, design)
+        value += part_value
+        grad += part_grad
+    return state, (value, grad)
+
+
+def _tn_value_block(block, design, counts, V):
+    """Unpenalised objective of one block (no gradient, no state)."""
+    X, S = getattr(block, design), counts(block)
+    value = 0.0
+    for rows in row_blocks(X.shape[0]):
+        value += np.einsum("mci,mci->", S[..., rows], log_proba(X[rows], V)[0])
+    return value
 
 
 def _tn_curvature_block(block, design, counts, D):
     """Unpenalised ``-Hess Q`` times ``D`` (in V) on one block, at the kept probabilities."""
     X, S = getattr(block, design), counts(block)
     if S.shape[1] == 2:
-        return _tn_curvature_binary(X, block.cache["logit_q"], D)
-    p, weights = block.cache["logit_p"], block.cache["logit_w"]
+        return _tn_curvature_binary(X, block.cache[_state_key(design, "q")], D)
+    p, weights = block.cache[_state_key(design, "p")], block.cache[_state_key(design, "w")]
     out = np.zeros(D.shape)
     for rows in row_blocks(X.shape[0]):
         Xb, pb = X[rows], p[..., rows]
@@ -241,30 +293,6 @@ def _tn_curvature_block(block, design, counts, D):
         A *= weights[..., rows]
         out += _weighted_sums_3d(Xb, A)
     return out
-
-
-def _tn_evaluate_binary(X, S, V, q):
-    """``_tn_evaluate_block`` for two categories, from the logit difference alone.
-
-    With ``w = S_0 + S_1`` the gradient rows are ``+-X1'(S_1 - w p_1)`` and the curvature
-    weight is ``w p_0 p_1`` (kept as ``q``), so each pass costs one product with X per node,
-    not two.
-    """
-    M, _, n = S.shape
-    if q is None or q.shape != (M, n):
-        q = np.empty((M, n))
-    value, grad = 0.0, np.zeros(V.shape)
-    for rows in row_blocks(X.shape[0]):
-        Xb, Sb = X[rows], S[..., rows]
-        log_pb, pb = _binary_log_proba(linear_predictor(Xb, V[:, 1] - V[:, 0]))
-        value += np.einsum("mci,mci->", Sb, log_pb)
-        weight = Sb.sum(axis=1)
-        resid = Sb[:, 1] - weight * pb[:, 1]
-        np.multiply(pb[:, 0], pb[:, 1], out=q[:, rows])
-        q[:, rows] *= weight
-        grad[:, 1] += weighted_sums(Xb, resid)
-    grad[:, 0] = -grad[:, 1]
-    return {"logit_q": q}, (value, grad)
 
 
 def _tn_curvature_binary(X, q, D):
@@ -290,7 +318,8 @@ def maximise_truncated_newton(X, S, V, alpha, inv_factor, *, max_iter=3, max_cg=
 
 
 def maximise_truncated_newton_blocks(
-    source, design, counts, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12
+    source, design, counts, V, alpha, inv_factor, *, max_iter=3, max_cg=10, tol=1e-12,
+    start=None,
 ):
     """Truncated Newton on ``sum_m Q_m`` in the coordinates ``U = V R'``; returns the new ``V``.
 
@@ -300,11 +329,21 @@ def maximise_truncated_newton_blocks(
     Hessian-vector products, each one pass over the data. For wide designs it is the
     diagonal (M, d + 1) of ``diagonal_factor`` instead. No model's Hessian is formed, and
     the objective never decreases.
+
+    ``start``, the unpenalised objective and gradient at ``V`` with the curvature state at
+    ``V`` in the blocks (as ``evaluate_rows`` leaves them; the E-step computes both), saves
+    the first pass. It may hold a third item, the Hessian blocks at ``V``
+    (``hessian_blocks``): the conjugate-gradient steps at ``V`` are then products with
+    that small matrix instead of passes over the data (the same steps up to rounding). The
+    last Newton step's line search evaluates the objective only.
     """
+    at_start = [start is not None and len(start) > 2]
+    hessian = start[2] if at_start[0] else None
 
     def evaluate(U):
         """Objective and gradient in U coordinates: one pass, keeping the probabilities."""
         W = _from_preconditioned(U, inv_factor)
+        at_start[0] = False
         value, grad = source.update(_tn_evaluate_block, design, counts, W)
         value -= 0.5 * alpha * np.sum(W[..., 1:] ** 2)
         grad[..., 1:] -= alpha * W[..., 1:]
@@ -313,18 +352,46 @@ def maximise_truncated_newton_blocks(
     def curvature(direction):
         """``-Hess Q`` times ``direction``, in U coordinates, at the last accepted point."""
         D = _from_preconditioned(direction, inv_factor)
-        out = source.reduce(_tn_curvature_block, design, counts, D)
+        if at_start[0]:
+            out = _hessian_product(hessian, D)
+        else:
+            out = source.reduce(_tn_curvature_block, design, counts, D)
         out[..., 1:] += alpha * D[..., 1:]
         return _gradient_to_preconditioned(out, inv_factor)
 
+    def objective(U):
+        """The objective alone: one pass, no state kept."""
+        W = _from_preconditioned(U, inv_factor)
+        value = source.reduce(_tn_value_block, design, counts, W)
+        return value - 0.5 * alpha * np.sum(W[..., 1:] ** 2)
+
+    if start is not None:
+        value, grad = start[:2]
+        grad = grad.copy()
+        grad[..., 1:] -= alpha * V[..., 1:]
+        start = (value - 0.5 * alpha * np.sum(V[..., 1:] ** 2),
+                 _gradient_to_preconditioned(grad, inv_factor))
     U = _to_preconditioned(V, inv_factor)
-    U, _ = truncated_newton(evaluate, curvature, U, max_iter=max_iter, max_cg=max_cg, tol=tol)
+    U, _ = truncated_newton(evaluate, curvature, U, max_iter=max_iter, max_cg=max_cg, tol=tol,
+                            start=start, objective=objective)
     V = _from_preconditioned(U, inv_factor)
     # back onto the sum-to-zero subspace: the probabilities are the same and the penalty
     # does not grow, while rounding along the flat direction (the same intercept added to
     # every category) would otherwise build up from one M-step to the next
     V -= V.mean(axis=1, keepdims=True)
     return V
+
+
+def _hessian_product(blocks, D):
+    """Unpenalised ``-Hess Q`` times ``D`` (M, C, d + 1) from the pair blocks of
+    ``hessian_blocks`` (M, n_pairs, d + 1, d + 1)."""
+    C = D.shape[1]
+    out = np.zeros(D.shape)
+    for pair, (a, b) in enumerate(zip(*np.triu_indices(C))):
+        out[:, a] += np.einsum("mij,mj->mi", blocks[:, pair], D[:, b])
+        if a != b:
+            out[:, b] += np.einsum("mij,mj->mi", blocks[:, pair], D[:, a])
+    return out
 
 
 def diagonal_factor(square_sums, alpha):

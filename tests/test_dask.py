@@ -111,6 +111,34 @@ def test_dask_fit_equals_in_memory_fit(client, case):
     assert np.all(np.isfinite(model.predict(X[:5])))
 
 
+@pytest.mark.parametrize("case", ["gaussian", "hme"])
+def test_dask_fit_makes_at_most_three_passes_per_iteration(client, monkeypatch, case):
+    """Counted through the block source: E-step (with the gates' start and Hessian),
+    the experts' statistics, the gates' trial step; no pass per conjugate-gradient step."""
+    from skmoe._dask import DaskBlocks
+
+    passes = []
+
+    def counting(method):
+        def counted(self, func, *args, **kwargs):
+            passes.append(func.__name__)
+            return method(self, func, *args, **kwargs)
+
+        return counted
+
+    for name in ("reduce", "update"):
+        monkeypatch.setattr(DaskBlocks, name, counting(getattr(DaskBlocks, name)))
+    model, X, y, _ = CASES[case]()
+    n = X.shape[0]
+    counts = []
+    for max_iter in (2, 7):
+        passes.clear()
+        _fit(model.set_params(max_iter=max_iter, tol=0.0, random_state=0),
+             _chunked(X, n), _chunked(y, n), None, None)
+        counts.append(len(passes))
+    assert (counts[1] - counts[0]) / 5 <= 3, passes
+
+
 def test_dask_fit_takes_numpy_targets_and_weights_and_feature_subsets(client):
     X, y, _ = _regression(n=1000)
     model = MixtureOfExpertsRegressor(
