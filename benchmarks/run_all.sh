@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run every benchmark of this folder one after the other, as recorded in results.md.
 #
-#     bash benchmarks/run_all.sh > benchmarks/run.log 2>&1
+#     bash benchmarks/run_all.sh [SECTION ...] > benchmarks/run.log 2>&1
 #
+# With section names (optimum, em_iteration, ...), only those run.
 # Each section starts with the script's name, the time and the 1-minute load average, so a
 # reader can tell a quiet run from a loaded one. bench_flexmix needs R with flexmix and the
 # scripts of ../shared/bench (see bench_flexmix.py); bench_dask needs the dask extra.
 set -u
 cd "$(dirname "$0")/.."
+wanted=" $* "
 
 section() {
     echo "=== $1 $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
@@ -16,6 +18,9 @@ section() {
 run() {
     local name=$1
     shift
+    if [ "$wanted" != "  " ] && [[ "$wanted" != *" $name "* ]]; then
+        return
+    fi
     section "$name"
     # LocalCluster's log lines are noise here
     python "$@" 2>&1 | grep -v -E "distributed\.|^\s*$|bringing up nodes" || true
