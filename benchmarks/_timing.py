@@ -4,6 +4,11 @@ import time
 
 import numpy as np
 
+#: Plain EM from the random start: what per-iteration benchmarks time, whatever the
+#: defaults (the default search runs EM several times, and a SQUAREM cycle is three EM
+#: steps, so ``max_iter`` would not count EM steps).
+PLAIN_EM = {"init_params": "random", "acceleration": None}
+
 
 def seconds_per_iteration(make, fit, a=2, b=12, repeats=3):
     """Seconds of one iteration: ``(t(max_iter=b) - t(max_iter=a)) / (b - a)``, best of

@@ -28,7 +28,7 @@ import time
 import warnings
 
 import numpy as np
-from _timing import seconds_per_iteration
+from _timing import PLAIN_EM, seconds_per_iteration
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
@@ -69,8 +69,7 @@ def floor_seconds(X, K, repeats=5):
 def moe_seconds(X, y, K, repeats, n_jobs=None):
     return seconds_per_iteration(
         lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0.0, random_state=0,
-                                             acceleration=None, init_params="random",
-                                             n_jobs=n_jobs),
+                                             n_jobs=n_jobs, **PLAIN_EM),
         lambda m: m.fit(X, y),
         repeats=repeats,
     )

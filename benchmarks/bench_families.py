@@ -12,7 +12,7 @@ import argparse
 import warnings
 
 import numpy as np
-from _timing import seconds, seconds_per_iteration
+from _timing import PLAIN_EM, seconds, seconds_per_iteration
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
@@ -46,16 +46,20 @@ def main():
             return seconds_per_iteration(make, lambda m: m.fit(X, target), repeats=args.repeats)
 
         gaussian = per_iteration(
-            lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0, random_state=0), y
+            lambda it: MixtureOfExpertsRegressor(K, max_iter=it, tol=0, random_state=0,
+                                                 **PLAIN_EM),
+            y,
         )
         poisson = per_iteration(
             lambda it: MixtureOfExpertsRegressor(
-                K, expert="poisson", max_iter=it, tol=0, random_state=0
+                K, expert="poisson", max_iter=it, tol=0, random_state=0, **PLAIN_EM
             ),
             counts,
         )
         classifier = per_iteration(
-            lambda it: MixtureOfExpertsClassifier(K, max_iter=it, tol=0, random_state=0), labels
+            lambda it: MixtureOfExpertsClassifier(K, max_iter=it, tol=0, random_state=0,
+                                                  **PLAIN_EM),
+            labels,
         )
         glm = seconds(lambda: PoissonRegressor(alpha=0).fit(X, counts), args.repeats)
         logit = seconds(lambda: LogisticRegression().fit(X, labels), args.repeats)

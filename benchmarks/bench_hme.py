@@ -16,7 +16,7 @@ import time
 import warnings
 
 import numpy as np
-from _timing import seconds_per_iteration
+from _timing import PLAIN_EM, seconds_per_iteration
 from sklearn.datasets import make_friedman1
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
@@ -33,9 +33,10 @@ def speed(n, repeats):
     X, y = make_moe_regression(n, 10, 4, random_state=0)
     models = {
         "hme": lambda it: HierarchicalMixtureOfExpertsRegressor(
-            4, 2, max_iter=it, tol=0, random_state=0
+            4, 2, max_iter=it, tol=0, random_state=0, **PLAIN_EM
         ),
-        "flat": lambda it: MixtureOfExpertsRegressor(16, max_iter=it, tol=0, random_state=0),
+        "flat": lambda it: MixtureOfExpertsRegressor(16, max_iter=it, tol=0, random_state=0,
+                                                     **PLAIN_EM),
     }
     best = dict.fromkeys(models, np.inf)
     for _ in range(repeats):
