@@ -258,17 +258,23 @@ def _squarem_cycle(model, source, start, start_objective, step_max):
     if alpha <= -step_max:  # held at the bound: allow longer steps next time
         alpha, step_max = -step_max, 4.0 * step_max
     if alpha < -1.0:
-        trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
+        # The extrapolated point is a proposal and may lie far out (a log-dispersion or a
+        # linear predictor whose exp overflows, in the trial or in the EM step from it):
+        # whatever overflows along it only rejects it.
         with np.errstate(all="ignore"):
+            trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
             trial_log_lik, _ = model.e_pass(source, trial)
-        if np.isfinite(trial_log_lik):
-            stabilised = model.m_step_blocks(source, trial)
-            log_lik, mass = model.e_pass(source, stabilised)
-            objective = log_lik - model.penalty(stabilised)
-            # a point within rounding of the start is taken: deciding by rounding noise
-            # would make chunked and in-memory fits, whose sums round differently, part ways
-            if objective >= start_objective - _NOISE * abs(start_objective):
-                return stabilised, log_lik, mass, step_max
+            objective = -np.inf
+            if np.isfinite(trial_log_lik):
+                stabilised = model.m_step_blocks(source, trial)
+                log_lik, mass = model.e_pass(source, stabilised)
+                objective = log_lik - model.penalty(stabilised)
+                if not np.all(np.isfinite(coords.flatten(stabilised))):
+                    objective = -np.inf
+        # a point within rounding of the start is taken: deciding by rounding noise
+        # would make chunked and in-memory fits, whose sums round differently, part ways
+        if np.isfinite(objective) and objective >= start_objective - _NOISE * abs(start_objective):
+            return stabilised, log_lik, mass, step_max
         step_max = max(1.0, step_max / 4.0)
     log_lik, mass = model.e_pass(source, second)
     return second, log_lik, mass, step_max

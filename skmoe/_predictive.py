@@ -19,12 +19,22 @@ def _expert_distribution(family, experts, mean, index=None):
     return family.distribution(mean, **dispersions)
 
 
+def mixture_mean(gate, mean):
+    """Mixture mean ``m = sum_k g_k mu_k``."""
+    return np.einsum("ki,ki->i", gate, mean)
+
+
 def mean_and_std(family, experts, gate, mean):
-    """Mixture mean and standard deviation, ``Var = sum_k g_k (v_k + mu_k^2) - m^2``."""
+    """Mixture mean and standard deviation, ``Var = sum_k g_k (v_k + (mu_k - m)^2)``.
+
+    Centred, as ``sum_k (sqrt(g_k) (mu_k - m))^2``: no cancellation, and an expert whose
+    mean is huge where its gate is near 0 (a log-link expert of a separated region)
+    squares no huge number."""
     variance = _expert_distribution(family, experts, mean).var()
-    center = np.einsum("ki,ki->i", gate, mean)
-    second = np.einsum("ki,ki->i", gate, variance + mean**2)
-    return center, np.sqrt(np.maximum(second - center**2, 0.0))
+    center = mixture_mean(gate, mean)
+    spread = np.sqrt(gate) * (mean - center)
+    second = np.einsum("ki,ki->i", gate, variance) + np.einsum("ki,ki->i", spread, spread)
+    return center, np.sqrt(np.maximum(second, 0.0))
 
 
 def cdf(family, experts, gate, mean, y):

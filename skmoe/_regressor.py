@@ -355,8 +355,9 @@ shape (n_samples, n_experts), default="multistart"
         std : ndarray of shape (n_samples,), only when ``return_std``
         """
         gate, means = self._gate_and_means(X, exposure)
-        center, std = _predictive.mean_and_std(self._family, self._params["experts"], gate, means)
-        return (center, std) if return_std else center
+        if not return_std:
+            return _predictive.mixture_mean(gate, means)
+        return _predictive.mean_and_std(self._family, self._params["experts"], gate, means)
 
     @fill
     def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), exposure=None):

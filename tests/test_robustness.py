@@ -304,6 +304,38 @@ def test_property_fits_end_finite_and_monotone(kind, data):
     assert np.all(np.isfinite(output))
 
 
+@pytest.mark.parametrize(
+    "expert, n, p, seed, scale, expert_alpha, gate_features",
+    [("poisson", 8, 1, 0, 1.0, 0.0, None), ("poisson", 8, 1, 0, 1e-3, 0.0, None),
+     ("gamma", 27, 3, 237, 1e-3, 0.1, [0])],
+)
+def test_squarem_overflow_rejects_the_extrapolation_and_predict_stays_finite(
+    expert, n, p, seed, scale, expert_alpha, gate_features
+):
+    """Cases hypothesis found: a SQUAREM extrapolation far out (a log-dispersion or a
+    linear predictor whose exp overflows) must be rejected without a warning (warnings are
+    errors here), and a log-link expert with a huge mean where its gate is near 0 must not
+    overflow predict's moments."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) * scale
+    signal = X.sum(axis=1) / X.std()
+    mean = np.exp(np.clip(signal, -3, 3))
+    y = rng.poisson(mean).astype(float) if expert == "poisson" else rng.gamma(2.0, mean)
+    model = MixtureOfExpertsRegressor(
+        2, expert=expert, gate_alpha=0.0, expert_alpha=expert_alpha,
+        gate_features=gate_features, random_state=0, max_iter=100,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateFitWarning)
+        model.fit(X, y)
+    trace = model.objective_trace_
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    center, std = model.predict(X, return_std=True)
+    assert np.all(np.isfinite(center)) and np.all(np.isfinite(std))
+    np.testing.assert_array_equal(model.predict(X), center)
+
+
 # ------------------------------------------------------- y given after fit
 @functools.cache
 def _fitted(name):
