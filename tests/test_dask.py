@@ -87,7 +87,7 @@ def test_dask_fit_without_a_client_says_what_to_do():
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=40,
     )
     with cluster, distributed.Client(cluster) as client:
