@@ -1,4 +1,5 @@
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,23 @@ from sklearn.exceptions import ConvergenceWarning
 from skmoe import DegenerateFitWarning
 
 DATA = Path(__file__).parent / "data"
+
+#: Under pytest-xdist (one worker per core) every worker holds BLAS to one thread, and so
+#: do the processes it starts (notebook kernels, sphinx): OpenBLAS threads that wait for
+#: each other on a busy core make small products many times slower. Fits hold BLAS to
+#: their n_jobs anyway (skmoe/_threads.py); this covers everything else. Tests that need
+#: more threads ask for them with threadpool_limits, which may raise the count again.
+_BLAS_LIMIT = None
+
+
+def pytest_configure(config):
+    global _BLAS_LIMIT
+    if os.environ.get("PYTEST_XDIST_WORKER") and _BLAS_LIMIT is None:
+        from threadpoolctl import threadpool_limits
+
+        _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
 
 
 @pytest.fixture(scope="session")
