@@ -38,12 +38,12 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
         Maximum number of EM iterations per run.
     tol : float, default=1e-6
         Convergence threshold on the change of the per-sample penalised log-likelihood.
-    acceleration : {"squarem"} or None, default=None
+    acceleration : {"squarem"} or None, default="squarem"
         As in :class:`MixtureOfExpertsRegressor`.
     n_init : int, default=1
         Number of independent fits; the best is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
-shape (n_samples, n_experts), default="random"
+shape (n_samples, n_experts), default="multistart"
         Initial responsibilities, as in :class:`MixtureOfExpertsRegressor`; "voronoi" and
         "kmeans" partition the standardised ``[X, onehot(y)]``, "tree" takes the leaves of
         a CART tree with ``n_experts`` leaves.
@@ -97,9 +97,9 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         expert_features=None,
         max_iter=500,
         tol=1e-6,
-        acceleration=None,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,

@@ -3,8 +3,8 @@
 Every start is a set of weighted responsibilities ``W`` kept in the blocks; the first
 M-step turns it into parameters. The strategies:
 
-- ``"multistart"`` (meant to become the default): EM from successive candidate starts
-  until two runs agree on the best optimum found (``search_start``);
+- ``"multistart"`` (the default): EM from successive candidate starts until two runs
+  agree on the best optimum found (``search_start``);
 - ``"kmeans"``: hard k-means clusters of the standardised ``[X, y]`` (greedy k-means++
   seeding from row hashes, then Lloyd's iterations);
 - ``"voronoi"``: hard responsibilities of a random Voronoi partition of the standardised

@@ -59,7 +59,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Convergence threshold on the estimated distance of the per-sample penalised
         log-likelihood to its limit (Aitken's estimate from the last changes; see the user
         guide). An objective constant to rounding stops EM whatever ``tol`` is.
-    acceleration : {"squarem"} or None, default=None
+    acceleration : {"squarem"} or None, default="squarem"
         SQUAREM extrapolation of the EM map (Varadhan & Roland 2008) followed by one EM
         step, kept only when it does not lower the objective; then one iteration is one
         SQUAREM cycle (two EM steps, the extrapolation and its EM step). None runs plain EM
@@ -68,7 +68,7 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Number of independent fits (each with its own ``init_params`` search); the best
         is kept.
     init_params : {"multistart", "random", "voronoi", "kmeans", "tree"} or array-like of \
-shape (n_samples, n_experts), default="random"
+shape (n_samples, n_experts), default="multistart"
         Initial responsibilities. "multistart" runs EM from successive starts (one
         "kmeans", one "random", then of the kind that found the best run) until two runs
         agree on the best objective found, at most 8 runs (a run with a degenerate expert
@@ -166,9 +166,9 @@ shape (n_samples, n_experts), default="random"
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
-        acceleration=None,
+        acceleration="squarem",
         n_init=1,
-        init_params="random",
+        init_params="multistart",
         random_state=None,
         warm_start=False,
         verbose=0,
