@@ -260,17 +260,21 @@ def _squarem_cycle(model, source, start, start_objective, step_max):
     if alpha < -1.0:
         # The extrapolated point is a proposal and may lie far out (a log-dispersion or a
         # linear predictor whose exp overflows, in the trial or in the EM step from it):
-        # whatever overflows along it only rejects it.
-        with np.errstate(all="ignore"):
-            trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
-            trial_log_lik, _ = model.e_pass(source, trial)
+        # whatever overflows along it only rejects it. That includes an overflow at rows
+        # the other experts cover (a finite mixture log-likelihood): plain EM never goes
+        # there, and the next cycle's arithmetic would start from infinities.
+        objective = -np.inf
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="ignore", under="ignore"):
+                trial = coords.unflatten(t0 - 2.0 * alpha * r + alpha**2 * v)
+                trial_log_lik, _ = model.e_pass(source, trial)
+                if np.isfinite(trial_log_lik):
+                    stabilised = model.m_step_blocks(source, trial)
+                    log_lik, mass = model.e_pass(source, stabilised)
+                    if np.all(np.isfinite(coords.flatten(stabilised))):
+                        objective = log_lik - model.penalty(stabilised)
+        except FloatingPointError:
             objective = -np.inf
-            if np.isfinite(trial_log_lik):
-                stabilised = model.m_step_blocks(source, trial)
-                log_lik, mass = model.e_pass(source, stabilised)
-                objective = log_lik - model.penalty(stabilised)
-                if not np.all(np.isfinite(coords.flatten(stabilised))):
-                    objective = -np.inf
         # a point within rounding of the start is taken: deciding by rounding noise
         # would make chunked and in-memory fits, whose sums round differently, part ways
         if np.isfinite(objective) and objective >= start_objective - _NOISE * abs(start_objective):

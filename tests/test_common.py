@@ -58,10 +58,19 @@ BERNOULLI_CONTINUOUS_TARGET_CHECKS = [
     "check_estimator_sparse_matrix",
 ]
 STOPPING_REASON = (
-    "Weighted and repeated data start from the same responsibilities (the random start "
-    "hashes each row), but rounding differs along the way and EM stops at tol=1e-6 a few "
+    "Weighted and repeated data start from the same responsibilities (every start hashes "
+    "each row), but rounding differs along the way and EM stops at tol=1e-6 a few "
     "1e-6 apart in predict_proba, over the check's 1e-7; integer weights equal repeated rows "
     "to 1e-8 when EM runs to convergence (tests/test_regressor.py, tests/test_families.py)."
+)
+RIDGE_REASON = (
+    "The check fits 15 rows with 30 features: each expert interpolates its rows, its "
+    "dispersion is held at the floor, and the penalised likelihood is flat along a ridge of "
+    "very different coefficients. Weighted and repeated fits start alike and end within "
+    "1e-3 in the objective (gamma) or to rounding (the hierarchical model on sparse X), but "
+    "SQUAREM's long steps move along the ridge by amounts that rounding decides, and the "
+    "predictions part (by 0.5 and 3e-5). On a well-posed problem the default fit with integer "
+    "weights equals the fit on repeated rows (tests/test_default_fit.py)."
 )
 
 
@@ -72,8 +81,12 @@ def _expected_failed_checks(estimator):
     }
     if isinstance(estimator, HierarchicalMixtureOfExpertsClassifier):
         expected["check_sample_weight_equivalence_on_dense_data"] = STOPPING_REASON
-    if isinstance(estimator, MixtureOfExpertsClassifier):  # both classifiers
         expected["check_sample_weight_equivalence_on_sparse_data"] = STOPPING_REASON
+    if getattr(estimator, "expert", None) == "gamma":
+        expected["check_sample_weight_equivalence_on_dense_data"] = RIDGE_REASON
+        expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
+    if isinstance(estimator, HierarchicalMixtureOfExpertsRegressor):
+        expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
     if getattr(estimator, "expert", None) == "bernoulli":
         expected |= dict.fromkeys(BERNOULLI_CONTINUOUS_TARGET_CHECKS, BERNOULLI_REASON)
     return expected

@@ -1,7 +1,7 @@
 """The fit of issue #12: the multistart search, SQUAREM acceleration and the stopping rule.
 
-``NEW`` is the configuration meant to become the default (``init_params="multistart"``,
-``acceleration="squarem"``); until then the defaults are a random start and plain EM."""
+``NEW`` is the default configuration (``init_params="multistart"``,
+``acceleration="squarem"``), spelled out where a test is about it."""
 
 import io
 import warnings
@@ -181,6 +181,30 @@ def test_default_fits_do_not_depend_on_row_order_or_n_jobs():
     )
     np.testing.assert_allclose(a.expert_coef_, b.expert_coef_, rtol=1e-9, atol=1e-10)
     assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-12)
+
+
+@pytest.mark.parametrize("estimator", [
+    MixtureOfExpertsRegressor, MixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier,
+])
+def test_the_search_and_squarem_are_the_defaults(estimator):
+    params = estimator().get_params()
+    assert {key: params[key] for key in NEW} == NEW
+
+
+@pytest.mark.parametrize("expert", ["gaussian", "poisson", "gamma"])
+def test_default_fits_with_integer_weights_equal_fits_on_repeated_rows(expert):
+    # the whole default fit: the search's starts, SQUAREM and the stopping rule
+    X, y = make_moe_regression(400, 2, 3, noise=0.3, random_state=2)[:2]
+    if expert != "gaussian":
+        y = np.random.default_rng(0).poisson(np.exp(0.4 * y / y.std())) + 1.0
+    w = np.random.default_rng(1).integers(0, 4, size=len(y))
+    weighted = MixtureOfExpertsRegressor(3, expert=expert, random_state=0, tol=1e-10)
+    repeated = MixtureOfExpertsRegressor(3, expert=expert, random_state=0, tol=1e-10)
+    weighted.fit(X, y, sample_weight=w)
+    repeated.fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert weighted.log_likelihood_ == pytest.approx(repeated.log_likelihood_, rel=1e-9)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-5)
 
 
 @pytest.mark.parametrize("partition", [voronoi_start, kmeans_start])
