@@ -301,3 +301,36 @@ def test_bic_picks_the_planted_number_of_experts():
                                        range(max(1, K - 1), K + 2))
         right += best.n_experts == K
     assert right >= 9
+
+
+def _fake_run(finish, plateau):
+    """EM runs on a made-up objective: ``plateau`` until iteration ``finish``, then 0."""
+    calls = []
+
+    def run(params, max_iter):
+        start = params["iteration"]
+        stop = min(start + max_iter, finish)
+        trace = [plateau if i < finish else 0.0 for i in range(start, stop + 1)]
+        calls.append(max_iter)
+        return {"params": {"iteration": stop}, "objective": trace[-1],
+                "objective_trace": np.array(trace), "n_iter": stop - start,
+                "converged": stop == finish, "degenerate": False}
+
+    return run, calls
+
+
+def test_a_search_run_that_lags_behind_the_best_is_stopped_at_its_budget():
+    from skmoe._init import SEARCH_PRUNE_FACTOR, SEARCH_PRUNE_MIN, _pruned_run
+
+    best = {"objective": 0.0, "n_iter": 10, "degenerate": False}
+    budget = max(SEARCH_PRUNE_MIN, SEARCH_PRUNE_FACTOR * best["n_iter"])
+    run, calls = _fake_run(finish=400, plateau=-100.0)
+    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3)
+    assert calls == [budget] and result["pruned"] and result["n_iter"] == budget
+    # the first run, and a run level with the best, go on to convergence as one record
+    run, calls = _fake_run(finish=400, plateau=-100.0)
+    assert _pruned_run(run, {"iteration": 0}, 500, None, 1e-3)["n_iter"] == 400
+    run, calls = _fake_run(finish=400, plateau=0.0)
+    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3)
+    assert calls == [budget, 500 - budget] and result["converged"]
+    assert result["n_iter"] == 400 and len(result["objective_trace"]) == 401
