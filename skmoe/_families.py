@@ -755,6 +755,136 @@ class GammaExperts(_NewtonGLMExperts):
         return {"dispersion": dispersion}
 
 
+def _nb_size_terms(y, eta, size):
+    """d log f / dr and d2 log f / dr2 of the NB2 log density in its size ``r``, (K, n)."""
+    r = size[:, None]
+    log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+    ratio = (r + y) * np.exp(-log_r_mu)  # (r + y) / (r + mu)
+    first = digamma(y + r) - digamma(r) + np.log(r) + 1.0 - log_r_mu - ratio
+    second = (polygamma(1, y + r) - polygamma(1, r) + 1.0 / r - 2.0 * np.exp(-log_r_mu)
+              + ratio * np.exp(-log_r_mu))
+    return first, second
+
+
+class NegativeBinomialExperts(_NewtonGLMExperts):
+    """Negative-binomial (NB2) experts with a log link and one size ``r_k`` per expert.
+
+    The density of expert k is ``Gamma(y + r) / (Gamma(r) y!) (r / (r + mu))^r
+    (mu / (r + mu))^y`` with mean ``mu = exp(eta)`` and variance ``mu + mu^2 / r``
+    (``scipy.stats.nbinom(n=r, p=r / (r + mu))``); ``offset`` is the log of the exposure,
+    as for Poisson experts. The coefficients take Newton steps (Fisher scoring in
+    ``eta``) with step halving, the sizes a safeguarded Newton step in ``log r`` from
+    additive statistics, alternately, so batch, online and dask fits share one M-step.
+    Sizes are held within ``[min_size, max_size]``: data without overdispersion push
+    ``r`` to ``max_size`` (the Poisson limit).
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    alpha : float, default=0.0
+    """
+
+    name = "negative_binomial"
+    dispersion_keys = ("size",)
+    dispersion_labels = ("size",)
+    accepts_offset = True
+    positive_only = True
+    link = staticmethod(np.log)
+    inverse_link = staticmethod(np.exp)
+    #: Bounds on the sizes.
+    min_size, max_size = 1e-6, 1e8
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if np.any(y < 0):
+            raise ValueError(
+                "Negative-binomial experts need non-negative counts; y has negative values."
+            )
+        return y
+
+    def init_target(self, y):
+        return np.log1p(y)[:, None]
+
+    def derivatives(self, y, eta, params, order=2):
+        r = params["size"][:, None]
+        log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+        ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + r * (np.log(r) - log_r_mu)
+              + y * (eta - log_r_mu))
+        if order == 0:
+            return (ll,)
+        p = np.exp(eta - log_r_mu)  # mu / (r + mu)
+        # d/deta and minus d2/deta2, (r + y) p (1 - p) >= 0: concave in eta
+        return ll, (y - np.exp(eta)) * (1.0 - p), (r + y) * p * (1.0 - p)
+
+    @staticmethod
+    def distribution(mean, size):
+        return stats.nbinom(n=size, p=size / (size + mean))
+
+    def project(self, params):
+        return dict(params, size=np.clip(params["size"], self.min_size, self.max_size))
+
+    def at_bound(self, params):
+        return params["size"] <= self.min_size * (1 + 1e-12)
+
+    def bound_events(self, params):
+        return [f"expert {k}: size held at its lower bound {self.min_size:.3g}"
+                for k in np.flatnonzero(self.at_bound(params))]
+
+    def dispersion_statistics(self, block, params):
+        """Gradient and curvature of the weighted log-likelihood in ``s = log r``, in the
+        linear form ``c s + g`` that stays additive across blocks (and online batches)."""
+        size = params.get("size", np.ones(self.n_experts))
+        W = block.weights
+        first, second = _nb_size_terms(
+            block.y, self.eta(block.X_expert, params, block.offset), size
+        )
+        grad = np.einsum("ki,ki->k", W, first) * size
+        curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
+        curv = np.maximum(curv, 1e-3 * np.abs(grad) + 1e-8 * W.sum(axis=1))
+        return {"size_linear": curv * np.log(size) + grad, "size_curvature": curv,
+                "weight": W.sum(axis=1)}
+
+    def solve_dispersion(self, stats, params):
+        """The Newton proposal in ``log r``, within a factor ``e`` of the current size."""
+        log_size = np.log(params.get("size", np.ones(self.n_experts)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proposal = stats["size_linear"] / stats["size_curvature"]
+        proposal = np.where(np.isfinite(proposal), proposal, log_size)
+        proposal = np.clip(proposal, log_size - 1.0, log_size + 1.0)
+        return {"size": np.clip(np.exp(proposal), self.min_size, self.max_size)}
+
+    def update_dispersion(self, source, params):
+        """One Newton step in ``log r``, halved until no expert's objective drops (so
+        batch EM stays monotone)."""
+        params = dict(params, size=params.get("size", np.ones(self.n_experts)))
+        value = self.expert_objective(source, params)
+        proposal = super().update_dispersion(source, params)["size"]
+        step = np.ones(self.n_experts)
+        size = proposal
+        for _ in range(30):
+            size = params["size"] * (proposal / params["size"]) ** step
+            trial = self.expert_objective(source, dict(params, size=size))
+            bad = ~(trial >= value - 1e-12 * np.abs(value))
+            if not bad.any():
+                break
+            step[bad] *= 0.5
+        size = np.where(trial >= value - 1e-12 * np.abs(value), size, params["size"])
+        return dict(params, size=size)
+
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the size r: d/dr, d2/dr2, d2/deta dr."""
+        r = params["size"][:, None]
+        mu = np.exp(eta)
+        first, second = _nb_size_terms(y, eta, params["size"])
+        return (
+            r * (y - mu) / (r + mu),
+            -(r + y) * r * mu / (r + mu) ** 2,
+            first,
+            second,
+            (y - mu) * mu / (r + mu) ** 2,
+        )
+
+
 def gamma_shape(target, max_shape):
     """Solve ``log v - digamma(v) = target`` (half the mean Gamma deviance) for the shape
     ``v``, vectorised; non-finite targets give 1."""
@@ -940,6 +1070,7 @@ FAMILIES = {
     "poisson": PoissonExperts,
     "gamma": GammaExperts,
     "bernoulli": BernoulliExperts,
+    "negative_binomial": NegativeBinomialExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

@@ -28,9 +28,11 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     ----------
     n_experts : int, default=2
         Number of experts K.
-    expert : {"gaussian", "poisson", "gamma", "bernoulli"} or family, default="gaussian"
+    expert : {"gaussian", "poisson", "gamma", "bernoulli", "negative_binomial"} or \
+family, default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
-        link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link); or
+        link), Gamma (log link, one dispersion per expert), Bernoulli (logit link) or
+        negative binomial (NB2, log link, one size per expert); or
         an expert family instance (see "Adding an expert family" in the docs), of which
         the fit uses a copy.
     gate_alpha : float, default=0.01
