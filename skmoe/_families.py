@@ -885,6 +885,239 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         )
 
 
+def _t_weights_block(block, family, params):
+    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
+    residuals ``r`` of Student-t experts."""
+    resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
+    nu = family.degrees_of_freedom(params)[:, None]
+    u = (nu + 1.0) / (nu + resid**2 / params["scale"][:, None] ** 2)
+    return u, resid
+
+
+def _t_start_block(block):
+    W, y = block.weights, _response(block)
+    return W.sum(axis=1), W @ y, W @ (y * y)
+
+
+class StudentTExperts(ExpertFamily):
+    """Linear experts with Student-t noise: location ``x b_k``, scale ``s_k`` and degrees
+    of freedom ``nu_k`` per expert, robust to outliers.
+
+    Fitted by ECM on the scale-mixture representation ``y | u ~ N(x b, s^2 / u)``,
+    ``u ~ Gamma(nu / 2, nu / 2)`` (Peel & McLachlan 2000; meteorits' t experts,
+    Chamroukhi 2016): every pass over the rows computes the latent weights
+    ``u = (nu + 1) / (nu + r^2 / s^2)`` and sums the weighted statistics ``X1' W u X1``,
+    ``X1' W u y``, ``y' W u y``, ``sum W`` and ``sum W (log u - u)``; from them the
+    coefficients are a weighted ridge, ``s^2 = (sum W u r^2 + alpha ||b||^2) / sum W``,
+    and ``nu`` the root (``scipy.optimize.brentq``) of the ECM equation
+    ``1 + log(nu / 2) - digamma(nu / 2) + sum W (log u - u) / sum W
+    + digamma((nu' + 1) / 2) - log((nu' + 1) / 2) = 0`` (``nu'`` the previous value). Each
+    pass is one EM step of the weighted t likelihood, so it never decreases; batch, online
+    and dask fits share it. The penalty is ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian
+    experts.
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    alpha : float, default=0.0
+    df : float or None, default=None
+        Degrees of freedom held fixed for every expert; None estimates one per expert
+        (``expert_df_``), within ``[min_df, max_df]``.
+    variance_floor : float, default=1e-12
+        Smallest ``s_k^2``; the estimators set it as for Gaussian experts.
+    min_df, max_df : float, default=0.5, 200.0
+        Bounds on the estimated degrees of freedom (``max_df`` is all but Gaussian).
+    """
+
+    name = "student_t"
+    dispersion_labels = ("scale",)
+    #: Degrees of freedom a fit starts from when they are estimated.
+    start_df = 10.0
+    #: ECM passes stop when no parameter moves by more than this (relative); EM sets a
+    #: few passes per M-step (``max_newton_steps``), an M-step alone runs to convergence.
+    newton_tol = 1e-12
+    max_newton_steps = 5000
+
+    def __init__(self, n_experts=None, alpha=0.0, df=None, variance_floor=1e-12,
+                 min_df=0.5, max_df=200.0):
+        super().__init__(n_experts, alpha)
+        self.df = df
+        self.variance_floor = variance_floor
+        self.min_df = min_df
+        self.max_df = max_df
+
+    @property
+    def dispersion_keys(self):
+        return ("scale",) if self.df is not None else ("scale", "df")
+
+    def configure(self, targets=None, variance_floor=None, **options):
+        """The floor of ``s_k^2``, as Gaussian experts' variance floor."""
+        GaussianExperts.configure(self, targets, variance_floor=variance_floor)
+
+    def degrees_of_freedom(self, params):
+        """The (K,) degrees of freedom: estimated, or the fixed ``df``."""
+        if self.df is not None:
+            return np.full(len(params["scale"]), float(self.df))
+        return params["df"]
+
+    def log_prob(self, X, y, params, offset=None):
+        nu = self.degrees_of_freedom(params)[:, None]
+        s = params["scale"][:, None]
+        resid = y - self.eta(X, params, offset)
+        resid /= s
+        resid **= 2
+        out = np.log1p(resid / nu)
+        out *= -0.5 * (nu + 1.0)
+        out += gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+        out -= np.log(s)
+        return out
+
+    def mean(self, X, params, offset=None):
+        """The location ``x b_k`` (the mean when ``nu_k > 1``)."""
+        return self.eta(X, params, offset)
+
+    def distribution(self, mean, scale, df=None):
+        if df is None:
+            df = self.df
+        return stats.t(df, loc=mean, scale=scale)
+
+    def start(self, source):
+        """Every expert at its weighted mean and standard deviation of y (one pass)."""
+        w, wy, wyy = source.reduce(_t_start_block)
+        overall = wy.sum() / w.sum()
+        empty = _empty_experts(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(empty, overall, wy / w)
+            variance = np.where(empty, wyy.sum() / w.sum() - overall**2, wyy / w - mean**2)
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = mean
+        scale = np.sqrt(np.maximum(variance, self.variance_floor))
+        params = {"coef": coef, "scale": scale}
+        if self.df is None:
+            params["df"] = np.full(self.n_experts, self.start_df)
+        return params
+
+    def statistics(self, block, params):
+        """The ECM statistics at ``params`` (see the class docstring)."""
+        u, _ = _t_weights_block(block, self, params)
+        W = block.weights
+        Wu = W * u
+        y = _response(block)
+        log_u = np.log(u)
+        log_u -= u
+        return {
+            "gram": weighted_grams(block.X_expert, Wu), "xy": weighted_sums(block.X_expert,
+                                                                             Wu * y),
+            "yy": Wu @ (y * y), "weight": W.sum(axis=1),
+            "log_u_minus_u": np.einsum("ki,ki->k", W, log_u),
+        }
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        """The ECM update from summed statistics; ``scale`` divides the penalty (online
+        averages are per unit weight)."""
+        lam = self.alpha / scale
+        gram, xy, totals = stats["gram"], stats["xy"], stats["weight"]
+        coef = solve_spd(gram + self.coef_penalty(gram.shape[-1], lam), xy)
+        rss = residual_sum_of_squares(coef, gram, xy, stats["yy"])
+        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, self.variance_floor)
+        new = {"coef": coef, "scale": np.sqrt(variance)}
+        empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
+        if self.df is None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_log_u = stats["log_u_minus_u"] / totals
+            new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        return _keep_empty_experts(new, params, empty, self.shared_keys)
+
+    def _solve_df(self, mean_log_u_minus_u, previous, empty):
+        """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
+        from scipy.optimize import brentq
+
+        constant = (mean_log_u_minus_u + digamma(0.5 * (previous + 1.0))
+                    - np.log(0.5 * (previous + 1.0)))
+        df = previous.copy()
+        for k in np.flatnonzero(~empty & np.isfinite(constant)):
+            def equation(nu, c=constant[k]):
+                return 1.0 + np.log(0.5 * nu) - digamma(0.5 * nu) + c
+
+            # the left side decreases in nu: the root, or the bound it lies beyond
+            if equation(self.max_df) >= 0:
+                df[k] = self.max_df
+            elif equation(self.min_df) <= 0:
+                df[k] = self.min_df
+            else:
+                df[k] = brentq(equation, self.min_df, self.max_df, xtol=1e-14, rtol=1e-14)
+        return df
+
+    def m_step_blocks(self, source, params=None):
+        """ECM passes (``max_newton_steps`` at most), each one reduction over the blocks."""
+        if params is None:
+            params = self.start(source)
+        params = {key: value.copy() for key, value in params.items()}
+        for _ in range(self.max_newton_steps):
+            new = self.solve(source.reduce(self.statistics, params), params)
+            done = _converged(params, new, self.newton_tol)
+            params = new
+            if done:
+                break
+        return params
+
+    def penalty(self, params):
+        sq = np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        return 0.5 * self.alpha * np.sum(sq / params["scale"] ** 2)
+
+    def penalty_scale(self, params):
+        return 1.0 / params["scale"] ** 2
+
+    def penalty_information(self, params, n_coef):
+        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s)
+        out = np.zeros((self.n_experts, n_coef + 1, n_coef + 1))
+        mask = penalty_diagonal(n_coef, 1.0)
+        s = params["scale"]
+        b = params["coef"] * mask
+        out[:, :n_coef, :n_coef] = (self.alpha / s**2)[:, None, None] * np.diag(mask)
+        out[:, :n_coef, n_coef] = -2.0 * self.alpha * b / (s**3)[:, None]
+        out[:, n_coef, :n_coef] = out[:, :n_coef, n_coef]
+        out[:, n_coef, n_coef] = 3.0 * self.alpha * np.sum(b * b, axis=1) / s**4
+        return out
+
+    def reported_dispersions(self, params):
+        """The scale ``s_k``; standard errors hold the degrees of freedom at their value."""
+        return [params["scale"]]
+
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the scale s: d/ds, d2/ds2, d2/deta ds (the
+        degrees of freedom held)."""
+        nu = self.degrees_of_freedom(params)[:, None]
+        s = params["scale"][:, None]
+        r = y - eta
+        r2 = r * r
+        denom = nu * s**2 + r2
+        return (
+            (nu + 1.0) * r / denom,
+            -(nu + 1.0) * (nu * s**2 - r2) / denom**2,
+            -1.0 / s + (nu + 1.0) * r2 / (s * denom),
+            1.0 / s**2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s**2) / (s**2 * denom**2),
+            -2.0 * (nu + 1.0) * nu * s * r / denom**2,
+        )
+
+    def project(self, params):
+        new = dict(params, scale=np.maximum(params["scale"], np.sqrt(self.variance_floor)))
+        if "df" in params:
+            new["df"] = np.clip(params["df"], self.min_df, self.max_df)
+        return new
+
+    def at_bound(self, params):
+        return params["scale"] ** 2 <= self.variance_floor * (1 + 1e-12)
+
+    def bound_events(self, params):
+        return [
+            f"expert {k}: scale held at its floor {np.sqrt(self.variance_floor):.3g}"
+            for k in np.flatnonzero(self.at_bound(params))
+        ]
+
+
 def gamma_shape(target, max_shape):
     """Solve ``log v - digamma(v) = target`` (half the mean Gamma deviance) for the shape
     ``v``, vectorised; non-finite targets give 1."""
@@ -1071,6 +1304,7 @@ FAMILIES = {
     "gamma": GammaExperts,
     "bernoulli": BernoulliExperts,
     "negative_binomial": NegativeBinomialExperts,
+    "student_t": StudentTExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

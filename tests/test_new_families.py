@@ -16,7 +16,7 @@ from scipy import optimize, stats
 from scipy.special import digamma, gammaln
 
 from skmoe import MixtureOfExpertsRegressor
-from skmoe._families import NegativeBinomialExperts, make_family
+from skmoe._families import NegativeBinomialExperts, StudentTExperts, make_family
 
 N, D, K = 600, 2, 3
 
@@ -296,3 +296,270 @@ def test_nb_log_density_reference_by_hand():
                                order=0)[0][0, 0]
     expected = (gammaln(6) - gammaln(2) - gammaln(5) + 2 * np.log(2 / 5) + 4 * np.log(3 / 5))
     np.testing.assert_allclose(value, expected, rtol=1e-14)
+
+
+# ------------------------------------------------------------------------- Student t
+T_COEF = np.array([[-2.0, 1.0, -0.5], [0.0, -1.0, 0.5], [2.0, 0.5, 1.0]])
+T_SCALE = np.array([0.3, 0.5, 0.4])
+T_DF = np.array([2.5, 4.0, 3.0])
+
+
+def _t_one_hot(seed=11):
+    X, rng = _design(seed)
+    labels = np.arange(N) % K
+    y = (T_COEF[labels, 0] + np.einsum("id,id->i", X, T_COEF[labels, 1:])
+         + T_SCALE[labels] * rng.standard_t(T_DF[labels]))
+    weights = rng.integers(1, 4, size=N).astype(float)
+    W = np.zeros((K, N))
+    W[labels, np.arange(N)] = weights
+    return X, y, W, labels, weights
+
+
+def _t_negative_log_lik(theta, X, y, w):
+    """Minus the weighted t log-likelihood in (intercept, coef, log s, log nu) and its
+    gradient (written from the density, not from skmoe)."""
+    coef, s, nu = theta[:-2], np.exp(theta[-2]), np.exp(theta[-1])
+    r = y - coef[0] - X @ coef[1:]
+    ll = stats.t.logpdf(r, nu, scale=s)
+    z = r**2 / (nu * s**2)
+    d_eta = (nu + 1.0) * r / (nu * s**2 + r**2)
+    d_log_s = -1.0 + (nu + 1.0) * z / (1.0 + z)
+    d_nu = (0.5 * digamma(0.5 * (nu + 1)) - 0.5 * digamma(0.5 * nu) - 0.5 / nu
+            - 0.5 * np.log1p(z) + 0.5 * (nu + 1) * z / (nu * (1 + z)))
+    grad = np.concatenate([[w @ d_eta], X.T @ (w * d_eta), [w @ d_log_s], [nu * (w @ d_nu)]])
+    return -(w @ ll), -grad
+
+
+def _t_direct_fit(X, y, w=None):
+    w = np.ones(len(y)) if w is None else w
+    start = np.zeros(X.shape[1] + 3)
+    start[0] = np.median(y)
+    start[-2] = np.log(np.std(y))
+    start[-1] = np.log(5.0)
+    result = optimize.minimize(_t_negative_log_lik, start, args=(X, y, w), jac=True,
+                               method="BFGS", options={"gtol": 1e-9, "maxiter": 10000})
+    theta = result.x
+    for _ in range(5):  # Newton polish on a finite-difference Hessian of the gradient
+        grad = _t_negative_log_lik(theta, X, y, w)[1]
+        h = 1e-6
+        hess = np.array([(_t_negative_log_lik(theta + h * e, X, y, w)[1]
+                          - _t_negative_log_lik(theta - h * e, X, y, w)[1]) / (2 * h)
+                         for e in np.eye(theta.size)])
+        theta = theta - np.linalg.solve(0.5 * (hess + hess.T), grad)
+    return theta[:-2], np.exp(theta[-2]), np.exp(theta[-1])
+
+
+def test_t_is_registered_by_name():
+    family = make_family("student_t", 2)
+    assert isinstance(family, StudentTExperts)
+    assert family.dispersion_keys == ("scale", "df")
+    assert StudentTExperts(df=4.0).dispersion_keys == ("scale",)
+
+
+def test_t_log_prob_matches_scipy_stats():
+    X, y, _, _, _ = _t_one_hot()
+    params = {"coef": T_COEF, "scale": T_SCALE, "df": T_DF}
+    got = StudentTExperts(K).log_prob(X, y, params)
+    mean = StudentTExperts(K).mean(X, params)
+    expected = stats.t.logpdf(y[None], T_DF[:, None], loc=mean, scale=T_SCALE[:, None])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    fixed = StudentTExperts(K, df=3.0).log_prob(X, y, {"coef": T_COEF, "scale": T_SCALE})
+    np.testing.assert_allclose(
+        fixed, stats.t.logpdf(y[None], 3.0, loc=mean, scale=T_SCALE[:, None]), rtol=1e-12)
+
+
+def test_t_one_expert_equals_direct_maximum_likelihood():
+    X, rng = _design(12, 2000)
+    y = 1.0 + X @ [0.5, -1.0] + 0.7 * rng.standard_t(4.0, size=len(X))
+    model = MixtureOfExpertsRegressor(1, expert="student_t", tol=1e-13, max_iter=5000,
+                                      acceleration=None).fit(X, y)
+    coef, scale, df = _t_direct_fit(X, y)
+    np.testing.assert_allclose(model.expert_intercept_[0], coef[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.expert_coef_[0], coef[1:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.expert_scale_[0], scale, rtol=1e-5)
+    np.testing.assert_allclose(model.expert_df_[0], df, rtol=1e-5)
+
+
+def test_t_one_hot_m_step_equals_weighted_maximum_likelihood():
+    X, y, W, labels, weights = _t_one_hot()
+    new = StudentTExperts(K).m_step(X, y, W)
+    for k in range(K):
+        rows = labels == k
+        coef, scale, df = _t_direct_fit(X[rows], y[rows], weights[rows])
+        np.testing.assert_allclose(new["coef"][k], coef, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(new["scale"][k], scale, rtol=1e-6)
+        np.testing.assert_allclose(new["df"][k], df, rtol=1e-6)
+
+
+def test_t_integer_weights_equal_repeated_rows_in_the_m_step():
+    X, y, _, _, weights = _t_one_hot()
+    rng = np.random.default_rng(15)
+    W = rng.dirichlet(np.ones(K), size=N).T * weights
+    reps = weights.astype(int)
+    for df in (None, 3.0):
+        a = StudentTExperts(K, alpha=0.5, df=df).m_step(X, y, W)
+        b = StudentTExperts(K, alpha=0.5, df=df).m_step(
+            np.repeat(X, reps, axis=0), np.repeat(y, reps),
+            np.repeat(W / weights, reps, axis=1))
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("df", [None, 3.0])
+def test_t_em_ascent(df):
+    X, y, _, _, _ = _t_one_hot()
+    model = MixtureOfExpertsRegressor(3, expert=StudentTExperts(df=df), gate_alpha=0.1,
+                                      expert_alpha=0.1, random_state=0)
+    values = assert_log_likelihood_increasing(model, X, y, 40)
+    assert np.all(np.isfinite(values))
+
+
+def _planted_t(n=5000, seed=17):
+    X, rng = _design(seed, n)
+    gate = np.array([[0.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
+    logits = gate[:, 0] + X @ gate[:, 1:].T
+    prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    labels = (rng.uniform(size=n)[:, None] > np.cumsum(prob, axis=1)).sum(axis=1)
+    y = (T_COEF[labels, 0] + np.einsum("id,id->i", X, T_COEF[labels, 1:])
+         + T_SCALE[labels] * rng.standard_t(T_DF[labels]))
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def planted_t():
+    X, y = _planted_t()
+    model = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0)
+    return X, y, model.fit(X, y)
+
+
+def test_t_recovers_planted_experts(planted_t):
+    _, _, model = planted_t
+    order = np.argsort(model.expert_intercept_)
+    coef = np.column_stack([model.expert_intercept_, model.expert_coef_])[order]
+    assert np.max(np.abs(coef - T_COEF)) < 0.05, coef - T_COEF
+    relative = np.abs(model.expert_df_[order] / T_DF - 1.0)
+    assert np.max(relative) < 0.2, relative
+    np.testing.assert_allclose(model.expert_scale_[order], T_SCALE, rtol=0.1)
+    trace = model.objective_trace_
+    assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:]))
+
+
+def _regimes_with_outliers(n=2000, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, n)
+    second = rng.uniform(size=n) < 1 / (1 + np.exp(-3 * x))
+    y = np.where(second, 1 + 2 * x, -1 - x) + 0.3 * rng.normal(size=n)
+    outlier = rng.uniform(size=n) < 0.05
+    y[outlier] = rng.uniform(15, 30, outlier.sum())
+    return x[:, None], y, np.array([[-1.0, -1.0], [1.0, 2.0]])
+
+
+def test_t_experts_resist_gross_outliers_where_gaussian_ones_do_not():
+    X, y, truth = _regimes_with_outliers()
+    errors = {}
+    for expert in ("gaussian", "student_t"):
+        model = MixtureOfExpertsRegressor(2, expert=expert, random_state=0).fit(X, y)
+        order = np.argsort(model.expert_coef_[:, 0])
+        coef = np.column_stack([model.expert_intercept_, model.expert_coef_])[order]
+        errors[expert] = np.max(np.abs(coef - truth))
+    assert errors["student_t"] < 0.1, errors
+    assert errors["gaussian"] > 0.5, errors
+
+
+def test_t_predictive_methods_use_the_t_distribution(planted_t):
+    X, y, model = planted_t
+    gate = model.predict_gate(X[:30]).T
+    mean = model.predict_experts(X[:30]).T
+    density = np.einsum("ki,ki->i", gate, stats.t.pdf(
+        y[None, :30], model.expert_df_[:, None], loc=mean,
+        scale=model.expert_scale_[:, None]))
+    np.testing.assert_allclose(model.score_samples(X[:30], y[:30]), np.log(density),
+                               rtol=1e-10)
+    quantiles = model.predict_quantiles(X[:30], [0.1, 0.5, 0.9])
+    cdf = np.einsum("ki,kiq->iq", gate, stats.t.cdf(
+        quantiles[None], model.expert_df_[:, None, None], loc=mean[:, :, None],
+        scale=model.expert_scale_[:, None, None]))
+    np.testing.assert_allclose(cdf, np.broadcast_to([0.1, 0.5, 0.9], cdf.shape), atol=1e-9)
+    draws = model.sample_y(X[:30], 4, random_state=0)
+    assert draws.shape == (30, 4) and np.all(np.isfinite(draws))
+
+
+def test_t_quantiles_with_heavy_tails_and_no_variance():
+    X, y, _, _, _ = _t_one_hot()
+    model = MixtureOfExpertsRegressor(2, expert=StudentTExperts(df=1.5),
+                                      random_state=0).fit(X, y)
+    assert not hasattr(model, "expert_df_")
+    quantiles = model.predict_quantiles(X[:10], [0.05, 0.5, 0.95])
+    assert np.all(np.isfinite(quantiles)) and np.all(np.diff(quantiles, axis=1) > 0)
+
+
+def test_t_standard_errors_and_summary(planted_t):
+    X, y, model = planted_t
+    se = model.standard_errors(X, y)
+    assert np.all(np.isfinite(se.se)) and np.all(se.se > 0)
+    assert ("expert", 0, "scale") in se.names
+    assert "scale" in model.summary(X, y)
+    from skmoe import export_text
+
+    text = export_text(model)
+    assert "scale" in text and "df" in text
+
+
+def test_t_information_terms_match_finite_differences():
+    rng = np.random.default_rng(4)
+    family = StudentTExperts(2)
+    y = rng.normal(size=30) * 2
+    eta = rng.normal(size=(2, 30))
+    scale, df = np.array([0.7, 1.5]), np.array([3.0, 8.0])
+    d_eta, d_eta2, d_s, d_s2, d_eta_s = family.information_terms(
+        y, eta, {"scale": scale, "df": df})
+
+    def ll(e, s):
+        return stats.t.logpdf(y, df[:, None], loc=e, scale=s[:, None])
+
+    h = 1e-5
+    np.testing.assert_allclose(d_eta, (ll(eta + h, scale) - ll(eta - h, scale)) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(d_s, (ll(eta, scale + h) - ll(eta, scale - h)) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    h = 1e-3
+    np.testing.assert_allclose(
+        d_eta2, (ll(eta + h, scale) - 2 * ll(eta, scale) + ll(eta - h, scale)) / h**2,
+        rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        d_s2, (ll(eta, scale + h) - 2 * ll(eta, scale) + ll(eta, scale - h)) / h**2,
+        rtol=1e-3, atol=1e-4)
+    cross = (ll(eta + h, scale + h) - ll(eta + h, scale - h) - ll(eta - h, scale + h)
+             + ll(eta - h, scale - h)) / (4 * h**2)
+    np.testing.assert_allclose(d_eta_s, cross, rtol=1e-3, atol=1e-4)
+
+
+def test_t_partial_fit_approaches_the_fit(planted_t):
+    X, y, model = planted_t
+    online = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0)
+    for _ in range(3):
+        for rows in np.array_split(np.arange(len(y)), 10):
+            online.partial_fit(X[rows], y[rows])
+    gap = model.score_samples(X, y).mean() - online.score_samples(X, y).mean()
+    assert gap < 0.02, gap
+
+
+def test_t_dask_fit_equals_in_memory_fit():
+    pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    from distributed import Client, LocalCluster
+
+    X, y, _, _, _ = _t_one_hot()
+    params = dict(max_iter=10, tol=0.0, n_init=1, acceleration=None, random_state=0,
+                  init_params="random")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            memory = MixtureOfExpertsRegressor(2, expert="student_t", **params).fit(X, y)
+            chunked = MixtureOfExpertsRegressor(2, expert="student_t", **params)
+            chunked.fit(da.from_array(X, chunks=(150, D)), da.from_array(y, chunks=150))
+    for name in ("expert_coef_", "expert_intercept_", "expert_scale_", "expert_df_"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name),
+                                   rtol=1e-8, atol=1e-10)
