@@ -1118,6 +1118,182 @@ class StudentTExperts(ExpertFamily):
         ]
 
 
+#: Log density of a nonzero response under the point mass at zero (finite, so that a
+#: zero weight times it is zero).
+_NO_MASS = -1e300
+
+
+class ZeroInflatedExperts(ExpertFamily):
+    """Count experts plus a point mass at zero as one more component with its own gate
+    output (flexmix's ``FLXMRziglm`` construction).
+
+    Of the ``n_experts`` components, one is the point mass at zero (marked by the one-hot
+    parameter ``zero``, which follows the experts when they are reordered) and the others
+    are experts of the count family ``base``. The mixture ``p(y | x) = g_0(x) [y = 0] +
+    sum_k g_k(x) f_k(y | x)`` is a zero-inflated model whose structural-zero share is the
+    gate's output for the zero component (constant with ``gate_features=[]``); ``predict``
+    gives the mixture mean, the zero component's mean being 0. The M-step is the base
+    family's, run for every component, after which the zero component's parameters are
+    reset (they play no part), so ``partial_fit`` and dask fits work as for the base
+    family. No standard errors.
+
+    Parameters
+    ----------
+    base : {"poisson", "negative_binomial"} or family, default="poisson"
+        The count family of the other components.
+    n_experts : int, default=None
+        Number of components, the point mass included.
+    alpha : float, default=0.0
+    """
+
+    name = "zero_inflated"
+    accepts_offset = True
+    positive_only = True
+    information_terms = None
+
+    def __init__(self, base="poisson", n_experts=None, alpha=0.0):
+        self.base = base
+        self._base = FAMILIES[base]() if isinstance(base, str) else copy.deepcopy(base)
+        super().__init__(n_experts, alpha)
+
+    @property
+    def n_experts(self):
+        return self._base.n_experts
+
+    @n_experts.setter
+    def n_experts(self, value):
+        self._base.n_experts = value
+
+    @property
+    def alpha(self):
+        return self._base.alpha
+
+    @alpha.setter
+    def alpha(self, value):
+        self._base.alpha = float(value)
+
+    @property
+    def max_newton_steps(self):
+        return self._base.max_newton_steps
+
+    @max_newton_steps.setter
+    def max_newton_steps(self, value):
+        self._base.max_newton_steps = value
+
+    @property
+    def dispersion_keys(self):
+        return self._base.dispersion_keys
+
+    @property
+    def dispersion_labels(self):
+        return self._base.dispersion_labels
+
+    def configure(self, targets=None, **options):
+        self._base.configure(targets, **options)
+
+    def check_y(self, y):
+        return self._base.check_y(y)
+
+    def init_target(self, y):
+        return self._base.init_target(y)
+
+    @staticmethod
+    def _is_zero(params):
+        return params["zero"] > 0.5
+
+    def _reset(self, new, previous):
+        """The base family's parameters with the zero component's reset (coefficients 0,
+        dispersions as before or 1) and the marker carried over."""
+        zero = self._is_zero(previous)
+        new = dict(new, zero=previous["zero"].copy())
+        new["coef"] = new["coef"].copy()
+        new["coef"][zero] = 0.0
+        for key in self.dispersion_keys:
+            new[key] = new[key].copy()
+            new[key][zero] = 1.0
+        return new
+
+    def _base_params(self, params):
+        return {key: value for key, value in params.items() if key != "zero"}
+
+    def log_prob(self, X, y, params, offset=None):
+        out = self._base.log_prob(X, y, self._base_params(params), offset)
+        zero = self._is_zero(params)
+        out[zero] = np.where(y == 0, 0.0, _NO_MASS)
+        return out
+
+    def mean(self, X, params, offset=None):
+        out = self._base.mean(X, self._base_params(params), offset)
+        out[self._is_zero(params)] = 0.0
+        return out
+
+    def distribution(self, mean, **dispersions):
+        """The base family's law: at mean 0 (the zero component) a point mass at zero."""
+        return self._base.distribution(mean, **dispersions)
+
+    def start(self, source):
+        params = self._base.start(source)
+        zero = np.zeros(self.n_experts)
+        zero[-1] = 1.0
+        return self._reset(params, {"zero": zero})
+
+    def statistics(self, block, params):
+        return self._base.statistics(block, self._base_params(params))
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        new = self._base.solve(stats, self._base_params(params), scale, max_step)
+        return self._reset(new, params)
+
+    def m_step_blocks(self, source, params=None):
+        if params is None:
+            params = self.start(source)
+        new = self._base.m_step_blocks(source, self._base_params(params))
+        return self._reset(new, params)
+
+    def newton_gain(self, source, params):
+        gain = self._base.newton_gain(source, self._base_params(params))
+        gain[self._is_zero(params)] = 0.0
+        return gain
+
+    def penalty(self, params):
+        return self._base.penalty(self._base_params(params))
+
+    def n_parameters(self, params):
+        d1 = params["coef"].shape[1]
+        return self._base.n_parameters(params) - d1 - len(self.dispersion_keys)
+
+    def project(self, params):
+        return dict(self._base.project(self._base_params(params)), zero=params["zero"])
+
+    def at_bound(self, params):
+        return self._base.at_bound(self._base_params(params)) & ~self._is_zero(params)
+
+    def bound_events(self, params):
+        return self._base.bound_events(
+            dict(self._base_params(params), **{key: np.where(
+                self._is_zero(params), 1.0, params[key]) for key in self.dispersion_keys}))
+
+
+class ZeroInflatedPoissonExperts(ZeroInflatedExperts):
+    """Zero-inflated Poisson: Poisson experts and a point mass at zero (see
+    ``ZeroInflatedExperts``)."""
+
+    name = "zero_inflated_poisson"
+
+    def __init__(self, n_experts=None, alpha=0.0):
+        super().__init__("poisson", n_experts, alpha)
+
+
+class ZeroInflatedNegativeBinomialExperts(ZeroInflatedExperts):
+    """Zero-inflated negative binomial: NB2 experts and a point mass at zero (see
+    ``ZeroInflatedExperts``)."""
+
+    name = "zero_inflated_negative_binomial"
+
+    def __init__(self, n_experts=None, alpha=0.0):
+        super().__init__("negative_binomial", n_experts, alpha)
+
+
 def gamma_shape(target, max_shape):
     """Solve ``log v - digamma(v) = target`` (half the mean Gamma deviance) for the shape
     ``v``, vectorised; non-finite targets give 1."""
@@ -1305,6 +1481,8 @@ FAMILIES = {
     "bernoulli": BernoulliExperts,
     "negative_binomial": NegativeBinomialExperts,
     "student_t": StudentTExperts,
+    "zero_inflated_poisson": ZeroInflatedPoissonExperts,
+    "zero_inflated_negative_binomial": ZeroInflatedNegativeBinomialExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

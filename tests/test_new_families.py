@@ -563,3 +563,60 @@ def test_t_dask_fit_equals_in_memory_fit():
     for name in ("expert_coef_", "expert_intercept_", "expert_scale_", "expert_df_"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name),
                                    rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------- zero inflation
+def _zero_inflated_counts(n=5000, share=0.3, seed=21, size=None):
+    X, rng = _design(seed, n)
+    mean = np.exp(1.0 + X @ [0.5, -0.3])
+    if size is None:
+        y = rng.poisson(mean).astype(float)
+    else:
+        y = rng.negative_binomial(size, size / (size + mean)).astype(float)
+    y[rng.uniform(size=n) < share] = 0.0
+    return X, y
+
+
+@pytest.mark.parametrize("base, size", [("poisson", None), ("negative_binomial", 3.0)])
+def test_zero_inflation_is_preferred_by_bic_and_finds_the_zero_share(base, size):
+    X, y = _zero_inflated_counts(size=size)
+    zi = MixtureOfExpertsRegressor(2, expert=f"zero_inflated_{base}", gate_features=[],
+                                   random_state=0).fit(X, y)
+    plain = MixtureOfExpertsRegressor(1, expert=base, random_state=0).fit(X, y)
+    assert zi.bic(X, y) < plain.bic(X, y)
+    zero = zi._params["experts"]["zero"] > 0.5
+    assert zero.sum() == 1
+    assert abs(zi.weights_[zero][0] - 0.3) < 0.03, zi.weights_
+    np.testing.assert_allclose(zi.expert_intercept_[~zero], 1.0, atol=0.1)
+    np.testing.assert_allclose(zi.expert_coef_[~zero][0], [0.5, -0.3], atol=0.1)
+    # predict: the mixture mean, the zero component's mean being 0
+    mean = np.exp(zi.expert_intercept_[~zero] + X[:5] @ zi.expert_coef_[~zero][0])
+    np.testing.assert_allclose(zi.predict(X[:5]), zi.weights_[~zero] * mean, rtol=1e-10)
+    # a nonzero count has no mass under the point mass; zeros all of it
+    log_prob = zi._family.log_prob(X[:50], y[:50], zi._params["experts"])
+    assert np.all(log_prob[zero][0][y[:50] > 0] < -1e299)
+    assert np.all(log_prob[zero][0][y[:50] == 0] == 0.0)
+    # the mixture density at 0 is share + (1 - share) f(0)
+    f0 = np.exp(zi._family.log_prob(X[:5], np.zeros(5), zi._params["experts"])[~zero][0])
+    np.testing.assert_allclose(
+        np.exp(zi.score_samples(X[:5], np.zeros(5))),
+        zi.weights_[zero][0] + zi.weights_[~zero][0] * f0, rtol=1e-10)
+    assert zi.bic(X, y) == pytest.approx(
+        -2 * zi.log_likelihood_ + (1 + 3 + (size is not None)) * np.log(len(y)), rel=1e-12)
+
+
+def test_zero_inflation_partial_fit_ascent_and_missing_standard_errors():
+    X, y = _zero_inflated_counts(3000, seed=22)
+    online = MixtureOfExpertsRegressor(2, expert="zero_inflated_poisson", gate_features=[],
+                                       random_state=0)
+    for _ in range(2):
+        for rows in np.array_split(np.arange(len(y)), 6):
+            online.partial_fit(X[rows], y[rows])
+    zero = online._params["experts"]["zero"] > 0.5
+    assert abs(online.weights_[zero][0] - 0.3) < 0.05
+    model = MixtureOfExpertsRegressor(3, expert="zero_inflated_poisson", random_state=0)
+    assert_log_likelihood_increasing(model, X, y, 30)
+    with pytest.raises(NotImplementedError, match="information_terms"):
+        model.standard_errors(X, y)
+    quantiles = model.predict_quantiles(X[:10], [0.2, 0.5, 0.9])
+    assert np.all(np.diff(quantiles, axis=1) >= 0)
