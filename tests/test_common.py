@@ -86,6 +86,7 @@ ESTIMATORS = [
     MixtureOfExpertsRegressor(n_experts=2, expert="bernoulli", random_state=0),
     MixtureOfExpertsRegressor(n_experts=2, expert="negative_binomial", random_state=0),
     MixtureOfExpertsRegressor(n_experts=2, expert="student_t", random_state=0),
+    MixtureOfExpertsRegressor(n_experts=2, expert="zero_inflated_poisson", random_state=0),
     MixtureOfExpertsClassifier(n_experts=2, random_state=0),
     HierarchicalMixtureOfExpertsRegressor(depth=2, branching=2, random_state=0),
     HierarchicalMixtureOfExpertsClassifier(depth=2, branching=2, random_state=0),
