@@ -755,6 +755,576 @@ class GammaExperts(_NewtonGLMExperts):
         return {"dispersion": dispersion}
 
 
+def trigamma(x):
+    """``polygamma(1, x)`` for ``x > 0``, vectorised and many times faster than scipy's
+    (which goes through the Hurwitz zeta function): ``psi1(x) = sum_{j < 8} 1 / (x + j)^2
+    + psi1(x + 8)`` and the asymptotic series at ``x + 8`` (relative error below 1e-11;
+    for Newton curvatures)."""
+    x = np.asarray(x, dtype=float)
+    out = 1.0 / x**2
+    for j in range(1, 8):
+        out += 1.0 / (x + j) ** 2
+    inv = 1.0 / (x + 8.0)
+    inv2 = inv * inv
+    out += inv * (1.0 + inv * (0.5 + inv * (1.0 / 6.0 + inv2 * (
+        -1.0 / 30.0 + inv2 * (1.0 / 42.0 + inv2 * (-1.0 / 30.0 + inv2 * 5.0 / 66.0))))))
+    return out
+
+
+def _nb_size_terms(y, eta, size, exact=True):
+    """d log f / dr and d2 log f / dr2 of the NB2 log density in its size ``r``, (K, n);
+    ``exact=False`` takes the fast ``trigamma`` for the second."""
+    r = size[:, None]
+    log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+    inv_r_mu = np.exp(-log_r_mu)
+    ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
+    first = digamma(y + r) - digamma(r) + np.log(r) + 1.0 - log_r_mu - ratio
+    psi1 = (lambda x: polygamma(1, x)) if exact else trigamma
+    second = psi1(y + r) - psi1(r) + 1.0 / r - 2.0 * inv_r_mu + ratio * inv_r_mu
+    return first, second
+
+
+class NegativeBinomialExperts(_NewtonGLMExperts):
+    """Negative-binomial (NB2) experts with a log link and one size ``r_k`` per expert.
+
+    The density of expert k is ``Gamma(y + r) / (Gamma(r) y!) (r / (r + mu))^r
+    (mu / (r + mu))^y`` with mean ``mu = exp(eta)`` and variance ``mu + mu^2 / r``
+    (``scipy.stats.nbinom(n=r, p=r / (r + mu))``); ``offset`` is the log of the exposure,
+    as for Poisson experts. The coefficients take Newton steps (Fisher scoring in
+    ``eta``) with step halving, the sizes a safeguarded Newton step in ``log r`` from
+    additive statistics, alternately, so batch, online and dask fits share one M-step.
+    Sizes are held within ``[min_size, max_size]``: data without overdispersion push
+    ``r`` to ``max_size`` (the Poisson limit).
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    alpha : float, default=0.0
+    """
+
+    name = "negative_binomial"
+    dispersion_keys = ("size",)
+    dispersion_labels = ("size",)
+    accepts_offset = True
+    positive_only = True
+    link = staticmethod(np.log)
+    inverse_link = staticmethod(np.exp)
+    #: Bounds on the sizes.
+    min_size, max_size = 1e-6, 1e8
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if np.any(y < 0):
+            raise ValueError(
+                "Negative-binomial experts need non-negative counts; y has negative values."
+            )
+        return y
+
+    def init_target(self, y):
+        return np.log1p(y)[:, None]
+
+    def derivatives(self, y, eta, params, order=2):
+        r = params["size"][:, None]
+        log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+        ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + r * (np.log(r) - log_r_mu)
+              + y * (eta - log_r_mu))
+        if order == 0:
+            return (ll,)
+        p = np.exp(eta - log_r_mu)  # mu / (r + mu)
+        # d/deta and minus d2/deta2, (r + y) p (1 - p) >= 0: concave in eta
+        return ll, (y - np.exp(eta)) * (1.0 - p), (r + y) * p * (1.0 - p)
+
+    def coefficient_statistics(self, block, params):
+        """The Newton system in the coefficients (as ``derivatives``, without the log
+        density, whose ``gammaln`` the system does not need)."""
+        X, W = block.X_expert, block.weights
+        eta = self.eta(X, params, block.offset)
+        r = params["size"][:, None]
+        p = np.exp(eta - np.logaddexp(np.log(r), eta))  # mu / (r + mu)
+        d1 = (block.y - np.exp(eta)) * (1.0 - p)
+        neg_d2 = (r + block.y) * p * (1.0 - p)
+        d1 *= W
+        neg_d2 *= W
+        return weighted_sums(X, d1), weighted_grams(X, neg_d2)
+
+    @staticmethod
+    def distribution(mean, size):
+        return stats.nbinom(n=size, p=size / (size + mean))
+
+    def project(self, params):
+        return dict(params, size=np.clip(params["size"], self.min_size, self.max_size))
+
+    def at_bound(self, params):
+        return params["size"] <= self.min_size * (1 + 1e-12)
+
+    def bound_events(self, params):
+        return [f"expert {k}: size held at its lower bound {self.min_size:.3g}"
+                for k in np.flatnonzero(self.at_bound(params))]
+
+    def dispersion_statistics(self, block, params):
+        """Gradient and curvature of the weighted log-likelihood in ``s = log r``, in the
+        linear form ``c s + g`` that stays additive across blocks (and online batches)."""
+        size = params.get("size", np.ones(self.n_experts))
+        W = block.weights
+        first, second = _nb_size_terms(
+            block.y, self.eta(block.X_expert, params, block.offset), size, exact=False
+        )
+        grad = np.einsum("ki,ki->k", W, first) * size
+        curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
+        curv = np.maximum(curv, 1e-3 * np.abs(grad) + 1e-8 * W.sum(axis=1))
+        return {"size_linear": curv * np.log(size) + grad, "size_curvature": curv,
+                "weight": W.sum(axis=1)}
+
+    def solve_dispersion(self, stats, params):
+        """The Newton proposal in ``log r``, within a factor ``e`` of the current size."""
+        log_size = np.log(params.get("size", np.ones(self.n_experts)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proposal = stats["size_linear"] / stats["size_curvature"]
+        proposal = np.where(np.isfinite(proposal), proposal, log_size)
+        proposal = np.clip(proposal, log_size - 1.0, log_size + 1.0)
+        return {"size": np.clip(np.exp(proposal), self.min_size, self.max_size)}
+
+    def update_dispersion(self, source, params):
+        """One Newton step in ``log r``, halved until no expert's objective drops (so
+        batch EM stays monotone)."""
+        params = dict(params, size=params.get("size", np.ones(self.n_experts)))
+        value = self.expert_objective(source, params)
+        proposal = super().update_dispersion(source, params)["size"]
+        step = np.ones(self.n_experts)
+        size = proposal
+        for _ in range(30):
+            size = params["size"] * (proposal / params["size"]) ** step
+            trial = self.expert_objective(source, dict(params, size=size))
+            bad = ~(trial >= value - 1e-12 * np.abs(value))
+            if not bad.any():
+                break
+            step[bad] *= 0.5
+        size = np.where(trial >= value - 1e-12 * np.abs(value), size, params["size"])
+        return dict(params, size=size)
+
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the size r: d/dr, d2/dr2, d2/deta dr."""
+        r = params["size"][:, None]
+        mu = np.exp(eta)
+        first, second = _nb_size_terms(y, eta, params["size"])
+        return (
+            r * (y - mu) / (r + mu),
+            -(r + y) * r * mu / (r + mu) ** 2,
+            first,
+            second,
+            (y - mu) * mu / (r + mu) ** 2,
+        )
+
+
+def _t_weights_block(block, family, params):
+    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
+    residuals ``r`` of Student-t experts."""
+    resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
+    nu = family.degrees_of_freedom(params)[:, None]
+    u = (nu + 1.0) / (nu + resid**2 / params["scale"][:, None] ** 2)
+    return u, resid
+
+
+def _t_start_block(block):
+    W, y = block.weights, _response(block)
+    return W.sum(axis=1), W @ y, W @ (y * y)
+
+
+class StudentTExperts(ExpertFamily):
+    """Linear experts with Student-t noise: location ``x b_k``, scale ``s_k`` and degrees
+    of freedom ``nu_k`` per expert, robust to outliers.
+
+    Fitted by ECM on the scale-mixture representation ``y | u ~ N(x b, s^2 / u)``,
+    ``u ~ Gamma(nu / 2, nu / 2)`` (Peel & McLachlan 2000; meteorits' t experts,
+    Chamroukhi 2016): every pass over the rows computes the latent weights
+    ``u = (nu + 1) / (nu + r^2 / s^2)`` and sums the weighted statistics ``X1' W u X1``,
+    ``X1' W u y``, ``y' W u y``, ``sum W`` and ``sum W (log u - u)``; from them the
+    coefficients are a weighted ridge, ``s^2 = (sum W u r^2 + alpha ||b||^2) / sum W``,
+    and ``nu`` the root (``scipy.optimize.brentq``) of the ECM equation
+    ``1 + log(nu / 2) - digamma(nu / 2) + sum W (log u - u) / sum W
+    + digamma((nu' + 1) / 2) - log((nu' + 1) / 2) = 0`` (``nu'`` the previous value). Each
+    pass is one EM step of the weighted t likelihood, so it never decreases; batch, online
+    and dask fits share it. The penalty is ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian
+    experts.
+
+    Parameters
+    ----------
+    n_experts : int, default=None
+    alpha : float, default=0.0
+    df : float or None, default=None
+        Degrees of freedom held fixed for every expert; None estimates one per expert
+        (``expert_df_``), within ``[min_df, max_df]``.
+    variance_floor : float, default=1e-12
+        Smallest ``s_k^2``; the estimators set it as for Gaussian experts.
+    min_df, max_df : float, default=0.5, 200.0
+        Bounds on the estimated degrees of freedom (``max_df`` is all but Gaussian).
+    """
+
+    name = "student_t"
+    dispersion_labels = ("scale",)
+    #: Degrees of freedom a fit starts from when they are estimated.
+    start_df = 10.0
+    #: ECM passes stop when no parameter moves by more than this (relative); EM sets a
+    #: few passes per M-step (``max_newton_steps``), an M-step alone runs to convergence.
+    newton_tol = 1e-12
+    max_newton_steps = 5000
+
+    def __init__(self, n_experts=None, alpha=0.0, df=None, variance_floor=1e-12,
+                 min_df=0.5, max_df=200.0):
+        super().__init__(n_experts, alpha)
+        self.df = df
+        self.variance_floor = variance_floor
+        self.min_df = min_df
+        self.max_df = max_df
+
+    @property
+    def dispersion_keys(self):
+        return ("scale",) if self.df is not None else ("scale", "df")
+
+    def configure(self, targets=None, variance_floor=None, **options):
+        """The floor of ``s_k^2``, as Gaussian experts' variance floor."""
+        GaussianExperts.configure(self, targets, variance_floor=variance_floor)
+
+    def degrees_of_freedom(self, params):
+        """The (K,) degrees of freedom: estimated, or the fixed ``df``."""
+        if self.df is not None:
+            return np.full(len(params["scale"]), float(self.df))
+        return params["df"]
+
+    def log_prob(self, X, y, params, offset=None):
+        nu = self.degrees_of_freedom(params)[:, None]
+        s = params["scale"][:, None]
+        resid = y - self.eta(X, params, offset)
+        resid /= s
+        resid **= 2
+        out = np.log1p(resid / nu)
+        out *= -0.5 * (nu + 1.0)
+        out += gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+        out -= np.log(s)
+        return out
+
+    def mean(self, X, params, offset=None):
+        """The location ``x b_k`` (the mean when ``nu_k > 1``)."""
+        return self.eta(X, params, offset)
+
+    def distribution(self, mean, scale, df=None):
+        if df is None:
+            df = self.df
+        return stats.t(df, loc=mean, scale=scale)
+
+    def start(self, source):
+        """Every expert at its weighted mean and standard deviation of y (one pass)."""
+        w, wy, wyy = source.reduce(_t_start_block)
+        overall = wy.sum() / w.sum()
+        empty = _empty_experts(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(empty, overall, wy / w)
+            variance = np.where(empty, wyy.sum() / w.sum() - overall**2, wyy / w - mean**2)
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = mean
+        scale = np.sqrt(np.maximum(variance, self.variance_floor))
+        params = {"coef": coef, "scale": scale}
+        if self.df is None:
+            params["df"] = np.full(self.n_experts, self.start_df)
+        return params
+
+    def statistics(self, block, params):
+        """The ECM statistics at ``params`` (see the class docstring)."""
+        u, _ = _t_weights_block(block, self, params)
+        W = block.weights
+        Wu = W * u
+        y = _response(block)
+        log_u = np.log(u)
+        log_u -= u
+        return {
+            "gram": weighted_grams(block.X_expert, Wu), "xy": weighted_sums(block.X_expert,
+                                                                             Wu * y),
+            "yy": Wu @ (y * y), "weight": W.sum(axis=1),
+            "log_u_minus_u": np.einsum("ki,ki->k", W, log_u),
+        }
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        """The ECM update from summed statistics; ``scale`` divides the penalty (online
+        averages are per unit weight)."""
+        lam = self.alpha / scale
+        gram, xy, totals = stats["gram"], stats["xy"], stats["weight"]
+        coef = solve_spd(gram + self.coef_penalty(gram.shape[-1], lam), xy)
+        rss = residual_sum_of_squares(coef, gram, xy, stats["yy"])
+        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, self.variance_floor)
+        new = {"coef": coef, "scale": np.sqrt(variance)}
+        empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
+        if self.df is None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_log_u = stats["log_u_minus_u"] / totals
+            new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        return _keep_empty_experts(new, params, empty, self.shared_keys)
+
+    def _solve_df(self, mean_log_u_minus_u, previous, empty):
+        """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
+        from scipy.optimize import brentq
+
+        constant = (mean_log_u_minus_u + digamma(0.5 * (previous + 1.0))
+                    - np.log(0.5 * (previous + 1.0)))
+        df = previous.copy()
+        for k in np.flatnonzero(~empty & np.isfinite(constant)):
+            def equation(nu, c=constant[k]):
+                return 1.0 + np.log(0.5 * nu) - digamma(0.5 * nu) + c
+
+            # the left side decreases in nu: the root, or the bound it lies beyond
+            if equation(self.max_df) >= 0:
+                df[k] = self.max_df
+            elif equation(self.min_df) <= 0:
+                df[k] = self.min_df
+            else:
+                df[k] = brentq(equation, self.min_df, self.max_df, xtol=1e-14, rtol=1e-14)
+        return df
+
+    def m_step_blocks(self, source, params=None):
+        """ECM passes (``max_newton_steps`` at most), each one reduction over the blocks."""
+        if params is None:
+            params = self.start(source)
+        params = {key: value.copy() for key, value in params.items()}
+        for _ in range(self.max_newton_steps):
+            new = self.solve(source.reduce(self.statistics, params), params)
+            done = _converged(params, new, self.newton_tol)
+            params = new
+            if done:
+                break
+        return params
+
+    def penalty(self, params):
+        sq = np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        return 0.5 * self.alpha * np.sum(sq / params["scale"] ** 2)
+
+    def penalty_scale(self, params):
+        return 1.0 / params["scale"] ** 2
+
+    def penalty_information(self, params, n_coef):
+        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s)
+        out = np.zeros((self.n_experts, n_coef + 1, n_coef + 1))
+        mask = penalty_diagonal(n_coef, 1.0)
+        s = params["scale"]
+        b = params["coef"] * mask
+        out[:, :n_coef, :n_coef] = (self.alpha / s**2)[:, None, None] * np.diag(mask)
+        out[:, :n_coef, n_coef] = -2.0 * self.alpha * b / (s**3)[:, None]
+        out[:, n_coef, :n_coef] = out[:, :n_coef, n_coef]
+        out[:, n_coef, n_coef] = 3.0 * self.alpha * np.sum(b * b, axis=1) / s**4
+        return out
+
+    def reported_dispersions(self, params):
+        """The scale ``s_k``; standard errors hold the degrees of freedom at their value."""
+        return [params["scale"]]
+
+    def information_terms(self, y, eta, params):
+        """Per (k, i): d/deta, d2/deta2, and in the scale s: d/ds, d2/ds2, d2/deta ds (the
+        degrees of freedom held)."""
+        nu = self.degrees_of_freedom(params)[:, None]
+        s = params["scale"][:, None]
+        r = y - eta
+        r2 = r * r
+        denom = nu * s**2 + r2
+        return (
+            (nu + 1.0) * r / denom,
+            -(nu + 1.0) * (nu * s**2 - r2) / denom**2,
+            -1.0 / s + (nu + 1.0) * r2 / (s * denom),
+            1.0 / s**2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s**2) / (s**2 * denom**2),
+            -2.0 * (nu + 1.0) * nu * s * r / denom**2,
+        )
+
+    def project(self, params):
+        new = dict(params, scale=np.maximum(params["scale"], np.sqrt(self.variance_floor)))
+        if "df" in params:
+            new["df"] = np.clip(params["df"], self.min_df, self.max_df)
+        return new
+
+    def at_bound(self, params):
+        return params["scale"] ** 2 <= self.variance_floor * (1 + 1e-12)
+
+    def bound_events(self, params):
+        return [
+            f"expert {k}: scale held at its floor {np.sqrt(self.variance_floor):.3g}"
+            for k in np.flatnonzero(self.at_bound(params))
+        ]
+
+
+#: Log density of a nonzero response under the point mass at zero (finite, so that a
+#: zero weight times it is zero).
+_NO_MASS = -1e300
+
+
+class ZeroInflatedExperts(ExpertFamily):
+    """Count experts plus a point mass at zero as one more component with its own gate
+    output (flexmix's ``FLXMRziglm`` construction).
+
+    Of the ``n_experts`` components, one is the point mass at zero (marked by the one-hot
+    parameter ``zero``, which follows the experts when they are reordered) and the others
+    are experts of the count family ``base``. The mixture ``p(y | x) = g_0(x) [y = 0] +
+    sum_k g_k(x) f_k(y | x)`` is a zero-inflated model whose structural-zero share is the
+    gate's output for the zero component (constant with ``gate_features=[]``); ``predict``
+    gives the mixture mean, the zero component's mean being 0. The M-step is the base
+    family's, run for every component, after which the zero component's parameters are
+    reset (they play no part), so ``partial_fit`` and dask fits work as for the base
+    family. No standard errors.
+
+    Parameters
+    ----------
+    base : {"poisson", "negative_binomial"} or family, default="poisson"
+        The count family of the other components.
+    n_experts : int, default=None
+        Number of components, the point mass included.
+    alpha : float, default=0.0
+    """
+
+    name = "zero_inflated"
+    accepts_offset = True
+    positive_only = True
+    information_terms = None
+
+    def __init__(self, base="poisson", n_experts=None, alpha=0.0):
+        self.base = base
+        self._base = FAMILIES[base]() if isinstance(base, str) else copy.deepcopy(base)
+        super().__init__(n_experts, alpha)
+
+    @property
+    def n_experts(self):
+        return self._base.n_experts
+
+    @n_experts.setter
+    def n_experts(self, value):
+        self._base.n_experts = value
+
+    @property
+    def alpha(self):
+        return self._base.alpha
+
+    @alpha.setter
+    def alpha(self, value):
+        self._base.alpha = float(value)
+
+    @property
+    def max_newton_steps(self):
+        return self._base.max_newton_steps
+
+    @max_newton_steps.setter
+    def max_newton_steps(self, value):
+        self._base.max_newton_steps = value
+
+    @property
+    def dispersion_keys(self):
+        return self._base.dispersion_keys
+
+    @property
+    def dispersion_labels(self):
+        return self._base.dispersion_labels
+
+    def configure(self, targets=None, **options):
+        self._base.configure(targets, **options)
+
+    def check_y(self, y):
+        return self._base.check_y(y)
+
+    def init_target(self, y):
+        return self._base.init_target(y)
+
+    @staticmethod
+    def _is_zero(params):
+        return params["zero"] > 0.5
+
+    def _reset(self, new, previous):
+        """The base family's parameters with the zero component's reset (coefficients 0,
+        dispersions as before or 1) and the marker carried over."""
+        zero = self._is_zero(previous)
+        new = dict(new, zero=previous["zero"].copy())
+        new["coef"] = new["coef"].copy()
+        new["coef"][zero] = 0.0
+        for key in self.dispersion_keys:
+            new[key] = new[key].copy()
+            new[key][zero] = 1.0
+        return new
+
+    def _base_params(self, params):
+        return {key: value for key, value in params.items() if key != "zero"}
+
+    def log_prob(self, X, y, params, offset=None):
+        out = self._base.log_prob(X, y, self._base_params(params), offset)
+        zero = self._is_zero(params)
+        out[zero] = np.where(y == 0, 0.0, _NO_MASS)
+        return out
+
+    def mean(self, X, params, offset=None):
+        out = self._base.mean(X, self._base_params(params), offset)
+        out[self._is_zero(params)] = 0.0
+        return out
+
+    def distribution(self, mean, **dispersions):
+        """The base family's law: at mean 0 (the zero component) a point mass at zero."""
+        return self._base.distribution(mean, **dispersions)
+
+    def start(self, source):
+        params = self._base.start(source)
+        zero = np.zeros(self.n_experts)
+        zero[-1] = 1.0
+        return self._reset(params, {"zero": zero})
+
+    def statistics(self, block, params):
+        return self._base.statistics(block, self._base_params(params))
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        new = self._base.solve(stats, self._base_params(params), scale, max_step)
+        return self._reset(new, params)
+
+    def m_step_blocks(self, source, params=None):
+        if params is None:
+            params = self.start(source)
+        new = self._base.m_step_blocks(source, self._base_params(params))
+        return self._reset(new, params)
+
+    def newton_gain(self, source, params):
+        gain = self._base.newton_gain(source, self._base_params(params))
+        gain[self._is_zero(params)] = 0.0
+        return gain
+
+    def penalty(self, params):
+        return self._base.penalty(self._base_params(params))
+
+    def n_parameters(self, params):
+        d1 = params["coef"].shape[1]
+        return self._base.n_parameters(params) - d1 - len(self.dispersion_keys)
+
+    def project(self, params):
+        return dict(self._base.project(self._base_params(params)), zero=params["zero"])
+
+    def at_bound(self, params):
+        return self._base.at_bound(self._base_params(params)) & ~self._is_zero(params)
+
+    def bound_events(self, params):
+        return self._base.bound_events(
+            dict(self._base_params(params), **{key: np.where(
+                self._is_zero(params), 1.0, params[key]) for key in self.dispersion_keys}))
+
+
+class ZeroInflatedPoissonExperts(ZeroInflatedExperts):
+    """Zero-inflated Poisson: Poisson experts and a point mass at zero (see
+    ``ZeroInflatedExperts``)."""
+
+    name = "zero_inflated_poisson"
+
+    def __init__(self, n_experts=None, alpha=0.0):
+        super().__init__("poisson", n_experts, alpha)
+
+
+class ZeroInflatedNegativeBinomialExperts(ZeroInflatedExperts):
+    """Zero-inflated negative binomial: NB2 experts and a point mass at zero (see
+    ``ZeroInflatedExperts``)."""
+
+    name = "zero_inflated_negative_binomial"
+
+    def __init__(self, n_experts=None, alpha=0.0):
+        super().__init__("negative_binomial", n_experts, alpha)
+
+
 def gamma_shape(target, max_shape):
     """Solve ``log v - digamma(v) = target`` (half the mean Gamma deviance) for the shape
     ``v``, vectorised; non-finite targets give 1."""
@@ -940,6 +1510,10 @@ FAMILIES = {
     "poisson": PoissonExperts,
     "gamma": GammaExperts,
     "bernoulli": BernoulliExperts,
+    "negative_binomial": NegativeBinomialExperts,
+    "student_t": StudentTExperts,
+    "zero_inflated_poisson": ZeroInflatedPoissonExperts,
+    "zero_inflated_negative_binomial": ZeroInflatedNegativeBinomialExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

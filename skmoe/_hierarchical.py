@@ -314,9 +314,9 @@ def export_text(model, feature_names=None, decimals=3, max_width=88):
         coef = experts["coef"][index]
         rows = [coef] if coef.ndim == 1 else coef
         labels = [None] if coef.ndim == 1 else model.classes_
-        extra = ""
-        for key in model._family.dispersion_keys:
-            extra = f" ({key} {experts[key][index]:.{decimals}g})"
+        extra = ", ".join(f"{key} {experts[key][index]:.{decimals}g}"
+                          for key in model._family.dispersion_keys)
+        extra = f" ({extra})" if extra else ""
         for j, (label, row) in enumerate(zip(labels, rows)):
             terms = _linear_terms(row[0], row[1:], expert_names, decimals)
             head = f"{indent}|--- expert {index}: eta = " if j == 0 else f"{indent}|       "

@@ -54,6 +54,11 @@ def quantiles(family, experts, gate, mean, levels):
     spread = 40.0 * np.sqrt(dist.var()) + 1.0
     lo = np.broadcast_to((mean - spread).min(axis=0), q.shape).copy()
     hi = np.broadcast_to((mean + spread).max(axis=0), q.shape).copy()
+    if not np.all(np.isfinite(spread)):
+        # heavy tails (no variance): the mixture's q-quantile lies between the experts'
+        expert_q = _expert_distribution(family, experts, mean[:, None, :]).ppf(q[None])
+        lo = expert_q.min(axis=0) - 1.0
+        hi = expert_q.max(axis=0) + 1.0
     discrete = isinstance(dist.dist, stats.rv_discrete)
     if discrete:
         lo, hi = np.floor(np.minimum(lo, -1.0)), np.ceil(hi)

@@ -28,9 +28,16 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     ----------
     n_experts : int, default=2
         Number of experts K.
-    expert : {"gaussian", "poisson", "gamma", "bernoulli"} or family, default="gaussian"
+    expert : {"gaussian", "poisson", "gamma", "bernoulli", "negative_binomial", \
+"student_t", "zero_inflated_poisson", "zero_inflated_negative_binomial"} or family, \
+default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
-        link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link); or
+        link), Gamma (log link, one dispersion per expert), Bernoulli (logit link),
+        negative binomial (NB2, log link, one size per expert) or Student t (identity
+        link, one scale and one number of degrees of freedom per expert; give
+        ``StudentTExperts(df=...)`` to hold them fixed); "zero_inflated_poisson" and
+        "zero_inflated_negative_binomial" make one of the ``n_experts`` components a
+        point mass at zero with its own gate output; or
         an expert family instance (see "Adding an expert family" in the docs), of which
         the fit uses a copy.
     gate_alpha : float, default=0.01
@@ -98,7 +105,9 @@ shape (n_samples, n_experts), default="multistart"
     expert_coef_ : ndarray of shape (n_experts, n_expert_features)
     expert_intercept_ : ndarray of shape (n_experts,)
     expert_variance_ : ndarray of shape (n_experts,)
-        Gaussian experts only. Gamma experts have ``expert_dispersion_`` instead.
+        Gaussian experts only. Gamma experts have ``expert_dispersion_`` instead,
+        negative-binomial experts ``expert_size_``, Student-t experts ``expert_scale_``
+        and (when estimated) ``expert_df_``.
     gate_coef_ : ndarray of shape (n_experts, n_gate_features)
         Symmetric parametrisation: coefficients sum to zero over the experts.
     gate_intercept_ : ndarray of shape (n_experts,)
