@@ -222,6 +222,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Number of experts."""
         return self.n_experts
 
+    def _response_columns(self):
+        """Columns of y the expert family takes (2 for binomial successes and failures)."""
+        return 1
+
     def _init_target(self, y):
         """The columns that represent y when k-means seeds the responsibilities."""
         return y[:, None]
@@ -236,7 +240,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The one validation of training data, for ``fit`` and the first batch of
         ``partial_fit`` (``stream``); sets what a fit's validation sets and makes the
         family. Returns the data as ``EMData`` and the family."""
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False,
+                             multi_output=self._response_columns() > 1)
         check_squares_finite(X)
         y = self._validate_targets(y, reset=True, classes=classes, stream=stream)
         if not stream:
@@ -311,7 +316,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if y is not None:
             check_consistent_length(X, y)
             y = np.asarray(y)
-            if y.ndim != 1:
+            if y.ndim != 1 and self._response_columns() == 1:
                 raise ValueError(
                     f"y should be a 1d array, got an array of shape {y.shape} instead."
                 )

@@ -149,6 +149,9 @@ class ExpertFamily:
     accepts_offset = False
     #: Whether y must be non-negative (scikit-learn's ``positive_only`` tag).
     positive_only = False
+    #: Columns of the response: 1 (y of shape (n,)), or more (y of shape (n, columns),
+    #: e.g. the successes and failures of binomial experts).
+    response_columns = 1
 
     #: Newton steps per M-step of the iterative families: enough to converge when the
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
@@ -681,6 +684,124 @@ class BernoulliExperts(_NewtonGLMExperts):
         return ll, y - p, p * (1.0 - p)
 
 
+class BinomialExperts(_NewtonGLMExperts):
+    """Logistic experts for binomial counts with trials (flexmix's ``cbind(s, f)``).
+
+    The response is two columns, ``y[:, 0]`` the successes and ``y[:, 1]`` the failures of
+    every row (non-negative, not necessarily integers); the row's ``n = s + f`` trials all
+    share the row's latent expert, so a row's log density is the whole binomial one,
+
+        ``log f_k(s | x) = log C(n, s) + s log p_k(x) + f log(1 - p_k(x))``,
+
+    ``p_k = expit(x' b_k)``, with the normalising constant ``log C(n, s)`` included (as R's
+    ``dbinom``, by ``gammaln``): ``score_samples`` agrees with ``scipy.stats.binom.logpmf``.
+    This is not a Bernoulli mixture of the expanded trials, in which every trial would
+    choose its own expert. ``mean`` (and so ``predict``) is the success probability.
+    """
+
+    name = "binomial"
+    #: Columns of the response (successes, failures).
+    response_columns = 2
+
+    @staticmethod
+    def link(p):
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    inverse_link = staticmethod(expit)
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 2 or y.shape[1] != 2:
+            raise ValueError(
+                "Binomial experts need y of shape (n_samples, 2): the successes and the "
+                f"failures of every row (flexmix's cbind(s, f)); got shape {y.shape}."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if np.any(y < 0):
+            rows = np.flatnonzero(np.any(y < 0, axis=1))
+            raise ValueError(
+                "Binomial experts need non-negative successes and failures (successes at "
+                f"most the trials); rows {rows[:10].tolist()} have negative counts."
+            )
+        return y
+
+    def init_target(self, y):
+        y = np.asarray(y, dtype=float)
+        trials = y.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(trials > 0, y[:, 0] / np.where(trials > 0, trials, 1.0), 0.5)
+        return self.link(p)[:, None]
+
+    def start(self, source):
+        """Intercept-only start at every expert's weighted proportion of successes."""
+        w_s, w_n, s, n = source.reduce(_binomial_start_block)
+        overall = s / n if n > 0 else 0.5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(w_n > 0, w_s / np.where(w_n > 0, w_n, 1.0), overall)
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = self.link(p)
+        return {"coef": coef}
+
+    def derivatives(self, y, eta, params, order=2):
+        s, f = y[:, 0], y[:, 1]
+        n = s + f
+        ll = s * log_expit(eta) + f * log_expit(-eta)
+        ll += gammaln(n + 1.0) - gammaln(s + 1.0) - gammaln(f + 1.0)
+        if order == 0:
+            return (ll,)
+        p = expit(eta)
+        return ll, s - n * p, n * p * (1.0 - p)
+
+
+def binomial_target(successes, trials):
+    """The response of ``expert="binomial"``: the columns (successes, failures) from the
+    successes and the trials of every row (R's ``cbind(s, n - s)``).
+
+    Parameters
+    ----------
+    successes : array-like of shape (n_samples,)
+        Non-negative numbers of successes.
+    trials : array-like of shape (n_samples,)
+        Numbers of trials, at least the successes.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 2)
+        The successes and the failures.
+
+    Examples
+    --------
+    >>> from skmoe import binomial_target
+    >>> binomial_target([3, 0], [10, 4])
+    array([[ 3.,  7.],
+           [ 0.,  4.]])
+    """
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    if successes.ndim != 1 or successes.shape != trials.shape:
+        raise ValueError(
+            "successes and trials must be one-dimensional of the same length; got shapes "
+            f"{successes.shape} and {trials.shape}."
+        )
+    if np.any(successes < 0):
+        raise ValueError("successes must be non-negative.")
+    above = np.flatnonzero(successes > trials)
+    if above.size:
+        raise ValueError(
+            f"successes above the trials in rows {above[:10].tolist()}: the trials are the "
+            "total count of every row (successes plus failures)."
+        )
+    return np.column_stack([successes, trials - successes])
+
+
+def _binomial_start_block(block):
+    W, s = block.weights, block.y[:, 0]
+    n = block.y.sum(axis=1)
+    return W @ s, W @ n, float(block.sample_weight @ s), float(block.sample_weight @ n)
+
+
 class GammaExperts(_NewtonGLMExperts):
     """Gamma experts with a log link and one ML dispersion (1 / shape) per expert."""
 
@@ -940,6 +1061,7 @@ FAMILIES = {
     "poisson": PoissonExperts,
     "gamma": GammaExperts,
     "bernoulli": BernoulliExperts,
+    "binomial": BinomialExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

@@ -28,9 +28,14 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     ----------
     n_experts : int, default=2
         Number of experts K.
-    expert : {"gaussian", "poisson", "gamma", "bernoulli"} or family, default="gaussian"
+    expert : {"gaussian", "poisson", "gamma", "bernoulli", "binomial"} or family, \
+            default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
-        link), Gamma (log link, one dispersion per expert) or Bernoulli (logit link); or
+        link), Gamma (log link, one dispersion per expert), Bernoulli (logit link) or
+        binomial with trials (logit link; y of shape (n_samples, 2), the successes and
+        failures of every row as flexmix's ``cbind(s, f)``, see ``binomial_target``; all
+        trials of a row share its expert, and the log-likelihood includes
+        ``log C(n, s)`` as R's ``dbinom``); or
         an expert family instance (see "Adding an expert family" in the docs), of which
         the fit uses a copy.
     gate_alpha : float, default=0.01
@@ -228,15 +233,31 @@ shape (n_samples, n_experts), default="multistart"
         """The family of ``expert`` before any data (its declared capabilities)."""
         return make_family(self.expert, self._n_leaves(), self.expert_alpha)
 
+    def _response_columns(self):
+        try:
+            return getattr(self._family_prototype(), "response_columns", 1)
+        except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
+            return 1
+
     def _validate_targets(self, y, reset, classes=None, stream=False):
         y = np.asarray(y, dtype=float)
-        if y.ndim != 1:
+        columns = self._response_columns()
+        if columns > 1:
+            if y.ndim != 2 or y.shape[1] != columns:
+                raise ValueError(
+                    f"y must have shape (n_samples, {columns}) for expert={self.expert!r} "
+                    f"(e.g. the successes and failures of binomial experts); got shape "
+                    f"{y.shape}."
+                )
+        elif y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         return y
 
     def _target_summary(self, y, sample_weight, stream=False):
+        if y.ndim > 1:  # several response columns: the family's scalar target stands for y
+            y = self._family_prototype().init_target(y)[:, 0]
         return {"scale2": robust_variance(y, sample_weight), "mean_square": np.mean(y**2)}
 
     def _make_family(self, targets):
