@@ -117,6 +117,7 @@ _VALIDATION_ATTRIBUTES = (
     "classes_",
     "expert_features_in_",
     "gate_features_in_",
+    "shared_features_in_",
 )
 
 
@@ -249,12 +250,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = check_weights(sample_weight, X)
         self._resolve_features(exposure)
         family = self._make_family(self._target_summary(y, sample_weight, stream))
+        family.n_shared = len(self.shared_features_in_)
+        if family.n_shared and stream:
+            raise NotImplementedError("partial_fit does not support shared_features yet.")
         return self._make_data(X, family.check_y(y), sample_weight, exposure, family), family
 
     def _make_data(self, X, y, sample_weight, exposure, family):
         """The arrays of EM from validated ones: the feature selections and the offset."""
         return EMData(
-            X_expert=self._select(X, self.expert_features_in_),
+            X_expert=self._select(X, np.r_[self.expert_features_in_,
+                                           self.shared_features_in_].astype(np.intp)),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
             sample_weight=sample_weight,
@@ -267,6 +272,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._fitted_with_exposure = exposure is not None
         self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
         self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
+        shared = getattr(self, "shared_features", None)
+        self.shared_features_in_ = (
+            np.arange(0) if shared is None
+            else self._feature_index(shared, "shared_features")
+        )
+        # the shared columns leave the experts' own ones (one coefficient for all)
+        if len(self.shared_features_in_):
+            own = ~np.isin(self.expert_features_in_, self.shared_features_in_)
+            self.expert_features_in_ = self.expert_features_in_[own]
 
     def _feature_index(self, selection, name):
         n = self.n_features_in_
@@ -448,7 +462,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             "the classes": tuple(np.asarray(getattr(self, "classes_", ())).tolist()),
         }
         if n is not None:
-            for name in ("expert_features", "gate_features"):
+            for name in ("expert_features", "gate_features", "shared_features"):
+                if getattr(self, name, None) is None and name == "shared_features":
+                    continue
                 index = self._feature_index(getattr(self, name), name)
                 structure[f"the columns of {name}"] = tuple(index.tolist())
         return structure

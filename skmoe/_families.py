@@ -166,7 +166,13 @@ class ExpertFamily:
 
     #: Keys of ``params`` whose arrays are shared by all experts (no expert axis, e.g.
     #: coefficients common to every expert): never reordered or indexed by expert.
-    shared_keys = ()
+    shared_keys = ("shared",)
+
+    #: Number of the last columns of ``X_expert`` whose coefficients all experts share
+    #: (flexmix's ``FLXMRglmfix(fixed=)``); their coefficients are ``params["shared"]``,
+    #: shape (n_shared,), and the M-step fits them jointly with the per-expert ones
+    #: (``shared_m_step``). Set by the estimators from ``shared_features``.
+    n_shared = 0
 
     # optional capabilities (see CAPABILITIES): None where a family lacks them
     start = statistics = solve = information_terms = distribution = modes = None
@@ -220,7 +226,12 @@ class ExpertFamily:
         return self.m_step_blocks(source, params)
 
     def eta(self, X, params, offset=None):
+        shared = params.get("shared")
+        if self.n_shared:
+            X, Xs = X[:, : X.shape[1] - self.n_shared], X[:, X.shape[1] - self.n_shared :]
         eta = linear_predictor(X, params["coef"])
+        if self.n_shared and shared is not None:
+            eta += np.asarray(Xs @ shared).ravel()
         if offset is not None:
             eta += offset
         return eta
@@ -229,7 +240,9 @@ class ExpertFamily:
         return 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2)
 
     def n_parameters(self, params):
-        return params["coef"].size + self.n_experts * len(self.dispersion_keys)
+        """Every expert's coefficients and dispersions, the shared coefficients once."""
+        shared = params["shared"].size if "shared" in params else 0
+        return params["coef"].size + shared + self.n_experts * len(self.dispersion_keys)
 
     def take_experts(self, params, order):
         """The parameters of the experts ``order`` (an index array), in that order: the
@@ -409,6 +422,8 @@ class GaussianExperts(ExpertFamily):
         return _keep_empty_experts(new, params, empty, self.shared_keys)
 
     def m_step_blocks(self, source, params=None):
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         if is_wide(source.n_expert_features):
             return self._m_step_wide(source, params)
         return self.solve(source.reduce(self.statistics), params, source=source)
@@ -578,6 +593,8 @@ class _NewtonGLMExperts(ExpertFamily):
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
 
     def m_step_blocks(self, source, params=None):
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         totals = source.reduce(_weight_totals_block)
         empty = _empty_experts(totals)
         if params is None:
@@ -614,6 +631,8 @@ class _NewtonGLMExperts(ExpertFamily):
         return params
 
     def newton_gain(self, source, params):
+        if self.n_shared:
+            return _shared_newton(self, source, params)[2]
         grad, direction = self.newton_direction(
             source.reduce(self.coefficient_statistics, params), params
         )
@@ -874,6 +893,127 @@ class GammaExperts(_NewtonGLMExperts):
         if "dispersion" in params:
             dispersion[empty] = params["dispersion"][empty]
         return {"dispersion": dispersion}
+
+
+# ----------------------------------------------------------- shared coefficients
+def _shared_system_block(block, family, params):
+    """One block's weighted log-likelihood, its gradient and negative Hessian in the
+    stacked coefficients ``(b_1, ..., b_K, c)``: per expert ``b_k`` on ``[1, X_own]`` and
+    the shared ``c`` on ``X_shared``, as the additive pieces ``g_k``, ``g_c``, ``H_kk``,
+    ``H_kc`` and ``H_cc`` (sums over experts of per-row statistics)."""
+    X = block.X_expert
+    X = X.toarray() if hasattr(X, "toarray") else X
+    n_own = X.shape[1] - family.n_shared
+    X1 = np.column_stack([np.ones(X.shape[0]), X[:, :n_own]])
+    Z = X[:, n_own:]
+    W = block.weights
+    eta = family.eta(X, params, block.offset)
+    ll, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
+    d1 *= W
+    neg_d2 *= W
+    return (
+        float(np.einsum("ki,ki->", W, ll)),
+        d1 @ X1,
+        d1.sum(axis=0) @ Z,
+        np.einsum("ki,ia,ib->kab", neg_d2, X1, X1),
+        np.einsum("ki,ia,ib->kab", neg_d2, X1, Z),
+        np.einsum("i,ia,ib->ab", neg_d2.sum(axis=0), Z, Z),
+    )
+
+
+def _shared_objective(family, source, params):
+    """The penalised weighted log-likelihood summed over experts (the shared coefficients
+    couple them); the penalty is on the per-expert slopes only."""
+    value = float(np.sum(source.reduce(_glm_value_block, family, params)))
+    return value - family.penalty(params)
+
+
+def _shared_newton(family, source, params):
+    """The Newton step in the stacked coefficients: (direction of ``coef``, of
+    ``shared``, per-expert share of the predicted gain)."""
+    _, g, gc, H, Hc, Hcc = source.reduce(_shared_system_block, family, params)
+    K, p = g.shape
+    ridge = family.alpha * family.penalty_scale(params)
+    g = g.copy()
+    g[:, 1:] -= ridge[:, None] * params["coef"][:, 1:]
+    H = H + ridge[:, None, None] * np.diag(penalty_diagonal(p, 1.0))
+    q = gc.shape[0]
+    full = np.zeros((K * p + q, K * p + q))
+    for k in range(K):  # K small blocks of the (K p + q) system
+        full[k * p:(k + 1) * p, k * p:(k + 1) * p] = H[k]
+    full[: K * p, K * p:] = Hc.reshape(K * p, q)
+    full[K * p:, : K * p] = full[: K * p, K * p:].T
+    full[K * p:, K * p:] = Hcc
+    grad = np.concatenate([g.ravel(), gc])
+    scale = np.sqrt(np.maximum(np.diag(full), 1e-300))
+    step = np.linalg.lstsq(full / scale[:, None] / scale, grad / scale, rcond=1e-12)[0]
+    step /= scale
+    gain = 0.5 * step * grad
+    per_expert = gain[: K * p].reshape(K, p).sum(axis=1) + gain[K * p:].sum() / K
+    return step[: K * p].reshape(K, p), step[K * p:], per_expert
+
+
+def shared_m_step(family, source, params=None):
+    """The M-step with coefficients shared by all experts (``family.n_shared`` of them):
+    Newton steps with step halving on the joint system of the per-expert and the shared
+    coefficients, one ``(K (d + 1) + n_shared)`` weighted least squares / Newton system
+    from sums over the row blocks (exact in one step for Gaussian experts), then the
+    dispersions given the means. Every step raises the objective (generalised EM)."""
+    if params is None:
+        params = family.start(source)
+        n_own = source.n_expert_features - family.n_shared
+        params["coef"] = params["coef"][:, : n_own + 1].copy()
+        params["shared"] = np.zeros(family.n_shared)
+    params = {key: np.array(value, dtype=float) for key, value in params.items()}
+    value = _shared_objective(family, source, params)
+    steps = 1 if isinstance(family, GaussianExperts) else family.max_newton_steps
+    for _ in range(steps):
+        previous = {key: v.copy() for key, v in params.items()}
+        d_coef, d_shared, gain = _shared_newton(family, source, params)
+        if not np.all(np.isfinite(d_coef)) or not np.all(np.isfinite(d_shared)):
+            break
+        t = 1.0
+        for _ in range(40):
+            trial = dict(params, coef=params["coef"] + t * d_coef,
+                         shared=params["shared"] + t * d_shared)
+            with np.errstate(over="ignore", invalid="ignore"):
+                trial_value = _shared_objective(family, source, trial)
+            if np.isfinite(trial_value) and trial_value >= value - _NOISE_OBJECTIVE * abs(value):
+                params, value = trial, trial_value
+                break
+            t *= 0.5
+        else:
+            break
+        params = _shared_dispersion(family, source, params)
+        value = _shared_objective(family, source, params)
+        if _converged(previous, params, getattr(family, "newton_tol", 1e-10)):
+            break
+    return _shared_dispersion(family, source, params)
+
+
+#: Relative change of an objective within rounding.
+_NOISE_OBJECTIVE = 16 * np.finfo(float).eps
+
+
+def _shared_rss_block(block, family, params):
+    resid = block.y - family.eta(block.X_expert, params, block.offset)
+    resid **= 2
+    return np.einsum("ki,ki->k", block.weights, resid), block.weights.sum(axis=1)
+
+
+def _shared_dispersion(family, source, params):
+    """The dispersions given the means of ``params``: the Gaussian variances in closed
+    form, a GLM family's ``update_dispersion``."""
+    if isinstance(family, GaussianExperts):
+        rss, totals = source.reduce(_shared_rss_block, family, params)
+        rss += family.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, family.variance_floor)
+        variance = np.where(np.isfinite(variance), variance, params.get("variance", 1.0))
+        return dict(params, variance=variance)
+    if family.dispersion_keys:
+        return family.update_dispersion(source, params)
+    return params
 
 
 def gamma_shape(target, max_shape):

@@ -157,6 +157,7 @@ shape (n_samples, n_experts), default="multistart"
         **BaseMixtureOfExperts._parameter_constraints,
         "expert": EXPERT_CONSTRAINT,
         "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
+        "shared_features": ["array-like", None],
     }
 
     def __init__(
@@ -168,6 +169,7 @@ shape (n_samples, n_experts), default="multistart"
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        shared_features=None,
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
@@ -196,6 +198,7 @@ shape (n_samples, n_experts), default="multistart"
             n_jobs=n_jobs,
         )
         self.expert = expert
+        self.shared_features = shared_features
         self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -311,6 +314,8 @@ shape (n_samples, n_experts), default="multistart"
 
     def _set_expert_attributes(self, experts):
         super()._set_expert_attributes(experts)
+        if "shared" in experts:
+            self.shared_coef_ = experts["shared"]
         for key in self._family.dispersion_keys:
             setattr(self, f"expert_{key}_", experts[key])
 

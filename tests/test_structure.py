@@ -125,3 +125,99 @@ def test_binomial_successes_above_trials_refused():
     with pytest.raises(ValueError, match="above the trials"):
         binomial_target([3, 5], [2, 6])
     np.testing.assert_array_equal(binomial_target([3, 5], [4, 6]), [[3, 1], [5, 1]])
+
+
+# ------------------------------------------------------------------ shared coefficients
+def _poisson_shared(n_experts, shared, **kwargs):
+    kwargs = {"gate_features": [], "gate_alpha": 0.0, "tol": 1e-10, "max_iter": 3000,
+              "random_state": 0, "n_init": 3, **kwargs}
+    return MixtureOfExpertsRegressor(n_experts, expert="poisson", shared_features=shared,
+                                     **kwargs)
+
+
+def test_fabricfault_shared_log_length_reaches_flexmix():
+    # R: flexmix(Faults ~ 1, k = 2, FLXMRglmfix(poisson, fixed = ~ log(Length)))
+    reference = _reference("fabricfault_k2_fixed")
+    d = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))
+    X = np.log(d[["Length"]].to_numpy(float))
+    y = d["Faults"].to_numpy(float)
+    model = _poisson_shared(2, [0]).fit(X, y)  # default init: multistart, squarem
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+    assert model.expert_coef_.shape == (2, 0) and model.shared_coef_.shape == (1,)
+    expected = reference["expert_params"]["Comp.1"]["coef.log(Length)"]
+    assert model.shared_coef_[0] == pytest.approx(expected, abs=1e-3)
+    np.testing.assert_allclose(
+        np.sort(model.expert_intercept_),
+        np.sort([c["coef.(Intercept)"] for c in reference["expert_params"].values()]),
+        atol=1e-3,
+    )
+
+
+def test_salmonella_shared_dose_terms_reach_flexmix():
+    # R: flexmix(y ~ 1, k = 2, FLXMRglmfix(poisson, fixed = ~ x + log(x + 10)))
+    reference = _reference("salmonellaTA98_k2_fixed")
+    d = pd.read_csv(os.path.join(DATA, "salmonellaTA98.csv"))
+    X = pd.DataFrame({"x": d["x"], "log(x + 10)": np.log(d["x"] + 10.0)})
+    y = d["y"].to_numpy(float)
+    model = _poisson_shared(2, ["x", "log(x + 10)"]).fit(X, y)
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+    comp = reference["expert_params"]["Comp.1"]
+    np.testing.assert_allclose(model.shared_coef_, [comp["coef.x"], comp["coef.log(x + 10)"]],
+                               atol=1e-4)
+
+
+def test_no_shared_column_leaves_the_fit_unchanged():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = np.where(rng.random(200) < 0.5, X @ [1.0, -1.0], 3.0 + X @ [-1.0, 0.5])
+    y += 0.1 * rng.normal(size=200)
+    plain = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    for shared in ([], np.zeros(2, dtype=bool)):
+        model = MixtureOfExpertsRegressor(2, random_state=0, shared_features=shared).fit(X, y)
+        assert model.log_likelihood_ == plain.log_likelihood_
+        np.testing.assert_array_equal(model.expert_coef_, plain.expert_coef_)
+        assert not hasattr(model, "shared_coef_")
+
+
+def test_all_columns_shared_gaussian_is_a_location_mixture():
+    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2), constant weights: against a direct
+    # maximisation of the same likelihood
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    n = 300
+    X = rng.normal(size=(n, 2))
+    z = rng.random(n) < 0.4
+    y = np.where(z, -2.0, 2.0) + X @ [1.5, -0.5] + np.where(z, 0.5, 1.0) * rng.normal(size=n)
+    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
+                                      max_iter=5000, shared_features=[0, 1],
+                                      random_state=0).fit(X, y)
+
+    def negative_log_lik(theta):
+        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:6], theta[6]
+        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
+        resid = y - X @ c - mu[:, None]
+        dens = (log_pi[:, None] - log_s[:, None] - 0.5 * np.log(2 * np.pi)
+                - 0.5 * resid**2 / np.exp(2 * log_s)[:, None])
+        return -logsumexp(dens, axis=0).sum()
+
+    weights = model.weights_
+    start = np.r_[model.expert_intercept_, model.shared_coef_,
+                  0.5 * np.log(model.expert_variance_), np.log(weights[0] / weights[1])]
+    best = minimize(negative_log_lik, start + 0.05, method="BFGS",
+                    options={"gtol": 1e-9, "maxiter": 10_000})
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
+    np.testing.assert_allclose(start, best.x, atol=1e-4)
+    assert model._n_parameters() == 2 + 2 + 2 + 1
+
+
+def test_shared_features_refused_where_not_supported_yet():
+    X = np.log(pd.read_csv(os.path.join(DATA, "fabricfault.csv"))[["Length"]].to_numpy(float))
+    y = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))["Faults"].to_numpy(float)
+    model = _poisson_shared(2, [0], n_init=1).fit(X, y)
+    with pytest.raises(NotImplementedError, match="shared_features"):
+        model.standard_errors(X, y)
+    with pytest.raises(ValueError, match="shared_features"):
+        _poisson_shared(2, [3]).fit(X, y)
