@@ -14,7 +14,14 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from . import _dask
 from ._blocks import InMemoryBlocks
 from ._docstrings import fill
-from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
+from ._em import (
+    ConvergenceMonitor,
+    EMData,
+    GroupedMixtureOfExpertsModel,
+    MixtureOfExpertsModel,
+    run_em,
+    warn,
+)
 from ._families import family_key
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
@@ -343,28 +350,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self._make_data(X, y, check_weights(sample_weight, X), exposure, self._family)
 
     # -------------------------------------------------------------------- fit
-    def _fit(self, X, y, sample_weight=None, exposure=None):
+    def _fit(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Fit; on any failure (bad input, KeyboardInterrupt) the estimator is left exactly
         as it was, since validation also sets attributes (``n_features_in_``, ...)."""
         state = dict(self.__dict__)
         try:
             # BLAS held to the cores n_jobs gives each run (one by default): see _threads
             with limit_blas_threads(em_threads(self.n_jobs, self.n_init)):
-                return self._fit_unguarded(X, y, sample_weight, exposure)
+                return self._fit_unguarded(X, y, sample_weight, exposure, groups)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
             raise
 
-    def _fit_unguarded(self, X, y, sample_weight, exposure):
+    def _fit_unguarded(self, X, y, sample_weight, exposure, groups=None):
         distributed = _dask.is_dask_collection(X)
         if distributed:
             source, family = _dask.distributed_source(self, X, y, sample_weight, exposure)
         else:
             data, family = self._validate_fit_data(X, y, sample_weight, exposure)
+            if groups is not None:
+                data, starts = self._group_rows(data, groups)
             source = InMemoryBlocks([data])
+        if distributed and groups is not None:
+            raise NotImplementedError("groups are not supported on dask collections yet.")
         family.max_newton_steps = EM_NEWTON_STEPS
-        model = MixtureOfExpertsModel(family, self._make_gate())
+        if groups is None:
+            model = MixtureOfExpertsModel(family, self._make_gate())
+        else:
+            model = GroupedMixtureOfExpertsModel(family, self._make_gate(), starts,
+                                                 data.sample_weight.shape[0])
         if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
@@ -391,6 +406,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.events_:
             warn(_degenerate_message(self.events_), DegenerateFitWarning)
         return self
+
+    def _group_rows(self, data, groups):
+        """The training rows sorted by group (stably) and the first row of every group;
+        checks the labels, and that the gate features and the sample weights are constant
+        within every group (a group's gate is evaluated once, on its first row)."""
+        groups = np.asarray(groups)
+        n = data.sample_weight.shape[0]
+        if groups.ndim != 1 or groups.shape[0] != n:
+            raise ValueError(
+                f"groups must be one-dimensional with one label per sample ({n}); got "
+                f"shape {groups.shape}."
+            )
+        if groups.dtype.kind in "fc" and not np.all(np.isfinite(groups)):
+            raise ValueError("groups contains NaN or infinity.")
+        if groups.dtype.kind == "O" and any(g is None or g != g for g in groups):
+            raise ValueError("groups contains missing labels (None or NaN).")
+        _, codes = np.unique(groups, return_inverse=True)
+        order = np.argsort(codes, kind="stable")
+        data = data.take(order)
+        codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        first = np.repeat(starts, np.diff(np.r_[starts, n]))
+        X_gate = data.X_gate.toarray() if sparse.issparse(data.X_gate) else data.X_gate
+        varying = np.any(X_gate != X_gate[first], axis=1)
+        if varying.any():
+            bad = np.unique(groups[order][varying])
+            raise ValueError(
+                "The gate features must be constant within every group (the rows of a "
+                f"group share one expert and one gate); groups {bad[:10].tolist()} have "
+                "varying gate features. Use gate_features=[] or group-level columns."
+            )
+        if np.any(data.sample_weight != data.sample_weight[first]):
+            raise ValueError("sample_weight must be constant within every group.")
+        return data, starts
 
     def _fit_one(self, model, source, kind, start, label=0):
         """One restart: from the previous fit (``kind="warm"``) or from ``init_params``

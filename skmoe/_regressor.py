@@ -202,7 +202,7 @@ shape (n_samples, n_experts), default="multistart"
         self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, exposure=None):
+    def fit(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Fit the model by EM.
 
         Parameters
@@ -216,13 +216,21 @@ shape (n_samples, n_experts), default="multistart"
         exposure : array-like of shape (n_samples,), default=None
             Positive exposure for log-link experts (Poisson, Gamma): ``log(exposure)``
             enters the linear predictor as an offset.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels (flexmix's ``y ~ x | g``): the rows of a group share one latent
+            expert, their component log-densities summed before mixing, so the E-step's
+            posterior is per group and ``log_likelihood_`` sums the groups' mixture
+            log-likelihoods. The gate features and ``sample_weight`` must be constant
+            within a group. The methods called after ``fit`` (``score_samples``,
+            ``predict_responsibilities``, ...) treat rows one by one. In-memory batch
+            fits only (not ``partial_fit`` or dask).
 
         Returns
         -------
         self
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, exposure)
+        return self._fit(X, y, sample_weight, exposure, groups)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

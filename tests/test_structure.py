@@ -221,3 +221,73 @@ def test_shared_features_refused_where_not_supported_yet():
         model.standard_errors(X, y)
     with pytest.raises(ValueError, match="shared_features"):
         _poisson_shared(2, [3]).fit(X, y)
+
+
+# ------------------------------------------------------------------ grouped observations
+@pytest.mark.parametrize("fit_id, shared", [
+    # R: flexmix(cbind(Deaths, Total - Deaths) ~ Treatment | Center, k = 3, binomial)
+    ("betablocker_k3_grouped", None),
+    # R: flexmix(cbind(Deaths, Total - Deaths) ~ 1 | Center, k = 3,
+    #            FLXMRglmfix(binomial, fixed = ~ Treatment))
+    ("betablocker_k3_fixed_grouped", [0]),
+])
+def test_betablocker_grouped_by_center_reaches_flexmix(fit_id, shared):
+    reference = _reference(fit_id)
+    X, y, center = _betablocker()
+    model = _binomial(3, shared_features=shared, n_init=2, random_state=0)
+    model.fit(X, y, groups=center)  # default init: multistart, squarem
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+
+
+def test_single_row_groups_equal_the_ungrouped_fit():
+    X, y, _ = _betablocker()
+    kwargs = {"init_params": "voronoi", "random_state": 0, "n_init": 2}
+    plain = _binomial(3, **kwargs).fit(X, y)
+    grouped = _binomial(3, **kwargs).fit(X, y, groups=np.arange(len(X))[::-1])
+    assert grouped.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-10)
+    np.testing.assert_allclose(grouped.expert_intercept_, plain.expert_intercept_, atol=1e-8)
+    np.testing.assert_allclose(grouped.weights_, plain.weights_, atol=1e-8)
+
+
+def test_planted_grouped_mixture_is_recovered():
+    rng = np.random.default_rng(0)
+    n_groups, size = 200, 5
+    group_class = rng.integers(3, size=n_groups)
+    groups = np.repeat(np.arange(n_groups), size)
+    X = rng.normal(size=(n_groups * size, 1))
+    intercepts, slopes = np.array([-3.0, 0.0, 3.0]), np.array([1.0, -1.0, 0.5])
+    z = group_class[groups]
+    y = intercepts[z] + slopes[z] * X[:, 0] + 1.2 * rng.normal(size=len(z))
+    model = MixtureOfExpertsRegressor(3, gate_features=[], gate_alpha=0.0, random_state=0,
+                                      expert_features=[0])
+    model.fit(X, y, groups=groups)
+    order = np.argsort(model.expert_intercept_)
+    np.testing.assert_allclose(model.expert_intercept_[order], intercepts, atol=0.25)
+    np.testing.assert_allclose(model.expert_coef_[order, 0], slopes, atol=0.25)
+    # the group classes from the summed row log-densities
+    log_resp = np.log(model.predict_responsibilities(X, y) + 1e-300)
+    log_resp -= np.log(model.weights_)
+    group_scores = np.add.reduceat(log_resp, np.arange(0, len(z), size), axis=0)
+    group_scores += np.log(model.weights_)
+    predicted = np.argsort(order)[np.argmax(group_scores, axis=1)]
+    assert np.mean(predicted == group_class) >= 0.98
+    # rows one by one do not find the classes
+    plain = MixtureOfExpertsRegressor(3, gate_features=[], gate_alpha=0.0, random_state=0)
+    plain.fit(X, y)
+    rows = np.argsort(np.argsort(plain.expert_intercept_))[plain.assign_experts(X, y)]
+    assert np.mean(rows == z) < 0.9
+
+
+def test_bad_groups_are_refused():
+    X, y, center = _betablocker()
+    with pytest.raises(ValueError, match="one label per sample"):
+        _binomial(2).fit(X, y, groups=center[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        _binomial(2).fit(X, y, groups=np.where(center == 3, np.nan, center))
+    with pytest.raises(ValueError, match="constant within every group"):
+        MixtureOfExpertsRegressor(2, expert="binomial").fit(X, y, groups=center)
+    before = MixtureOfExpertsRegressor(2, expert="binomial")
+    with pytest.raises(ValueError):
+        before.fit(X, y, groups=center)
+    assert not hasattr(before, "n_features_in_")
