@@ -670,6 +670,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[0]
 
+    def score_groups(self, X, y, groups, exposure=None):
+        """Log-likelihood of every group of rows that share one latent expert (the model
+        ``fit(X, y, groups=...)`` fits): ``log sum_k g_k(x_g) prod_(i in g) f_k(y_i | x_i)``,
+        the gate on the group's (constant) gate features.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Samples.
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+            Responses, as in ``fit``.
+        groups : array-like of shape (n_samples,)
+            Group labels.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of log-link experts, as in ``fit``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_groups,)
+            The groups, sorted.
+        log_likelihood : ndarray of shape (n_groups,)
+            Every group's log-likelihood; their sum is ``log_likelihood_`` on the training
+            data of a grouped fit.
+        """
+        data = self._predict_data(X, y, exposure)
+        data, starts = self._group_rows(data, groups)
+        model = GroupedMixtureOfExpertsModel(self._family, self._model.gate, starts,
+                                             data.sample_weight.shape[0])
+        labels = np.unique(np.asarray(groups))
+        return labels, model.group_e_step(data, self._params)[0]
+
     @fill
     def icl(self, X, y, sample_weight=None, exposure=None):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower

@@ -50,6 +50,15 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
         Columns the gate and the experts see: indices, a boolean mask or, when X is a
         DataFrame, names. None means all columns; an empty list gives constant mixing
         weights (gate) or intercept-only experts.
+    shared_features : array-like or None, default=None
+        Columns whose coefficient is one and the same for every expert (flexmix's
+        ``FLXMRglmfix(fixed=)``): indices, a boolean mask or names, as
+        ``expert_features``. They leave the experts' own columns (``expert_coef_`` has
+        the others), their coefficients are ``shared_coef_`` and ``n_parameters`` counts
+        them once; the M-step fits them jointly with the per-expert coefficients (one
+        Newton / weighted least squares system in the stacked design). None (or empty)
+        shares nothing. Batch fits in memory (not ``partial_fit``, dask or
+        ``standard_errors``).
     variance_floor : float or None, default=None
         Smallest variance of a Gaussian expert (ignored by the other families): an expert
         that takes a few points on a line would otherwise see its variance, and the

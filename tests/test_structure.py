@@ -291,3 +291,17 @@ def test_bad_groups_are_refused():
     with pytest.raises(ValueError):
         before.fit(X, y, groups=center)
     assert not hasattr(before, "n_features_in_")
+
+
+def test_score_groups_sums_to_the_grouped_log_likelihood():
+    X, y, center = _betablocker()
+    model = _binomial(3, n_init=1, random_state=0).fit(X, y, groups=center)
+    labels, log_lik = model.score_groups(X, y, center)
+    np.testing.assert_array_equal(labels, np.unique(center))
+    assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-12)
+    # a group's likelihood is the mixture of the products over its rows
+    p = 1.0 / (1.0 + np.exp(-(model.expert_intercept_[:, None] + model.expert_coef_ @ X.T)))
+    rows = stats.binom.logpmf(y[:, 0], y.sum(axis=1), p)  # (K, n)
+    first = center == labels[0]
+    expected = logsumexp(np.log(model.weights_) + rows[:, first].sum(axis=1))
+    assert log_lik[0] == pytest.approx(expected, rel=1e-10)
