@@ -305,3 +305,25 @@ def test_score_groups_sums_to_the_grouped_log_likelihood():
     first = center == labels[0]
     expected = logsumexp(np.log(model.weights_) + rows[:, first].sum(axis=1))
     assert log_lik[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_shared_and_groups_with_a_gate_on_another_column():
+    # experts share the slope of column 0; the gate sees column 1, constant in a group
+    rng = np.random.default_rng(3)
+    n_groups, size = 150, 4
+    groups = np.repeat(np.arange(n_groups), size)
+    u = rng.normal(size=n_groups)
+    z = (rng.random(n_groups) < 1.0 / (1.0 + np.exp(-2.0 * u))).astype(int)
+    X = np.column_stack([rng.normal(size=n_groups * size), u[groups]])
+    eta = np.array([0.5, 2.0])[z[groups]] + 0.7 * X[:, 0]
+    y = rng.poisson(np.exp(eta)).astype(float)
+    model = MixtureOfExpertsRegressor(2, expert="poisson", shared_features=[0],
+                                      gate_features=[1], expert_features=[0],
+                                      n_init=2, random_state=0)
+    model.fit(X, y, groups=groups)
+    assert model.expert_coef_.shape == (2, 0)
+    assert model.shared_coef_[0] == pytest.approx(0.7, abs=0.05)
+    np.testing.assert_allclose(np.sort(model.expert_intercept_), [0.5, 2.0], atol=0.1)
+    assert model._n_parameters() == 2 + 1 + 2  # intercepts, shared slope, gate contrast
+    _, log_lik = model.score_groups(X, y, groups)
+    assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-10)
