@@ -2,6 +2,7 @@
 
 from ._base import DegenerateFitWarning
 from ._classifier import MixtureOfExpertsClassifier
+from ._families import binomial_target
 from ._hierarchical import (
     HierarchicalMixtureOfExpertsClassifier,
     HierarchicalMixtureOfExpertsRegressor,
@@ -11,6 +12,7 @@ from ._regressor import MixtureOfExpertsRegressor
 from ._selection import select_n_experts
 
 __all__ = [
+    "binomial_target",
     "DegenerateFitWarning",
     "HierarchicalMixtureOfExpertsClassifier",
     "HierarchicalMixtureOfExpertsRegressor",

@@ -14,7 +14,14 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from . import _dask
 from ._blocks import InMemoryBlocks
 from ._docstrings import fill
-from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
+from ._em import (
+    ConvergenceMonitor,
+    EMData,
+    GroupedMixtureOfExpertsModel,
+    MixtureOfExpertsModel,
+    run_em,
+    warn,
+)
 from ._families import family_key
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
@@ -117,6 +124,7 @@ _VALIDATION_ATTRIBUTES = (
     "classes_",
     "expert_features_in_",
     "gate_features_in_",
+    "shared_features_in_",
 )
 
 
@@ -222,6 +230,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Number of experts."""
         return self.n_experts
 
+    def _response_columns(self):
+        """Columns of y the expert family takes (2 for binomial successes and failures)."""
+        return 1
+
     def _init_target(self, y):
         """The columns that represent y when k-means seeds the responsibilities."""
         return y[:, None]
@@ -236,7 +248,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The one validation of training data, for ``fit`` and the first batch of
         ``partial_fit`` (``stream``); sets what a fit's validation sets and makes the
         family. Returns the data as ``EMData`` and the family."""
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False,
+                             multi_output=self._response_columns() > 1)
         check_squares_finite(X)
         y = self._validate_targets(y, reset=True, classes=classes, stream=stream)
         if not stream:
@@ -244,12 +257,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = check_weights(sample_weight, X)
         self._resolve_features(exposure)
         family = self._make_family(self._target_summary(y, sample_weight, stream))
+        family.n_shared = len(self.shared_features_in_)
+        if family.n_shared and stream:
+            raise NotImplementedError("partial_fit does not support shared_features yet.")
         return self._make_data(X, family.check_y(y), sample_weight, exposure, family), family
 
     def _make_data(self, X, y, sample_weight, exposure, family):
         """The arrays of EM from validated ones: the feature selections and the offset."""
         return EMData(
-            X_expert=self._select(X, self.expert_features_in_),
+            X_expert=self._select(X, np.r_[self.expert_features_in_,
+                                           self.shared_features_in_].astype(np.intp)),
             X_gate=self._select(X, self.gate_features_in_),
             y=y,
             sample_weight=sample_weight,
@@ -262,6 +279,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._fitted_with_exposure = exposure is not None
         self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
         self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
+        shared = getattr(self, "shared_features", None)
+        self.shared_features_in_ = (
+            np.arange(0) if shared is None
+            else self._feature_index(shared, "shared_features")
+        )
+        # the shared columns leave the experts' own ones (one coefficient for all)
+        if len(self.shared_features_in_):
+            own = ~np.isin(self.expert_features_in_, self.shared_features_in_)
+            self.expert_features_in_ = self.expert_features_in_[own]
 
     def _feature_index(self, selection, name):
         n = self.n_features_in_
@@ -311,7 +337,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if y is not None:
             check_consistent_length(X, y)
             y = np.asarray(y)
-            if y.ndim != 1:
+            if y.ndim != 1 and self._response_columns() == 1:
                 raise ValueError(
                     f"y should be a 1d array, got an array of shape {y.shape} instead."
                 )
@@ -324,28 +350,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self._make_data(X, y, check_weights(sample_weight, X), exposure, self._family)
 
     # -------------------------------------------------------------------- fit
-    def _fit(self, X, y, sample_weight=None, exposure=None):
+    def _fit(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Fit; on any failure (bad input, KeyboardInterrupt) the estimator is left exactly
         as it was, since validation also sets attributes (``n_features_in_``, ...)."""
         state = dict(self.__dict__)
         try:
             # BLAS held to the cores n_jobs gives each run (one by default): see _threads
             with limit_blas_threads(em_threads(self.n_jobs, self.n_init)):
-                return self._fit_unguarded(X, y, sample_weight, exposure)
+                return self._fit_unguarded(X, y, sample_weight, exposure, groups)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
             raise
 
-    def _fit_unguarded(self, X, y, sample_weight, exposure):
+    def _fit_unguarded(self, X, y, sample_weight, exposure, groups=None):
         distributed = _dask.is_dask_collection(X)
         if distributed:
             source, family = _dask.distributed_source(self, X, y, sample_weight, exposure)
         else:
             data, family = self._validate_fit_data(X, y, sample_weight, exposure)
+            if groups is not None:
+                data, starts = self._group_rows(data, groups)
             source = InMemoryBlocks([data])
+        if distributed and groups is not None:
+            raise NotImplementedError("groups are not supported on dask collections yet.")
         family.max_newton_steps = EM_NEWTON_STEPS
-        model = MixtureOfExpertsModel(family, self._make_gate())
+        if groups is None:
+            model = MixtureOfExpertsModel(family, self._make_gate())
+        else:
+            model = GroupedMixtureOfExpertsModel(family, self._make_gate(), starts,
+                                                 data.sample_weight.shape[0])
         if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
@@ -372,6 +406,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.events_:
             warn(_degenerate_message(self.events_), DegenerateFitWarning)
         return self
+
+    def _group_rows(self, data, groups):
+        """The training rows sorted by group (stably) and the first row of every group;
+        checks the labels, and that the gate features and the sample weights are constant
+        within every group (a group's gate is evaluated once, on its first row)."""
+        groups = np.asarray(groups)
+        n = data.sample_weight.shape[0]
+        if groups.ndim != 1 or groups.shape[0] != n:
+            raise ValueError(
+                f"groups must be one-dimensional with one label per sample ({n}); got "
+                f"shape {groups.shape}."
+            )
+        if groups.dtype.kind in "fc" and not np.all(np.isfinite(groups)):
+            raise ValueError("groups contains NaN or infinity.")
+        if groups.dtype.kind == "O" and any(g is None or g != g for g in groups):
+            raise ValueError("groups contains missing labels (None or NaN).")
+        _, codes = np.unique(groups, return_inverse=True)
+        order = np.argsort(codes, kind="stable")
+        data = data.take(order)
+        codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        first = np.repeat(starts, np.diff(np.r_[starts, n]))
+        X_gate = data.X_gate.toarray() if sparse.issparse(data.X_gate) else data.X_gate
+        varying = np.any(X_gate != X_gate[first], axis=1)
+        if varying.any():
+            bad = np.unique(groups[order][varying])
+            raise ValueError(
+                "The gate features must be constant within every group (the rows of a "
+                f"group share one expert and one gate); groups {bad[:10].tolist()} have "
+                "varying gate features. Use gate_features=[] or group-level columns."
+            )
+        if np.any(data.sample_weight != data.sample_weight[first]):
+            raise ValueError("sample_weight must be constant within every group.")
+        return data, starts
 
     def _fit_one(self, model, source, kind, start, label=0):
         """One restart: from the previous fit (``kind="warm"``) or from ``init_params``
@@ -443,7 +511,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             "the classes": tuple(np.asarray(getattr(self, "classes_", ())).tolist()),
         }
         if n is not None:
-            for name in ("expert_features", "gate_features"):
+            for name in ("expert_features", "gate_features", "shared_features"):
+                if getattr(self, name, None) is None and name == "shared_features":
+                    continue
                 index = self._feature_index(getattr(self, name), name)
                 structure[f"the columns of {name}"] = tuple(index.tolist())
         return structure
@@ -599,6 +669,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         data = self._predict_data(X, y, exposure)
         return self._model.e_step(data, self._params)[0]
+
+    def score_groups(self, X, y, groups, exposure=None):
+        """Log-likelihood of every group of rows that share one latent expert (the model
+        ``fit(X, y, groups=...)`` fits): ``log sum_k g_k(x_g) prod_(i in g) f_k(y_i | x_i)``,
+        the gate on the group's (constant) gate features.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Samples.
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+            Responses, as in ``fit``.
+        groups : array-like of shape (n_samples,)
+            Group labels.
+        exposure : array-like of shape (n_samples,), default=None
+            Exposure of log-link experts, as in ``fit``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_groups,)
+            The groups, sorted.
+        log_likelihood : ndarray of shape (n_groups,)
+            Every group's log-likelihood; their sum is ``log_likelihood_`` on the training
+            data of a grouped fit.
+        """
+        data = self._predict_data(X, y, exposure)
+        data, starts = self._group_rows(data, groups)
+        model = GroupedMixtureOfExpertsModel(self._family, self._model.gate, starts,
+                                             data.sample_weight.shape[0])
+        labels = np.unique(np.asarray(groups))
+        return labels, model.group_e_step(data, self._params)[0]
 
     @fill
     def icl(self, X, y, sample_weight=None, exposure=None):

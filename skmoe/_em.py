@@ -196,6 +196,61 @@ class MixtureOfExpertsModel:
         }, order[-1]
 
 
+class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
+    """A mixture of experts whose rows come in groups that share one latent expert
+    (flexmix's ``y ~ x | g``): a group's component log-densities are summed before
+    mixing, so the posterior and the E-step are per group.
+
+    The rows of the one in-memory block are sorted by group; ``starts`` are the first
+    row of every group. The sums over a group's rows are one ``np.add.reduceat`` (no
+    loop over groups). The gate is evaluated on each group's first row (its gate
+    features are constant within the group) and weighted once per group: its M-step sees
+    the row weights divided by the group's size.
+    """
+
+    def __init__(self, family, gate, starts, n_rows):
+        super().__init__(family, gate)
+        self.starts = np.asarray(starts, dtype=np.intp)
+        sizes = np.diff(np.r_[self.starts, n_rows])
+        self.row_group = np.repeat(np.arange(self.starts.size), sizes)
+        self.inverse_size = 1.0 / sizes[self.row_group]
+
+    def group_e_step(self, data, params):
+        """Per-group log-likelihood (n_groups,) and posteriors (K, n_groups)."""
+        rows = self.family.log_prob(data.X_expert, data.y, params["experts"], data.offset)
+        joint = np.add.reduceat(rows, self.starts, axis=1)
+        joint += self.gate.log_prob(data.X_gate[self.starts], params["gate"])
+        log_lik = log_sum_exp(joint, axis=0)
+        joint -= log_lik
+        np.exp(joint, out=joint)
+        return log_lik, joint
+
+    def e_pass(self, source, params):
+        (block,) = source.blocks
+        log_lik, post = self.group_e_step(block, params)
+        weight = block.sample_weight[self.starts]
+        W = post[:, self.row_group]
+        W *= block.sample_weight
+        block.cache[WEIGHTS] = W
+        source.cache.pop(_GATE_START, None)
+        return float(weight @ log_lik), post @ weight
+
+    def m_step_blocks(self, source, params):
+        experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
+        (block,) = source.blocks
+        W = block.cache[WEIGHTS]
+        block.cache[WEIGHTS] = W * self.inverse_size  # the gate counts every group once
+        try:
+            if _GATE_PRECONDITIONER not in source.cache:
+                source.cache[_GATE_PRECONDITIONER] = self.gate.preconditioner(source)
+            V = (self.gate.initial_coef(np.empty((0, source.n_gate_features)))
+                 if params is None else params["gate"])
+            gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER])
+        finally:
+            block.cache[WEIGHTS] = W
+        return {"gate": gate, "experts": experts}
+
+
 #: EM accelerations ``run_em`` knows (None is plain EM).
 ACCELERATIONS = ("squarem", None)
 

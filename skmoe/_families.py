@@ -149,6 +149,9 @@ class ExpertFamily:
     accepts_offset = False
     #: Whether y must be non-negative (scikit-learn's ``positive_only`` tag).
     positive_only = False
+    #: Columns of the response: 1 (y of shape (n,)), or more (y of shape (n, columns),
+    #: e.g. the successes and failures of binomial experts).
+    response_columns = 1
 
     #: Newton steps per M-step of the iterative families: enough to converge when the
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
@@ -163,7 +166,13 @@ class ExpertFamily:
 
     #: Keys of ``params`` whose arrays are shared by all experts (no expert axis, e.g.
     #: coefficients common to every expert): never reordered or indexed by expert.
-    shared_keys = ()
+    shared_keys = ("shared",)
+
+    #: Number of the last columns of ``X_expert`` whose coefficients all experts share
+    #: (flexmix's ``FLXMRglmfix(fixed=)``); their coefficients are ``params["shared"]``,
+    #: shape (n_shared,), and the M-step fits them jointly with the per-expert ones
+    #: (``shared_m_step``). Set by the estimators from ``shared_features``.
+    n_shared = 0
 
     # optional capabilities (see CAPABILITIES): None where a family lacks them
     start = statistics = solve = information_terms = distribution = modes = None
@@ -217,7 +226,12 @@ class ExpertFamily:
         return self.m_step_blocks(source, params)
 
     def eta(self, X, params, offset=None):
+        shared = params.get("shared")
+        if self.n_shared:
+            X, Xs = X[:, : X.shape[1] - self.n_shared], X[:, X.shape[1] - self.n_shared :]
         eta = linear_predictor(X, params["coef"])
+        if self.n_shared and shared is not None:
+            eta += np.asarray(Xs @ shared).ravel()
         if offset is not None:
             eta += offset
         return eta
@@ -226,7 +240,9 @@ class ExpertFamily:
         return 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2)
 
     def n_parameters(self, params):
-        return params["coef"].size + self.n_experts * len(self.dispersion_keys)
+        """Every expert's coefficients and dispersions, the shared coefficients once."""
+        shared = params["shared"].size if "shared" in params else 0
+        return params["coef"].size + shared + self.n_experts * len(self.dispersion_keys)
 
     def take_experts(self, params, order):
         """The parameters of the experts ``order`` (an index array), in that order: the
@@ -406,6 +422,8 @@ class GaussianExperts(ExpertFamily):
         return _keep_empty_experts(new, params, empty, self.shared_keys)
 
     def m_step_blocks(self, source, params=None):
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         if is_wide(source.n_expert_features):
             return self._m_step_wide(source, params)
         return self.solve(source.reduce(self.statistics), params, source=source)
@@ -575,6 +593,8 @@ class _NewtonGLMExperts(ExpertFamily):
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
 
     def m_step_blocks(self, source, params=None):
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         totals = source.reduce(_weight_totals_block)
         empty = _empty_experts(totals)
         if params is None:
@@ -611,6 +631,8 @@ class _NewtonGLMExperts(ExpertFamily):
         return params
 
     def newton_gain(self, source, params):
+        if self.n_shared:
+            return _shared_newton(self, source, params)[2]
         grad, direction = self.newton_direction(
             source.reduce(self.coefficient_statistics, params), params
         )
@@ -679,6 +701,124 @@ class BernoulliExperts(_NewtonGLMExperts):
             return (ll,)
         p = expit(eta)
         return ll, y - p, p * (1.0 - p)
+
+
+class BinomialExperts(_NewtonGLMExperts):
+    """Logistic experts for binomial counts with trials (flexmix's ``cbind(s, f)``).
+
+    The response is two columns, ``y[:, 0]`` the successes and ``y[:, 1]`` the failures of
+    every row (non-negative, not necessarily integers); the row's ``n = s + f`` trials all
+    share the row's latent expert, so a row's log density is the whole binomial one,
+
+        ``log f_k(s | x) = log C(n, s) + s log p_k(x) + f log(1 - p_k(x))``,
+
+    ``p_k = expit(x' b_k)``, with the normalising constant ``log C(n, s)`` included (as R's
+    ``dbinom``, by ``gammaln``): ``score_samples`` agrees with ``scipy.stats.binom.logpmf``.
+    This is not a Bernoulli mixture of the expanded trials, in which every trial would
+    choose its own expert. ``mean`` (and so ``predict``) is the success probability.
+    """
+
+    name = "binomial"
+    #: Columns of the response (successes, failures).
+    response_columns = 2
+
+    @staticmethod
+    def link(p):
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    inverse_link = staticmethod(expit)
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 2 or y.shape[1] != 2:
+            raise ValueError(
+                "Binomial experts need y of shape (n_samples, 2): the successes and the "
+                f"failures of every row (flexmix's cbind(s, f)); got shape {y.shape}."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if np.any(y < 0):
+            rows = np.flatnonzero(np.any(y < 0, axis=1))
+            raise ValueError(
+                "Binomial experts need non-negative successes and failures (successes at "
+                f"most the trials); rows {rows[:10].tolist()} have negative counts."
+            )
+        return y
+
+    def init_target(self, y):
+        y = np.asarray(y, dtype=float)
+        trials = y.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(trials > 0, y[:, 0] / np.where(trials > 0, trials, 1.0), 0.5)
+        return self.link(p)[:, None]
+
+    def start(self, source):
+        """Intercept-only start at every expert's weighted proportion of successes."""
+        w_s, w_n, s, n = source.reduce(_binomial_start_block)
+        overall = s / n if n > 0 else 0.5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(w_n > 0, w_s / np.where(w_n > 0, w_n, 1.0), overall)
+        coef = np.zeros((self.n_experts, source.n_expert_features + 1))
+        coef[:, 0] = self.link(p)
+        return {"coef": coef}
+
+    def derivatives(self, y, eta, params, order=2):
+        s, f = y[:, 0], y[:, 1]
+        n = s + f
+        ll = s * log_expit(eta) + f * log_expit(-eta)
+        ll += gammaln(n + 1.0) - gammaln(s + 1.0) - gammaln(f + 1.0)
+        if order == 0:
+            return (ll,)
+        p = expit(eta)
+        return ll, s - n * p, n * p * (1.0 - p)
+
+
+def binomial_target(successes, trials):
+    """The response of ``expert="binomial"``: the columns (successes, failures) from the
+    successes and the trials of every row (R's ``cbind(s, n - s)``).
+
+    Parameters
+    ----------
+    successes : array-like of shape (n_samples,)
+        Non-negative numbers of successes.
+    trials : array-like of shape (n_samples,)
+        Numbers of trials, at least the successes.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 2)
+        The successes and the failures.
+
+    Examples
+    --------
+    >>> from skmoe import binomial_target
+    >>> binomial_target([3, 0], [10, 4])
+    array([[ 3.,  7.],
+           [ 0.,  4.]])
+    """
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    if successes.ndim != 1 or successes.shape != trials.shape:
+        raise ValueError(
+            "successes and trials must be one-dimensional of the same length; got shapes "
+            f"{successes.shape} and {trials.shape}."
+        )
+    if np.any(successes < 0):
+        raise ValueError("successes must be non-negative.")
+    above = np.flatnonzero(successes > trials)
+    if above.size:
+        raise ValueError(
+            f"successes above the trials in rows {above[:10].tolist()}: the trials are the "
+            "total count of every row (successes plus failures)."
+        )
+    return np.column_stack([successes, trials - successes])
+
+
+def _binomial_start_block(block):
+    W, s = block.weights, block.y[:, 0]
+    n = block.y.sum(axis=1)
+    return W @ s, W @ n, float(block.sample_weight @ s), float(block.sample_weight @ n)
 
 
 class GammaExperts(_NewtonGLMExperts):
@@ -1323,6 +1463,125 @@ class ZeroInflatedNegativeBinomialExperts(ZeroInflatedExperts):
 
     def __init__(self, n_experts=None, alpha=0.0):
         super().__init__("negative_binomial", n_experts, alpha)
+# ----------------------------------------------------------- shared coefficients
+def _shared_system_block(block, family, params):
+    """One block's weighted log-likelihood, its gradient and negative Hessian in the
+    stacked coefficients ``(b_1, ..., b_K, c)``: per expert ``b_k`` on ``[1, X_own]`` and
+    the shared ``c`` on ``X_shared``, as the additive pieces ``g_k``, ``g_c``, ``H_kk``,
+    ``H_kc`` and ``H_cc`` (sums over experts of per-row statistics)."""
+    X = block.X_expert
+    X = X.toarray() if hasattr(X, "toarray") else X
+    n_own = X.shape[1] - family.n_shared
+    X1 = np.column_stack([np.ones(X.shape[0]), X[:, :n_own]])
+    Z = X[:, n_own:]
+    W = block.weights
+    eta = family.eta(X, params, block.offset)
+    ll, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
+    d1 *= W
+    neg_d2 *= W
+    return (
+        float(np.einsum("ki,ki->", W, ll)),
+        d1 @ X1,
+        d1.sum(axis=0) @ Z,
+        np.einsum("ki,ia,ib->kab", neg_d2, X1, X1),
+        np.einsum("ki,ia,ib->kab", neg_d2, X1, Z),
+        np.einsum("i,ia,ib->ab", neg_d2.sum(axis=0), Z, Z),
+    )
+
+
+def _shared_objective(family, source, params):
+    """The penalised weighted log-likelihood summed over experts (the shared coefficients
+    couple them); the penalty is on the per-expert slopes only."""
+    value = float(np.sum(source.reduce(_glm_value_block, family, params)))
+    return value - family.penalty(params)
+
+
+def _shared_newton(family, source, params):
+    """The Newton step in the stacked coefficients: (direction of ``coef``, of
+    ``shared``, per-expert share of the predicted gain)."""
+    _, g, gc, H, Hc, Hcc = source.reduce(_shared_system_block, family, params)
+    K, p = g.shape
+    ridge = family.alpha * family.penalty_scale(params)
+    g = g.copy()
+    g[:, 1:] -= ridge[:, None] * params["coef"][:, 1:]
+    H = H + ridge[:, None, None] * np.diag(penalty_diagonal(p, 1.0))
+    q = gc.shape[0]
+    full = np.zeros((K * p + q, K * p + q))
+    for k in range(K):  # K small blocks of the (K p + q) system
+        full[k * p:(k + 1) * p, k * p:(k + 1) * p] = H[k]
+    full[: K * p, K * p:] = Hc.reshape(K * p, q)
+    full[K * p:, : K * p] = full[: K * p, K * p:].T
+    full[K * p:, K * p:] = Hcc
+    grad = np.concatenate([g.ravel(), gc])
+    scale = np.sqrt(np.maximum(np.diag(full), 1e-300))
+    step = np.linalg.lstsq(full / scale[:, None] / scale, grad / scale, rcond=1e-12)[0]
+    step /= scale
+    gain = 0.5 * step * grad
+    per_expert = gain[: K * p].reshape(K, p).sum(axis=1) + gain[K * p:].sum() / K
+    return step[: K * p].reshape(K, p), step[K * p:], per_expert
+
+
+def shared_m_step(family, source, params=None):
+    """The M-step with coefficients shared by all experts (``family.n_shared`` of them):
+    Newton steps with step halving on the joint system of the per-expert and the shared
+    coefficients, one ``(K (d + 1) + n_shared)`` weighted least squares / Newton system
+    from sums over the row blocks (exact in one step for Gaussian experts), then the
+    dispersions given the means. Every step raises the objective (generalised EM)."""
+    if params is None:
+        params = family.start(source)
+        n_own = source.n_expert_features - family.n_shared
+        params["coef"] = params["coef"][:, : n_own + 1].copy()
+        params["shared"] = np.zeros(family.n_shared)
+    params = {key: np.array(value, dtype=float) for key, value in params.items()}
+    value = _shared_objective(family, source, params)
+    steps = 1 if isinstance(family, GaussianExperts) else family.max_newton_steps
+    for _ in range(steps):
+        previous = {key: v.copy() for key, v in params.items()}
+        d_coef, d_shared, gain = _shared_newton(family, source, params)
+        if not np.all(np.isfinite(d_coef)) or not np.all(np.isfinite(d_shared)):
+            break
+        t = 1.0
+        for _ in range(40):
+            trial = dict(params, coef=params["coef"] + t * d_coef,
+                         shared=params["shared"] + t * d_shared)
+            with np.errstate(over="ignore", invalid="ignore"):
+                trial_value = _shared_objective(family, source, trial)
+            if np.isfinite(trial_value) and trial_value >= value - _NOISE_OBJECTIVE * abs(value):
+                params, value = trial, trial_value
+                break
+            t *= 0.5
+        else:
+            break
+        params = _shared_dispersion(family, source, params)
+        value = _shared_objective(family, source, params)
+        if _converged(previous, params, getattr(family, "newton_tol", 1e-10)):
+            break
+    return _shared_dispersion(family, source, params)
+
+
+#: Relative change of an objective within rounding.
+_NOISE_OBJECTIVE = 16 * np.finfo(float).eps
+
+
+def _shared_rss_block(block, family, params):
+    resid = block.y - family.eta(block.X_expert, params, block.offset)
+    resid **= 2
+    return np.einsum("ki,ki->k", block.weights, resid), block.weights.sum(axis=1)
+
+
+def _shared_dispersion(family, source, params):
+    """The dispersions given the means of ``params``: the Gaussian variances in closed
+    form, a GLM family's ``update_dispersion``."""
+    if isinstance(family, GaussianExperts):
+        rss, totals = source.reduce(_shared_rss_block, family, params)
+        rss += family.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.maximum(rss / totals, family.variance_floor)
+        variance = np.where(np.isfinite(variance), variance, params.get("variance", 1.0))
+        return dict(params, variance=variance)
+    if family.dispersion_keys:
+        return family.update_dispersion(source, params)
+    return params
 
 
 def gamma_shape(target, max_shape):
@@ -1514,6 +1773,7 @@ FAMILIES = {
     "student_t": StudentTExperts,
     "zero_inflated_poisson": ZeroInflatedPoissonExperts,
     "zero_inflated_negative_binomial": ZeroInflatedNegativeBinomialExperts,
+    "binomial": BinomialExperts,
 }
 
 #: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.

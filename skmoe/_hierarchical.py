@@ -64,7 +64,9 @@ class _TreeMixin:
 
 
 def _tree_constraints(flat):
-    constraints = {key: value for key, value in flat.items() if key != "n_experts"}
+    # shared_features is a parameter of the flat regressor only (for now)
+    constraints = {key: value for key, value in flat.items()
+                   if key not in ("n_experts", "shared_features")}
     constraints["depth"] = [Interval(Integral, 1, None, closed="left")]
     constraints["branching"] = [Interval(Integral, 2, None, closed="left")]
     return constraints

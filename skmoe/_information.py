@@ -173,6 +173,10 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
     data = estimator._predict_data(X, y, exposure, sample_weight)
     model, params = estimator._model, estimator._params
     require(model.family, "standard_errors")
+    if getattr(model.family, "n_shared", 0):
+        raise NotImplementedError(
+            "standard_errors (and summary) do not support shared_features yet."
+        )
     info = observed_information(model, data, params)
     covariance, aliased = covariance_from_information(info)
     se = np.sqrt(np.diag(covariance))

@@ -28,16 +28,19 @@ class MixtureOfExpertsRegressor(PartialFitMixin, RegressorMixin, BaseMixtureOfEx
     ----------
     n_experts : int, default=2
         Number of experts K.
-    expert : {"gaussian", "poisson", "gamma", "bernoulli", "negative_binomial", \
+    expert : {"gaussian", "poisson", "gamma", "bernoulli", "binomial", "negative_binomial", \
 "student_t", "zero_inflated_poisson", "zero_inflated_negative_binomial"} or family, \
 default="gaussian"
         Expert family: Gaussian (identity link, one variance per expert), Poisson (log
         link), Gamma (log link, one dispersion per expert), Bernoulli (logit link),
-        negative binomial (NB2, log link, one size per expert) or Student t (identity
-        link, one scale and one number of degrees of freedom per expert; give
-        ``StudentTExperts(df=...)`` to hold them fixed); "zero_inflated_poisson" and
-        "zero_inflated_negative_binomial" make one of the ``n_experts`` components a
-        point mass at zero with its own gate output; or
+        binomial with trials (logit link; y of shape (n_samples, 2), the successes and
+        failures of every row as flexmix's ``cbind(s, f)``, see ``binomial_target``; all
+        trials of a row share its expert, and the log-likelihood includes
+        ``log C(n, s)`` as R's ``dbinom``), negative binomial (NB2, log link, one size
+        per expert) or Student t (identity link, one scale and one number of degrees of
+        freedom per expert; give ``StudentTExperts(df=...)`` to hold them fixed);
+        "zero_inflated_poisson" and "zero_inflated_negative_binomial" make one of the
+        ``n_experts`` components a point mass at zero with its own gate output; or
         an expert family instance (see "Adding an expert family" in the docs), of which
         the fit uses a copy.
     gate_alpha : float, default=0.01
@@ -52,6 +55,15 @@ default="gaussian"
         Columns the gate and the experts see: indices, a boolean mask or, when X is a
         DataFrame, names. None means all columns; an empty list gives constant mixing
         weights (gate) or intercept-only experts.
+    shared_features : array-like or None, default=None
+        Columns whose coefficient is one and the same for every expert (flexmix's
+        ``FLXMRglmfix(fixed=)``): indices, a boolean mask or names, as
+        ``expert_features``. They leave the experts' own columns (``expert_coef_`` has
+        the others), their coefficients are ``shared_coef_`` and ``n_parameters`` counts
+        them once; the M-step fits them jointly with the per-expert coefficients (one
+        Newton / weighted least squares system in the stacked design). None (or empty)
+        shares nothing. Batch fits in memory (not ``partial_fit``, dask or
+        ``standard_errors``).
     variance_floor : float or None, default=None
         Smallest variance of a Gaussian expert (ignored by the other families): an expert
         that takes a few points on a line would otherwise see its variance, and the
@@ -161,6 +173,7 @@ shape (n_samples, n_experts), default="multistart"
         **BaseMixtureOfExperts._parameter_constraints,
         "expert": EXPERT_CONSTRAINT,
         "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
+        "shared_features": ["array-like", None],
     }
 
     def __init__(
@@ -172,6 +185,7 @@ shape (n_samples, n_experts), default="multistart"
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        shared_features=None,
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
@@ -200,10 +214,11 @@ shape (n_samples, n_experts), default="multistart"
             n_jobs=n_jobs,
         )
         self.expert = expert
+        self.shared_features = shared_features
         self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, exposure=None):
+    def fit(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Fit the model by EM.
 
         Parameters
@@ -217,13 +232,21 @@ shape (n_samples, n_experts), default="multistart"
         exposure : array-like of shape (n_samples,), default=None
             Positive exposure for log-link experts (Poisson, Gamma): ``log(exposure)``
             enters the linear predictor as an offset.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels (flexmix's ``y ~ x | g``): the rows of a group share one latent
+            expert, their component log-densities summed before mixing, so the E-step's
+            posterior is per group and ``log_likelihood_`` sums the groups' mixture
+            log-likelihoods. The gate features and ``sample_weight`` must be constant
+            within a group. The methods called after ``fit`` (``score_samples``,
+            ``predict_responsibilities``, ...) treat rows one by one. In-memory batch
+            fits only (not ``partial_fit`` or dask).
 
         Returns
         -------
         self
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, exposure)
+        return self._fit(X, y, sample_weight, exposure, groups)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -237,15 +260,31 @@ shape (n_samples, n_experts), default="multistart"
         """The family of ``expert`` before any data (its declared capabilities)."""
         return make_family(self.expert, self._n_leaves(), self.expert_alpha)
 
+    def _response_columns(self):
+        try:
+            return getattr(self._family_prototype(), "response_columns", 1)
+        except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
+            return 1
+
     def _validate_targets(self, y, reset, classes=None, stream=False):
         y = np.asarray(y, dtype=float)
-        if y.ndim != 1:
+        columns = self._response_columns()
+        if columns > 1:
+            if y.ndim != 2 or y.shape[1] != columns:
+                raise ValueError(
+                    f"y must have shape (n_samples, {columns}) for expert={self.expert!r} "
+                    f"(e.g. the successes and failures of binomial experts); got shape "
+                    f"{y.shape}."
+                )
+        elif y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         return y
 
     def _target_summary(self, y, sample_weight, stream=False):
+        if y.ndim > 1:  # several response columns: the family's scalar target stands for y
+            y = self._family_prototype().init_target(y)[:, 0]
         return {"scale2": robust_variance(y, sample_weight), "mean_square": np.mean(y**2)}
 
     def _make_family(self, targets):
@@ -299,6 +338,8 @@ shape (n_samples, n_experts), default="multistart"
 
     def _set_expert_attributes(self, experts):
         super()._set_expert_attributes(experts)
+        if "shared" in experts:
+            self.shared_coef_ = experts["shared"]
         for key in self._family.dispersion_keys:
             setattr(self, f"expert_{key}_", experts[key])
 

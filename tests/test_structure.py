@@ -1,0 +1,329 @@
+"""flexmix's model structure beyond plain mixtures (issue #17): binomial experts with
+trials, against R's flexmix (``tests/data/reference_fits_structure.json``) and scipy."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+from sklearn.linear_model import LogisticRegression
+
+from skmoe import MixtureOfExpertsRegressor
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _reference(fit_id):
+    with open(os.path.join(DATA, "reference_fits_structure.json")) as f:
+        return next(fit for fit in json.load(f)["fits"] if fit["id"] == fit_id)
+
+
+def _betablocker():
+    d = pd.read_csv(os.path.join(DATA, "betablocker.csv"))
+    X = (d["Treatment"] == "Treated").to_numpy(float)[:, None]
+    y = np.column_stack([d["Deaths"], d["Total"] - d["Deaths"]]).astype(float)
+    return X, y, d["Center"].to_numpy()
+
+
+def _binomial(n_experts, **kwargs):
+    kwargs = {"gate_features": [], "gate_alpha": 0.0, "tol": 1e-10, "max_iter": 3000,
+              **kwargs}
+    return MixtureOfExpertsRegressor(n_experts, expert="binomial", **kwargs)
+
+
+def test_binomial_k1_equals_logistic_regression_with_trial_weights():
+    # R: glm(cbind(Deaths, Total - Deaths) ~ Treatment, binomial); as sklearn, every row
+    # expanded into a success row weighted by s and a failure row weighted by f
+    X, y, _ = _betablocker()
+    model = _binomial(1).fit(X, y)
+    Xe = np.vstack([X, X])
+    ye = np.r_[np.ones(len(X)), np.zeros(len(X))]
+    lr = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(
+        Xe, ye, sample_weight=np.r_[y[:, 0], y[:, 1]]
+    )
+    np.testing.assert_allclose(model.expert_intercept_[0], lr.intercept_[0], atol=1e-6)
+    np.testing.assert_allclose(model.expert_coef_[0], lr.coef_[0], atol=1e-6)
+
+
+def test_binomial_score_samples_is_scipy_binom_logpmf():
+    # the log-likelihood includes log C(n, s), as R's dbinom
+    X, y, _ = _betablocker()
+    model = _binomial(1).fit(X, y)
+    n = y.sum(axis=1)
+    expected = stats.binom.logpmf(y[:, 0], n, model.predict(X))
+    np.testing.assert_allclose(model.score_samples(X, y), expected, rtol=1e-12)
+    assert model.log_likelihood_ == pytest.approx(expected.sum(), rel=1e-12)
+
+
+def test_betablocker_k3_reaches_flexmix():
+    # R: flexmix(cbind(Deaths, Total - Deaths) ~ Treatment, k = 3, binomial)
+    reference = _reference("betablocker_k3")
+    X, y, _ = _betablocker()
+    model = _binomial(3, init_params="voronoi", n_init=10, random_state=0).fit(X, y)
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model.score_samples(X, y).sum() == pytest.approx(model.log_likelihood_, abs=1e-8)
+    assert model._n_parameters() == reference["df"]
+    coef = np.column_stack([model.expert_intercept_, model.expert_coef_[:, 0]])
+    expected = np.array([[c["coef.(Intercept)"], c["coef.TreatmentTreated"]]
+                         for c in reference["expert_params"].values()])
+    order = np.argsort(coef[:, 0])
+    np.testing.assert_allclose(coef[order], expected[np.argsort(expected[:, 0])], atol=1e-3)
+
+
+def test_binomial_default_fit_runs_with_restarts():
+    X, y, _ = _betablocker()
+    model = _binomial(3, n_init=3, random_state=0).fit(X, y)  # multistart, squarem
+    assert np.isfinite(model.log_likelihood_)
+    assert model.log_likelihood_ >= -173.02
+
+
+def test_binomial_trials_share_the_row_expert_unlike_expanded_bernoulli_rows():
+    # a row's trials share its expert: log sum_k pi_k prod_t f_k(t), not the expanded
+    # Bernoulli mixture sum_t log sum_k pi_k f_k(t), in which every trial picks its expert
+    X, y, _ = _betablocker()
+    model = _binomial(2, init_params="voronoi", random_state=0).fit(X, y)
+    p = 1.0 / (1.0 + np.exp(-(model.expert_intercept_[:, None]
+                               + model.expert_coef_ @ X.T)))  # (K, n)
+    log_w = np.log(model.weights_)[:, None]
+    s, f = y[:, 0], y[:, 1]
+    log_c = stats.binom.logpmf(s, s + f, 0.5) - (s + f) * np.log(0.5)
+    row_mixture = logsumexp(log_w + s * np.log(p) + f * np.log1p(-p), axis=0) + log_c
+    np.testing.assert_allclose(model.score_samples(X, y), row_mixture, rtol=1e-10)
+    trial_mixture = (s * logsumexp(log_w + np.log(p), axis=0)
+                     + f * logsumexp(log_w + np.log1p(-p), axis=0) + log_c)
+    # with two distinct experts the per-trial model is another likelihood: a trial's
+    # success probability is the mixed one, so the rows' overdispersion is invisible to it
+    assert np.max(np.abs(trial_mixture - row_mixture)) > 1.0
+    # for one expert the two models coincide
+    one = _binomial(1).fit(X, y)
+    expanded = MixtureOfExpertsRegressor(
+        1, expert="bernoulli", gate_features=[], gate_alpha=0.0, tol=1e-10
+    ).fit(np.vstack([X, X]), np.r_[np.ones(len(X)), np.zeros(len(X))],
+          sample_weight=np.r_[s, f])
+    assert one.log_likelihood_ == pytest.approx(expanded.log_likelihood_ + log_c.sum(),
+                                                rel=1e-8)
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([[3.0, 1.0], [-1.0, 2.0], [2.0, 2.0]]), "non-negative"),
+    (np.array([[3.0, 1.0], [1.0, np.nan], [2.0, 2.0]]), "NaN"),
+    (np.array([3.0, 1.0, 2.0]), r"shape \(n_samples, 2\)"),
+])
+def test_binomial_bad_counts_are_refused(y, message):
+    X = np.arange(3.0)[:, None]
+    with pytest.raises(ValueError, match=message):
+        _binomial(1).fit(X, y)
+
+
+def test_binomial_successes_above_trials_refused():
+    # (successes, trials) mistaken for (successes, failures) is caught by the helper
+    from skmoe import binomial_target
+
+    with pytest.raises(ValueError, match="above the trials"):
+        binomial_target([3, 5], [2, 6])
+    np.testing.assert_array_equal(binomial_target([3, 5], [4, 6]), [[3, 1], [5, 1]])
+
+
+# ------------------------------------------------------------------ shared coefficients
+def _poisson_shared(n_experts, shared, **kwargs):
+    kwargs = {"gate_features": [], "gate_alpha": 0.0, "tol": 1e-10, "max_iter": 3000,
+              "random_state": 0, "n_init": 3, **kwargs}
+    return MixtureOfExpertsRegressor(n_experts, expert="poisson", shared_features=shared,
+                                     **kwargs)
+
+
+def test_fabricfault_shared_log_length_reaches_flexmix():
+    # R: flexmix(Faults ~ 1, k = 2, FLXMRglmfix(poisson, fixed = ~ log(Length)))
+    reference = _reference("fabricfault_k2_fixed")
+    d = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))
+    X = np.log(d[["Length"]].to_numpy(float))
+    y = d["Faults"].to_numpy(float)
+    model = _poisson_shared(2, [0]).fit(X, y)  # default init: multistart, squarem
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+    assert model.expert_coef_.shape == (2, 0) and model.shared_coef_.shape == (1,)
+    expected = reference["expert_params"]["Comp.1"]["coef.log(Length)"]
+    assert model.shared_coef_[0] == pytest.approx(expected, abs=1e-3)
+    np.testing.assert_allclose(
+        np.sort(model.expert_intercept_),
+        np.sort([c["coef.(Intercept)"] for c in reference["expert_params"].values()]),
+        atol=1e-3,
+    )
+
+
+def test_salmonella_shared_dose_terms_reach_flexmix():
+    # R: flexmix(y ~ 1, k = 2, FLXMRglmfix(poisson, fixed = ~ x + log(x + 10)))
+    reference = _reference("salmonellaTA98_k2_fixed")
+    d = pd.read_csv(os.path.join(DATA, "salmonellaTA98.csv"))
+    X = pd.DataFrame({"x": d["x"], "log(x + 10)": np.log(d["x"] + 10.0)})
+    y = d["y"].to_numpy(float)
+    model = _poisson_shared(2, ["x", "log(x + 10)"]).fit(X, y)
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+    comp = reference["expert_params"]["Comp.1"]
+    np.testing.assert_allclose(model.shared_coef_, [comp["coef.x"], comp["coef.log(x + 10)"]],
+                               atol=1e-4)
+
+
+def test_no_shared_column_leaves_the_fit_unchanged():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = np.where(rng.random(200) < 0.5, X @ [1.0, -1.0], 3.0 + X @ [-1.0, 0.5])
+    y += 0.1 * rng.normal(size=200)
+    plain = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    for shared in ([], np.zeros(2, dtype=bool)):
+        model = MixtureOfExpertsRegressor(2, random_state=0, shared_features=shared).fit(X, y)
+        assert model.log_likelihood_ == plain.log_likelihood_
+        np.testing.assert_array_equal(model.expert_coef_, plain.expert_coef_)
+        assert not hasattr(model, "shared_coef_")
+
+
+def test_all_columns_shared_gaussian_is_a_location_mixture():
+    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2), constant weights: against a direct
+    # maximisation of the same likelihood
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    n = 300
+    X = rng.normal(size=(n, 2))
+    z = rng.random(n) < 0.4
+    y = np.where(z, -2.0, 2.0) + X @ [1.5, -0.5] + np.where(z, 0.5, 1.0) * rng.normal(size=n)
+    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
+                                      max_iter=5000, shared_features=[0, 1],
+                                      random_state=0).fit(X, y)
+
+    def negative_log_lik(theta):
+        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:6], theta[6]
+        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
+        resid = y - X @ c - mu[:, None]
+        dens = (log_pi[:, None] - log_s[:, None] - 0.5 * np.log(2 * np.pi)
+                - 0.5 * resid**2 / np.exp(2 * log_s)[:, None])
+        return -logsumexp(dens, axis=0).sum()
+
+    weights = model.weights_
+    start = np.r_[model.expert_intercept_, model.shared_coef_,
+                  0.5 * np.log(model.expert_variance_), np.log(weights[0] / weights[1])]
+    best = minimize(negative_log_lik, start + 0.05, method="BFGS",
+                    options={"gtol": 1e-9, "maxiter": 10_000})
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
+    np.testing.assert_allclose(start, best.x, atol=1e-4)
+    assert model._n_parameters() == 2 + 2 + 2 + 1
+
+
+def test_shared_features_refused_where_not_supported_yet():
+    X = np.log(pd.read_csv(os.path.join(DATA, "fabricfault.csv"))[["Length"]].to_numpy(float))
+    y = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))["Faults"].to_numpy(float)
+    model = _poisson_shared(2, [0], n_init=1).fit(X, y)
+    with pytest.raises(NotImplementedError, match="shared_features"):
+        model.standard_errors(X, y)
+    with pytest.raises(ValueError, match="shared_features"):
+        _poisson_shared(2, [3]).fit(X, y)
+
+
+# ------------------------------------------------------------------ grouped observations
+@pytest.mark.parametrize("fit_id, shared", [
+    # R: flexmix(cbind(Deaths, Total - Deaths) ~ Treatment | Center, k = 3, binomial)
+    ("betablocker_k3_grouped", None),
+    # R: flexmix(cbind(Deaths, Total - Deaths) ~ 1 | Center, k = 3,
+    #            FLXMRglmfix(binomial, fixed = ~ Treatment))
+    ("betablocker_k3_fixed_grouped", [0]),
+])
+def test_betablocker_grouped_by_center_reaches_flexmix(fit_id, shared):
+    reference = _reference(fit_id)
+    X, y, center = _betablocker()
+    model = _binomial(3, shared_features=shared, n_init=2, random_state=0)
+    model.fit(X, y, groups=center)  # default init: multistart, squarem
+    assert model.log_likelihood_ >= reference["loglik_mle"] - 1e-3
+    assert model._n_parameters() == reference["df"]
+
+
+def test_single_row_groups_equal_the_ungrouped_fit():
+    X, y, _ = _betablocker()
+    kwargs = {"init_params": "voronoi", "random_state": 0, "n_init": 2}
+    plain = _binomial(3, **kwargs).fit(X, y)
+    grouped = _binomial(3, **kwargs).fit(X, y, groups=np.arange(len(X))[::-1])
+    assert grouped.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-10)
+    np.testing.assert_allclose(grouped.expert_intercept_, plain.expert_intercept_, atol=1e-8)
+    np.testing.assert_allclose(grouped.weights_, plain.weights_, atol=1e-8)
+
+
+def test_planted_grouped_mixture_is_recovered():
+    rng = np.random.default_rng(0)
+    n_groups, size = 200, 5
+    group_class = rng.integers(3, size=n_groups)
+    groups = np.repeat(np.arange(n_groups), size)
+    X = rng.normal(size=(n_groups * size, 1))
+    intercepts, slopes = np.array([-3.0, 0.0, 3.0]), np.array([1.0, -1.0, 0.5])
+    z = group_class[groups]
+    y = intercepts[z] + slopes[z] * X[:, 0] + 1.2 * rng.normal(size=len(z))
+    model = MixtureOfExpertsRegressor(3, gate_features=[], gate_alpha=0.0, random_state=0,
+                                      expert_features=[0])
+    model.fit(X, y, groups=groups)
+    order = np.argsort(model.expert_intercept_)
+    np.testing.assert_allclose(model.expert_intercept_[order], intercepts, atol=0.25)
+    np.testing.assert_allclose(model.expert_coef_[order, 0], slopes, atol=0.25)
+    # the group classes from the summed row log-densities
+    log_resp = np.log(model.predict_responsibilities(X, y) + 1e-300)
+    log_resp -= np.log(model.weights_)
+    group_scores = np.add.reduceat(log_resp, np.arange(0, len(z), size), axis=0)
+    group_scores += np.log(model.weights_)
+    predicted = np.argsort(order)[np.argmax(group_scores, axis=1)]
+    assert np.mean(predicted == group_class) >= 0.98
+    # rows one by one do not find the classes
+    plain = MixtureOfExpertsRegressor(3, gate_features=[], gate_alpha=0.0, random_state=0)
+    plain.fit(X, y)
+    rows = np.argsort(np.argsort(plain.expert_intercept_))[plain.assign_experts(X, y)]
+    assert np.mean(rows == z) < 0.9
+
+
+def test_bad_groups_are_refused():
+    X, y, center = _betablocker()
+    with pytest.raises(ValueError, match="one label per sample"):
+        _binomial(2).fit(X, y, groups=center[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        _binomial(2).fit(X, y, groups=np.where(center == 3, np.nan, center))
+    with pytest.raises(ValueError, match="constant within every group"):
+        MixtureOfExpertsRegressor(2, expert="binomial").fit(X, y, groups=center)
+    before = MixtureOfExpertsRegressor(2, expert="binomial")
+    with pytest.raises(ValueError):
+        before.fit(X, y, groups=center)
+    assert not hasattr(before, "n_features_in_")
+
+
+def test_score_groups_sums_to_the_grouped_log_likelihood():
+    X, y, center = _betablocker()
+    model = _binomial(3, n_init=1, random_state=0).fit(X, y, groups=center)
+    labels, log_lik = model.score_groups(X, y, center)
+    np.testing.assert_array_equal(labels, np.unique(center))
+    assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-12)
+    # a group's likelihood is the mixture of the products over its rows
+    p = 1.0 / (1.0 + np.exp(-(model.expert_intercept_[:, None] + model.expert_coef_ @ X.T)))
+    rows = stats.binom.logpmf(y[:, 0], y.sum(axis=1), p)  # (K, n)
+    first = center == labels[0]
+    expected = logsumexp(np.log(model.weights_) + rows[:, first].sum(axis=1))
+    assert log_lik[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_shared_and_groups_with_a_gate_on_another_column():
+    # experts share the slope of column 0; the gate sees column 1, constant in a group
+    rng = np.random.default_rng(3)
+    n_groups, size = 150, 4
+    groups = np.repeat(np.arange(n_groups), size)
+    u = rng.normal(size=n_groups)
+    z = (rng.random(n_groups) < 1.0 / (1.0 + np.exp(-2.0 * u))).astype(int)
+    X = np.column_stack([rng.normal(size=n_groups * size), u[groups]])
+    eta = np.array([0.5, 2.0])[z[groups]] + 0.7 * X[:, 0]
+    y = rng.poisson(np.exp(eta)).astype(float)
+    model = MixtureOfExpertsRegressor(2, expert="poisson", shared_features=[0],
+                                      gate_features=[1], expert_features=[0],
+                                      n_init=2, random_state=0)
+    model.fit(X, y, groups=groups)
+    assert model.expert_coef_.shape == (2, 0)
+    assert model.shared_coef_[0] == pytest.approx(0.7, abs=0.05)
+    np.testing.assert_allclose(np.sort(model.expert_intercept_), [0.5, 2.0], atol=0.1)
+    assert model._n_parameters() == 2 + 1 + 2  # intercepts, shared slope, gate contrast
+    _, log_lik = model.score_groups(X, y, groups)
+    assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-10)
