@@ -794,8 +794,8 @@ def binomial_target(successes, trials):
     --------
     >>> from skmoe import binomial_target
     >>> binomial_target([3, 0], [10, 4])
-    array([[ 3.,  7.],
-           [ 0.,  4.]])
+    array([[3., 7.],
+           [0., 4.]])
     """
     successes = np.asarray(successes, dtype=float)
     trials = np.asarray(trials, dtype=float)
