@@ -522,6 +522,12 @@ class _NewtonGLMExperts(ExpertFamily):
         stats = source.reduce(self.dispersion_statistics, params)
         return dict(params, **self.solve_dispersion(stats, params))
 
+    def update_dispersion_value(self, source, params, value):
+        """``update_dispersion`` and the expert objective there; ``value`` is the objective
+        at ``params`` (a family that knows the new one without a pass overrides this)."""
+        params = self.update_dispersion(source, params)
+        return params, self.expert_objective(source, params)
+
     def coefficient_statistics(self, block, params):
         """Gradient and negative Hessian of one block's weighted log-likelihood in the
         coefficients, per expert (the Fisher information for canonical links)."""
@@ -604,8 +610,7 @@ class _NewtonGLMExperts(ExpertFamily):
                 evaluate, params["coef"], direction, value, negligible, ~empty
             )
             if self.has_dispersion:
-                params = self.update_dispersion(source, params)
-                value = self.expert_objective(source, params)
+                params, value = self.update_dispersion_value(source, params, value)
             if _converged(previous, params, self.newton_tol):
                 break
         return params
@@ -771,16 +776,52 @@ def trigamma(x):
     return out
 
 
-def _nb_size_terms(y, eta, size, exact=True):
+def _log_r_plus_mu(log_r, eta):
+    """``log(r + exp(eta))`` as ``np.logaddexp(log_r, eta)``, (K, n), in fewer passes
+    (numpy's ``logaddexp`` is several times slower than ``exp`` and ``log1p``)."""
+    out = np.subtract(eta, log_r)
+    np.abs(out, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(log_r, eta)
+    return out
+
+
+def _unique_values(y):
+    """``(values, inverse)`` of ``np.unique`` when ``y`` has few distinct values (counts
+    usually do), else None: a special function of ``y + r`` is then evaluated on the
+    values and gathered, with the same result bit for bit."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size < 64:
+        return None
+    values, inverse = np.unique(y, return_inverse=True)
+    if values.size > y.size // 8:
+        return None
+    return values, inverse.ravel()
+
+
+def _of_y_plus_r(function, y, r, unique=None):
+    """``function(y + r)``, (K, n), through the distinct values of ``y`` when given."""
+    if unique is None:
+        return function(y + r)
+    values, inverse = unique
+    return function(values + r)[:, inverse]
+
+
+def _nb_size_terms(y, eta, size, exact=True, unique=None):
     """d log f / dr and d2 log f / dr2 of the NB2 log density in its size ``r``, (K, n);
-    ``exact=False`` takes the fast ``trigamma`` for the second."""
+    ``exact=False`` takes the fast ``trigamma`` for the second; ``unique`` is
+    ``_unique_values(y)`` (or None)."""
     r = size[:, None]
-    log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+    log_r_mu = _log_r_plus_mu(np.log(r), eta)
     inv_r_mu = np.exp(-log_r_mu)
     ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
-    first = digamma(y + r) - digamma(r) + np.log(r) + 1.0 - log_r_mu - ratio
+    first = (_of_y_plus_r(digamma, y, r, unique) - digamma(r) + np.log(r) + 1.0 - log_r_mu
+             - ratio)
     psi1 = (lambda x: polygamma(1, x)) if exact else trigamma
-    second = psi1(y + r) - psi1(r) + 1.0 / r - 2.0 * inv_r_mu + ratio * inv_r_mu
+    second = (_of_y_plus_r(psi1, y, r, unique) - psi1(r) + 1.0 / r - 2.0 * inv_r_mu
+              + ratio * inv_r_mu)
     return first, second
 
 
@@ -823,10 +864,51 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def init_target(self, y):
         return np.log1p(y)[:, None]
 
+    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block).
+    _lgamma_cache_size = 8
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lgamma_cache", None)
+        return state
+
+    def _lgamma_terms(self, y, size):
+        """``gammaln(y + r) - gammaln(r) - gammaln(y + 1)``, (K, n): the part of the log
+        density that does not depend on the coefficients, kept for the last sizes of each
+        response array (the line searches and the E-step evaluate the density again and
+        again at unchanged sizes); a hit needs equal sizes and an equal response."""
+        entry = self._response_entry(y)
+        if entry["size"] is not None and np.array_equal(entry["size"], size):
+            return entry["terms"]
+        r = size[:, None]
+        unique = entry["unique"]
+        if unique is None:
+            terms = gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+        else:
+            terms = (gammaln(unique[0] + r) - gammaln(r) - gammaln(unique[0] + 1.0))[
+                :, unique[1]]
+        entry.update(size=size.copy(), terms=terms)
+        return terms
+
+    def _response_entry(self, y):
+        """What is kept of the response array ``y``: a copy (a hit needs an equal
+        response), its distinct values (``_unique_values``), and the ``gammaln`` terms at
+        the last sizes."""
+        cache = self.__dict__.setdefault("_lgamma_cache", {})
+        entry = cache.get(id(y))
+        if entry is not None and np.array_equal(entry["y"], y):
+            return entry
+        if entry is None and len(cache) >= self._lgamma_cache_size:
+            cache.pop(next(iter(cache)))
+        entry = {"y": np.array(y, copy=True), "unique": _unique_values(y), "size": None,
+                 "terms": None}
+        cache[id(y)] = entry
+        return entry
+
     def derivatives(self, y, eta, params, order=2):
         r = params["size"][:, None]
-        log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
-        ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + r * (np.log(r) - log_r_mu)
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
+        ll = (self._lgamma_terms(y, params["size"]) + r * (np.log(r) - log_r_mu)
               + y * (eta - log_r_mu))
         if order == 0:
             return (ll,)
@@ -840,7 +922,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         X, W = block.X_expert, block.weights
         eta = self.eta(X, params, block.offset)
         r = params["size"][:, None]
-        p = np.exp(eta - np.logaddexp(np.log(r), eta))  # mu / (r + mu)
+        p = np.exp(eta - _log_r_plus_mu(np.log(r), eta))  # mu / (r + mu)
         d1 = (block.y - np.exp(eta)) * (1.0 - p)
         neg_d2 = (r + block.y) * p * (1.0 - p)
         d1 *= W
@@ -867,7 +949,8 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         size = params.get("size", np.ones(self.n_experts))
         W = block.weights
         first, second = _nb_size_terms(
-            block.y, self.eta(block.X_expert, params, block.offset), size, exact=False
+            block.y, self.eta(block.X_expert, params, block.offset), size, exact=False,
+            unique=self._response_entry(block.y)["unique"],
         )
         grad = np.einsum("ki,ki->k", W, first) * size
         curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
@@ -888,7 +971,12 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """One Newton step in ``log r``, halved until no expert's objective drops (so
         batch EM stays monotone)."""
         params = dict(params, size=params.get("size", np.ones(self.n_experts)))
-        value = self.expert_objective(source, params)
+        return self.update_dispersion_value(
+            source, params, self.expert_objective(source, params))[0]
+
+    def update_dispersion_value(self, source, params, value):
+        """``update_dispersion`` from the objective ``value`` at ``params``; returns the
+        new parameters and the objective there (known from the line search)."""
         proposal = super().update_dispersion(source, params)["size"]
         step = np.ones(self.n_experts)
         size = proposal
@@ -899,8 +987,9 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             if not bad.any():
                 break
             step[bad] *= 0.5
-        size = np.where(trial >= value - 1e-12 * np.abs(value), size, params["size"])
-        return dict(params, size=size)
+        accept = trial >= value - 1e-12 * np.abs(value)
+        return dict(params, size=np.where(accept, size, params["size"])), np.where(
+            accept, trial, value)
 
     def information_terms(self, y, eta, params):
         """Per (k, i): d/deta, d2/deta2, and in the size r: d/dr, d2/dr2, d2/deta dr."""
