@@ -817,11 +817,22 @@ def _nb_size_terms(y, eta, size, exact=True, unique=None):
     log_r_mu = _log_r_plus_mu(np.log(r), eta)
     inv_r_mu = np.exp(-log_r_mu)
     ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
-    first = (_of_y_plus_r(digamma, y, r, unique) - digamma(r) + np.log(r) + 1.0 - log_r_mu
-             - ratio)
+    # in place, in the order of digamma(y + r) - digamma(r) + log r + 1 - log(r + mu) - ratio
+    first = _of_y_plus_r(digamma, y, r, unique)
+    first -= digamma(r)
+    first += np.log(r)
+    first += 1.0
+    first -= log_r_mu
+    first -= ratio
     psi1 = (lambda x: polygamma(1, x)) if exact else trigamma
-    second = (_of_y_plus_r(psi1, y, r, unique) - psi1(r) + 1.0 / r - 2.0 * inv_r_mu
-              + ratio * inv_r_mu)
+    # psi1(y + r) - psi1(r) + 1 / r - 2 / (r + mu) + ratio / (r + mu)
+    second = _of_y_plus_r(psi1, y, r, unique)
+    second -= psi1(r)
+    second += 1.0 / r
+    ratio *= inv_r_mu
+    inv_r_mu *= 2.0
+    second -= inv_r_mu
+    second += ratio
     return first, second
 
 
@@ -908,8 +919,13 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def derivatives(self, y, eta, params, order=2):
         r = params["size"][:, None]
         log_r_mu = _log_r_plus_mu(np.log(r), eta)
-        ll = (self._lgamma_terms(y, params["size"]) + r * (np.log(r) - log_r_mu)
-              + y * (eta - log_r_mu))
+        # gammaln terms + r (log r - log(r + mu)) + y (eta - log(r + mu)), in place
+        ll = np.subtract(np.log(r), log_r_mu)
+        ll *= r
+        ll += self._lgamma_terms(y, params["size"])
+        term = np.subtract(eta, log_r_mu)
+        term *= y
+        ll += term
         if order == 0:
             return (ll,)
         p = np.exp(eta - log_r_mu)  # mu / (r + mu)
@@ -922,9 +938,15 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         X, W = block.X_expert, block.weights
         eta = self.eta(X, params, block.offset)
         r = params["size"][:, None]
-        p = np.exp(eta - _log_r_plus_mu(np.log(r), eta))  # mu / (r + mu)
-        d1 = (block.y - np.exp(eta)) * (1.0 - p)
-        neg_d2 = (r + block.y) * p * (1.0 - p)
+        p = np.subtract(eta, _log_r_plus_mu(np.log(r), eta))
+        np.exp(p, out=p)  # mu / (r + mu)
+        one_minus_p = 1.0 - p
+        d1 = np.exp(eta)
+        np.subtract(block.y, d1, out=d1)
+        d1 *= one_minus_p  # (y - mu) (1 - p)
+        neg_d2 = r + block.y
+        neg_d2 *= p
+        neg_d2 *= one_minus_p  # (r + y) p (1 - p)
         d1 *= W
         neg_d2 *= W
         return weighted_sums(X, d1), weighted_grams(X, neg_d2)
