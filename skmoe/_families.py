@@ -1032,7 +1032,11 @@ def _t_weights_block(block, family, params):
     residuals ``r`` of Student-t experts."""
     resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
     nu = family.degrees_of_freedom(params)[:, None]
-    u = (nu + 1.0) / (nu + resid**2 / params["scale"][:, None] ** 2)
+    # (nu + 1) / (nu + r^2 / s^2), in place
+    u = np.square(resid)
+    u /= params["scale"][:, None] ** 2
+    u += nu
+    np.divide(nu + 1.0, u, out=u)
     return u, resid
 
 
