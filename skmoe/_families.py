@@ -809,12 +809,13 @@ def _of_y_plus_r(function, y, r, unique=None):
     return function(values + r)[:, inverse]
 
 
-def _nb_size_terms(y, eta, size, exact=True, unique=None):
+def _nb_size_terms(y, eta, size, exact=True, unique=None, log_r_mu=None):
     """d log f / dr and d2 log f / dr2 of the NB2 log density in its size ``r``, (K, n);
     ``exact=False`` takes the fast ``trigamma`` for the second; ``unique`` is
     ``_unique_values(y)`` (or None)."""
     r = size[:, None]
-    log_r_mu = _log_r_plus_mu(np.log(r), eta)
+    if log_r_mu is None:
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
     inv_r_mu = np.exp(-log_r_mu)
     ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
     # in place, in the order of digamma(y + r) - digamma(r) + log r + 1 - log(r + mu) - ratio
@@ -881,6 +882,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_lgamma_cache", None)
+        state.pop("_predictor_cache", None)
         return state
 
     def _lgamma_terms(self, y, size):
@@ -916,9 +918,40 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         cache[id(y)] = entry
         return entry
 
-    def derivatives(self, y, eta, params, order=2):
+    def m_step_blocks(self, source, params=None):
+        """As for GLM experts; during the M-step the last linear predictors and
+        ``log(r + mu)`` are kept (``_predictors``): the line searches, the size statistics
+        and the next Newton system often ask for them at the same parameters."""
+        self._predictor_cache = []
+        try:
+            return super().m_step_blocks(source, params)
+        finally:
+            self._predictor_cache = None
+
+    def _predictors(self, X, params, offset):
+        """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
+        (X, offset, coefficients, sizes); the arrays are not to be written to."""
+        cache = self.__dict__.get("_predictor_cache")
+        if cache is not None:
+            for entry in cache:
+                if (entry[0] is X and entry[1] is offset
+                        and np.array_equal(entry[2], params["coef"])
+                        and np.array_equal(entry[3], params["size"])):
+                    return entry[4], entry[5]
+        eta = self.eta(X, params, offset)
+        log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
+        if cache is not None:
+            cache.insert(0, (X, offset, params["coef"].copy(), params["size"].copy(), eta,
+                             log_r_mu))
+            del cache[2:]
+        return eta, log_r_mu
+
+    def log_prob(self, X, y, params, offset=None):
+        eta, log_r_mu = self._predictors(X, params, offset)
+        return self._log_density(y, eta, log_r_mu, params)
+
+    def _log_density(self, y, eta, log_r_mu, params):
         r = params["size"][:, None]
-        log_r_mu = _log_r_plus_mu(np.log(r), eta)
         # gammaln terms + r (log r - log(r + mu)) + y (eta - log(r + mu)), in place
         ll = np.subtract(np.log(r), log_r_mu)
         ll *= r
@@ -926,6 +959,12 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         term = np.subtract(eta, log_r_mu)
         term *= y
         ll += term
+        return ll
+
+    def derivatives(self, y, eta, params, order=2):
+        r = params["size"][:, None]
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
+        ll = self._log_density(y, eta, log_r_mu, params)
         if order == 0:
             return (ll,)
         p = np.exp(eta - log_r_mu)  # mu / (r + mu)
@@ -936,9 +975,9 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """The Newton system in the coefficients (as ``derivatives``, without the log
         density, whose ``gammaln`` the system does not need)."""
         X, W = block.X_expert, block.weights
-        eta = self.eta(X, params, block.offset)
+        eta, log_r_mu = self._predictors(X, params, block.offset)
         r = params["size"][:, None]
-        p = np.subtract(eta, _log_r_plus_mu(np.log(r), eta))
+        p = np.subtract(eta, log_r_mu)
         np.exp(p, out=p)  # mu / (r + mu)
         one_minus_p = 1.0 - p
         d1 = np.exp(eta)
@@ -970,9 +1009,13 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         linear form ``c s + g`` that stays additive across blocks (and online batches)."""
         size = params.get("size", np.ones(self.n_experts))
         W = block.weights
+        if "size" in params:
+            eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+        else:
+            eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
         first, second = _nb_size_terms(
-            block.y, self.eta(block.X_expert, params, block.offset), size, exact=False,
-            unique=self._response_entry(block.y)["unique"],
+            block.y, eta, size, exact=False,
+            unique=self._response_entry(block.y)["unique"], log_r_mu=log_r_mu,
         )
         grad = np.einsum("ki,ki->k", W, first) * size
         curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
