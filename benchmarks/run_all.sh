@@ -32,6 +32,7 @@ run hme benchmarks/bench_hme.py
 run flexmix_L benchmarks/bench_flexmix.py --n 100000 --d 10 --k 4 --repeats 3
 run flexmix_S benchmarks/bench_flexmix.py --n 10000 --d 5 --k 3 --repeats 3
 run families benchmarks/bench_families.py
+run new_families benchmarks/bench_new_families.py
 run memory benchmarks/bench_memory.py
 run classifier benchmarks/bench_classifier.py
 run sparse benchmarks/bench_sparse.py

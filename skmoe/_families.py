@@ -540,6 +540,12 @@ class _NewtonGLMExperts(ExpertFamily):
         stats = source.reduce(self.dispersion_statistics, params)
         return dict(params, **self.solve_dispersion(stats, params))
 
+    def update_dispersion_value(self, source, params, value):
+        """``update_dispersion`` and the expert objective there; ``value`` is the objective
+        at ``params`` (a family that knows the new one without a pass overrides this)."""
+        params = self.update_dispersion(source, params)
+        return params, self.expert_objective(source, params)
+
     def coefficient_statistics(self, block, params):
         """Gradient and negative Hessian of one block's weighted log-likelihood in the
         coefficients, per expert (the Fisher information for canonical links)."""
@@ -624,8 +630,7 @@ class _NewtonGLMExperts(ExpertFamily):
                 evaluate, params["coef"], direction, value, negligible, ~empty
             )
             if self.has_dispersion:
-                params = self.update_dispersion(source, params)
-                value = self.expert_objective(source, params)
+                params, value = self.update_dispersion_value(source, params, value)
             if _converged(previous, params, self.newton_tol):
                 break
         return params
@@ -911,16 +916,64 @@ def trigamma(x):
     return out
 
 
-def _nb_size_terms(y, eta, size, exact=True):
+def _log_r_plus_mu(log_r, eta):
+    """``log(r + exp(eta))`` as ``np.logaddexp(log_r, eta)``, (K, n), in fewer passes
+    (numpy's ``logaddexp`` is several times slower than ``exp`` and ``log1p``)."""
+    out = np.subtract(eta, log_r)
+    np.abs(out, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(log_r, eta)
+    return out
+
+
+def _unique_values(y):
+    """``(values, inverse)`` of ``np.unique`` when ``y`` has few distinct values (counts
+    usually do), else None: a special function of ``y + r`` is then evaluated on the
+    values and gathered, with the same result bit for bit."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size < 64:
+        return None
+    values, inverse = np.unique(y, return_inverse=True)
+    if values.size > y.size // 8:
+        return None
+    return values, inverse.ravel()
+
+
+def _of_y_plus_r(function, y, r, unique=None):
+    """``function(y + r)``, (K, n), through the distinct values of ``y`` when given."""
+    if unique is None:
+        return function(y + r)
+    values, inverse = unique
+    return function(values + r)[:, inverse]
+
+
+def _nb_size_terms(y, eta, size, exact=True, unique=None, log_r_mu=None):
     """d log f / dr and d2 log f / dr2 of the NB2 log density in its size ``r``, (K, n);
-    ``exact=False`` takes the fast ``trigamma`` for the second."""
+    ``exact=False`` takes the fast ``trigamma`` for the second; ``unique`` is
+    ``_unique_values(y)`` (or None)."""
     r = size[:, None]
-    log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
+    if log_r_mu is None:
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
     inv_r_mu = np.exp(-log_r_mu)
     ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
-    first = digamma(y + r) - digamma(r) + np.log(r) + 1.0 - log_r_mu - ratio
+    # in place, in the order of digamma(y + r) - digamma(r) + log r + 1 - log(r + mu) - ratio
+    first = _of_y_plus_r(digamma, y, r, unique)
+    first -= digamma(r)
+    first += np.log(r)
+    first += 1.0
+    first -= log_r_mu
+    first -= ratio
     psi1 = (lambda x: polygamma(1, x)) if exact else trigamma
-    second = psi1(y + r) - psi1(r) + 1.0 / r - 2.0 * inv_r_mu + ratio * inv_r_mu
+    # psi1(y + r) - psi1(r) + 1 / r - 2 / (r + mu) + ratio / (r + mu)
+    second = _of_y_plus_r(psi1, y, r, unique)
+    second -= psi1(r)
+    second += 1.0 / r
+    ratio *= inv_r_mu
+    inv_r_mu *= 2.0
+    second -= inv_r_mu
+    second += ratio
     return first, second
 
 
@@ -963,11 +1016,95 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def init_target(self, y):
         return np.log1p(y)[:, None]
 
+    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block).
+    _lgamma_cache_size = 8
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lgamma_cache", None)
+        state.pop("_predictor_cache", None)
+        return state
+
+    def _lgamma_terms(self, y, size):
+        """``gammaln(y + r) - gammaln(r) - gammaln(y + 1)``, (K, n): the part of the log
+        density that does not depend on the coefficients, kept for the last sizes of each
+        response array (the line searches and the E-step evaluate the density again and
+        again at unchanged sizes); a hit needs equal sizes and an equal response."""
+        entry = self._response_entry(y)
+        if entry["size"] is not None and np.array_equal(entry["size"], size):
+            return entry["terms"]
+        r = size[:, None]
+        unique = entry["unique"]
+        if unique is None:
+            terms = gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+        else:
+            terms = (gammaln(unique[0] + r) - gammaln(r) - gammaln(unique[0] + 1.0))[
+                :, unique[1]]
+        entry.update(size=size.copy(), terms=terms)
+        return terms
+
+    def _response_entry(self, y):
+        """What is kept of the response array ``y``: a copy (a hit needs an equal
+        response), its distinct values (``_unique_values``), and the ``gammaln`` terms at
+        the last sizes."""
+        cache = self.__dict__.setdefault("_lgamma_cache", {})
+        entry = cache.get(id(y))
+        if entry is not None and np.array_equal(entry["y"], y):
+            return entry
+        if entry is None and len(cache) >= self._lgamma_cache_size:
+            cache.pop(next(iter(cache)))
+        entry = {"y": np.array(y, copy=True), "unique": _unique_values(y), "size": None,
+                 "terms": None}
+        cache[id(y)] = entry
+        return entry
+
+    def m_step_blocks(self, source, params=None):
+        """As for GLM experts; during the M-step the last linear predictors and
+        ``log(r + mu)`` are kept (``_predictors``): the line searches, the size statistics
+        and the next Newton system often ask for them at the same parameters."""
+        self._predictor_cache = []
+        try:
+            return super().m_step_blocks(source, params)
+        finally:
+            self._predictor_cache = None
+
+    def _predictors(self, X, params, offset):
+        """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
+        (X, offset, coefficients, sizes); the arrays are not to be written to."""
+        cache = self.__dict__.get("_predictor_cache")
+        if cache is not None:
+            for entry in cache:
+                if (entry[0] is X and entry[1] is offset
+                        and np.array_equal(entry[2], params["coef"])
+                        and np.array_equal(entry[3], params["size"])):
+                    return entry[4], entry[5]
+        eta = self.eta(X, params, offset)
+        log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
+        if cache is not None:
+            cache.insert(0, (X, offset, params["coef"].copy(), params["size"].copy(), eta,
+                             log_r_mu))
+            del cache[2:]
+        return eta, log_r_mu
+
+    def log_prob(self, X, y, params, offset=None):
+        eta, log_r_mu = self._predictors(X, params, offset)
+        return self._log_density(y, eta, log_r_mu, params)
+
+    def _log_density(self, y, eta, log_r_mu, params):
+        r = params["size"][:, None]
+        # gammaln terms + r (log r - log(r + mu)) + y (eta - log(r + mu)), in place
+        ll = np.subtract(np.log(r), log_r_mu)
+        ll *= r
+        ll += self._lgamma_terms(y, params["size"])
+        term = np.subtract(eta, log_r_mu)
+        term *= y
+        ll += term
+        return ll
+
     def derivatives(self, y, eta, params, order=2):
         r = params["size"][:, None]
-        log_r_mu = np.logaddexp(np.log(r), eta)  # log(r + mu)
-        ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + r * (np.log(r) - log_r_mu)
-              + y * (eta - log_r_mu))
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
+        ll = self._log_density(y, eta, log_r_mu, params)
         if order == 0:
             return (ll,)
         p = np.exp(eta - log_r_mu)  # mu / (r + mu)
@@ -978,11 +1115,17 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """The Newton system in the coefficients (as ``derivatives``, without the log
         density, whose ``gammaln`` the system does not need)."""
         X, W = block.X_expert, block.weights
-        eta = self.eta(X, params, block.offset)
+        eta, log_r_mu = self._predictors(X, params, block.offset)
         r = params["size"][:, None]
-        p = np.exp(eta - np.logaddexp(np.log(r), eta))  # mu / (r + mu)
-        d1 = (block.y - np.exp(eta)) * (1.0 - p)
-        neg_d2 = (r + block.y) * p * (1.0 - p)
+        p = np.subtract(eta, log_r_mu)
+        np.exp(p, out=p)  # mu / (r + mu)
+        one_minus_p = 1.0 - p
+        d1 = np.exp(eta)
+        np.subtract(block.y, d1, out=d1)
+        d1 *= one_minus_p  # (y - mu) (1 - p)
+        neg_d2 = r + block.y
+        neg_d2 *= p
+        neg_d2 *= one_minus_p  # (r + y) p (1 - p)
         d1 *= W
         neg_d2 *= W
         return weighted_sums(X, d1), weighted_grams(X, neg_d2)
@@ -1006,8 +1149,13 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         linear form ``c s + g`` that stays additive across blocks (and online batches)."""
         size = params.get("size", np.ones(self.n_experts))
         W = block.weights
+        if "size" in params:
+            eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+        else:
+            eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
         first, second = _nb_size_terms(
-            block.y, self.eta(block.X_expert, params, block.offset), size, exact=False
+            block.y, eta, size, exact=False,
+            unique=self._response_entry(block.y)["unique"], log_r_mu=log_r_mu,
         )
         grad = np.einsum("ki,ki->k", W, first) * size
         curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
@@ -1028,7 +1176,12 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """One Newton step in ``log r``, halved until no expert's objective drops (so
         batch EM stays monotone)."""
         params = dict(params, size=params.get("size", np.ones(self.n_experts)))
-        value = self.expert_objective(source, params)
+        return self.update_dispersion_value(
+            source, params, self.expert_objective(source, params))[0]
+
+    def update_dispersion_value(self, source, params, value):
+        """``update_dispersion`` from the objective ``value`` at ``params``; returns the
+        new parameters and the objective there (known from the line search)."""
         proposal = super().update_dispersion(source, params)["size"]
         step = np.ones(self.n_experts)
         size = proposal
@@ -1039,8 +1192,9 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             if not bad.any():
                 break
             step[bad] *= 0.5
-        size = np.where(trial >= value - 1e-12 * np.abs(value), size, params["size"])
-        return dict(params, size=size)
+        accept = trial >= value - 1e-12 * np.abs(value)
+        return dict(params, size=np.where(accept, size, params["size"])), np.where(
+            accept, trial, value)
 
     def information_terms(self, y, eta, params):
         """Per (k, i): d/deta, d2/deta2, and in the size r: d/dr, d2/dr2, d2/deta dr."""
@@ -1061,7 +1215,11 @@ def _t_weights_block(block, family, params):
     residuals ``r`` of Student-t experts."""
     resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
     nu = family.degrees_of_freedom(params)[:, None]
-    u = (nu + 1.0) / (nu + resid**2 / params["scale"][:, None] ** 2)
+    # (nu + 1) / (nu + r^2 / s^2), in place
+    u = np.square(resid)
+    u /= params["scale"][:, None] ** 2
+    u += nu
+    np.divide(nu + 1.0, u, out=u)
     return u, resid
 
 
