@@ -81,6 +81,47 @@ def _nb_direct_fit(X, y, w=None, offset=0.0):
     return theta[:-1], np.exp(theta[-1])
 
 
+def _assert_information_terms(ll, eta, theta, terms):
+    """``information_terms`` (d/deta, d2/deta2, d/dtheta, d2/dtheta2, d2/deta dtheta of the
+    log density ``ll(eta, theta)``) against central finite differences."""
+    d_eta, d_eta2, d_t, d_t2, d_eta_t = terms
+    h = 1e-5
+    np.testing.assert_allclose(d_eta, (ll(eta + h, theta) - ll(eta - h, theta)) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(d_t, (ll(eta, theta + h) - ll(eta, theta - h)) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    h = 1e-3
+    np.testing.assert_allclose(
+        d_eta2, (ll(eta + h, theta) - 2 * ll(eta, theta) + ll(eta - h, theta)) / h**2,
+        rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        d_t2, (ll(eta, theta + h) - 2 * ll(eta, theta) + ll(eta, theta - h)) / h**2,
+        rtol=1e-3, atol=1e-4)
+    cross = (ll(eta + h, theta + h) - ll(eta + h, theta - h) - ll(eta - h, theta + h)
+             + ll(eta - h, theta - h)) / (4 * h**2)
+    np.testing.assert_allclose(d_eta_t, cross, rtol=1e-3, atol=1e-4)
+
+
+def _assert_dask_fit_equals_in_memory_fit(expert, X, y, names):
+    """Ten plain EM iterations from one random start, on a dask cluster and in memory."""
+    pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    from distributed import Client, LocalCluster
+
+    params = dict(max_iter=10, tol=0.0, n_init=1, acceleration=None, random_state=0,
+                  init_params="random")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            memory = MixtureOfExpertsRegressor(2, expert=expert, **params).fit(X, y)
+            chunked = MixtureOfExpertsRegressor(2, expert=expert, **params)
+            chunked.fit(da.from_array(X, chunks=(150, X.shape[1])), da.from_array(y, chunks=150))
+    for name in names:
+        np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name),
+                                   rtol=1e-8, atol=1e-10)
+
+
 def test_nb_is_registered_by_name():
     family = make_family("negative_binomial", 2)
     assert isinstance(family, NegativeBinomialExperts)
@@ -241,21 +282,7 @@ def test_nb_information_terms_match_finite_differences():
     def ll(e, r):
         return family.derivatives(y, e, {"size": r}, order=0)[0]
 
-    h = 1e-5
-    np.testing.assert_allclose(d_eta, (ll(eta + h, size) - ll(eta - h, size)) / (2 * h),
-                               rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(d_r, (ll(eta, size + h) - ll(eta, size - h)) / (2 * h),
-                               rtol=1e-5, atol=1e-7)
-    h = 1e-3
-    np.testing.assert_allclose(
-        d_eta2, (ll(eta + h, size) - 2 * ll(eta, size) + ll(eta - h, size)) / h**2,
-        rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(
-        d_r2, (ll(eta, size + h) - 2 * ll(eta, size) + ll(eta, size - h)) / h**2,
-        rtol=1e-3, atol=1e-4)
-    cross = (ll(eta + h, size + h) - ll(eta + h, size - h) - ll(eta - h, size + h)
-             + ll(eta - h, size - h)) / (4 * h**2)
-    np.testing.assert_allclose(d_eta_r, cross, rtol=1e-3, atol=1e-4)
+    _assert_information_terms(ll, eta, size, (d_eta, d_eta2, d_r, d_r2, d_eta_r))
 
 
 def test_nb_partial_fit_approaches_the_fit(planted_nb):
@@ -269,24 +296,10 @@ def test_nb_partial_fit_approaches_the_fit(planted_nb):
 
 
 def test_nb_dask_fit_equals_in_memory_fit():
-    pytest.importorskip("distributed")
-    da = pytest.importorskip("dask.array")
-    from distributed import Client, LocalCluster
-
     X, y, _, _, _ = _nb_one_hot()
-    params = dict(max_iter=10, tol=0.0, n_init=1, acceleration=None, random_state=0,
-                  init_params="random")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            memory = MixtureOfExpertsRegressor(2, expert="negative_binomial", **params)
-            memory.fit(X, y)
-            chunked = MixtureOfExpertsRegressor(2, expert="negative_binomial", **params)
-            chunked.fit(da.from_array(X, chunks=(150, D)), da.from_array(y, chunks=150))
-    for name in ("expert_coef_", "expert_intercept_", "expert_size_", "gate_coef_"):
-        np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name),
-                                   rtol=1e-8, atol=1e-10)
+    _assert_dask_fit_equals_in_memory_fit(
+        "negative_binomial", X, y,
+        ("expert_coef_", "expert_intercept_", "expert_size_", "gate_coef_"))
 
 
 def test_nb_log_density_reference_by_hand():
@@ -518,21 +531,7 @@ def test_t_information_terms_match_finite_differences():
     def ll(e, s):
         return stats.t.logpdf(y, df[:, None], loc=e, scale=s[:, None])
 
-    h = 1e-5
-    np.testing.assert_allclose(d_eta, (ll(eta + h, scale) - ll(eta - h, scale)) / (2 * h),
-                               rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(d_s, (ll(eta, scale + h) - ll(eta, scale - h)) / (2 * h),
-                               rtol=1e-5, atol=1e-7)
-    h = 1e-3
-    np.testing.assert_allclose(
-        d_eta2, (ll(eta + h, scale) - 2 * ll(eta, scale) + ll(eta - h, scale)) / h**2,
-        rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(
-        d_s2, (ll(eta, scale + h) - 2 * ll(eta, scale) + ll(eta, scale - h)) / h**2,
-        rtol=1e-3, atol=1e-4)
-    cross = (ll(eta + h, scale + h) - ll(eta + h, scale - h) - ll(eta - h, scale + h)
-             + ll(eta - h, scale - h)) / (4 * h**2)
-    np.testing.assert_allclose(d_eta_s, cross, rtol=1e-3, atol=1e-4)
+    _assert_information_terms(ll, eta, scale, (d_eta, d_eta2, d_s, d_s2, d_eta_s))
 
 
 def test_t_partial_fit_approaches_the_fit(planted_t):
@@ -546,23 +545,9 @@ def test_t_partial_fit_approaches_the_fit(planted_t):
 
 
 def test_t_dask_fit_equals_in_memory_fit():
-    pytest.importorskip("distributed")
-    da = pytest.importorskip("dask.array")
-    from distributed import Client, LocalCluster
-
     X, y, _, _, _ = _t_one_hot()
-    params = dict(max_iter=10, tol=0.0, n_init=1, acceleration=None, random_state=0,
-                  init_params="random")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            memory = MixtureOfExpertsRegressor(2, expert="student_t", **params).fit(X, y)
-            chunked = MixtureOfExpertsRegressor(2, expert="student_t", **params)
-            chunked.fit(da.from_array(X, chunks=(150, D)), da.from_array(y, chunks=150))
-    for name in ("expert_coef_", "expert_intercept_", "expert_scale_", "expert_df_"):
-        np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name),
-                                   rtol=1e-8, atol=1e-10)
+    _assert_dask_fit_equals_in_memory_fit(
+        "student_t", X, y, ("expert_coef_", "expert_intercept_", "expert_scale_", "expert_df_"))
 
 
 # ---------------------------------------------------------------------- zero inflation
