@@ -1452,6 +1452,15 @@ class StudentTExperts(ExpertFamily):
 _NO_MASS = -1e300
 
 
+def _delegated(name, convert=None):
+    """A property read from and written to the wrapped base family (``self._base``)."""
+
+    def set_value(self, value):
+        setattr(self._base, name, value if convert is None else convert(value))
+
+    return property(lambda self: getattr(self._base, name), set_value)
+
+
 class ZeroInflatedExperts(ExpertFamily):
     """Count experts plus a point mass at zero as one more component with its own gate
     output (flexmix's ``FLXMRziglm`` construction).
@@ -1485,29 +1494,9 @@ class ZeroInflatedExperts(ExpertFamily):
         self._base = FAMILIES[base]() if isinstance(base, str) else copy.deepcopy(base)
         super().__init__(n_experts, alpha)
 
-    @property
-    def n_experts(self):
-        return self._base.n_experts
-
-    @n_experts.setter
-    def n_experts(self, value):
-        self._base.n_experts = value
-
-    @property
-    def alpha(self):
-        return self._base.alpha
-
-    @alpha.setter
-    def alpha(self, value):
-        self._base.alpha = float(value)
-
-    @property
-    def max_newton_steps(self):
-        return self._base.max_newton_steps
-
-    @max_newton_steps.setter
-    def max_newton_steps(self, value):
-        self._base.max_newton_steps = value
+    n_experts = _delegated("n_experts")
+    alpha = _delegated("alpha", float)
+    max_newton_steps = _delegated("max_newton_steps")
 
     @property
     def dispersion_keys(self):
