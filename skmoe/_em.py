@@ -46,14 +46,21 @@ def warn(message, category):
 #: Relative size of objective changes that rounding alone can produce.
 _NOISE = 16 * np.finfo(float).eps
 
+#: Contraction ratios of successive objective changes that Aitken's rate bounds. An
+#: accelerated sequence climbs unevenly (a SQUAREM cycle whose extrapolation is taken
+#: gains ten times its neighbours), so two ratios can both be small while the climb goes
+#: on: on sklearn's sample-weight check the hierarchical classifier stopped 50 times its
+#: tolerance below its limit.
+_AITKEN_RATIOS = 3
+
 
 class ConvergenceMonitor:
     """Tracks the penalised objective and decides convergence.
 
     ``tol`` bounds the estimated distance to the limit, per unit of sample weight (so it
     does not scale with n). The distance is Aitken's estimate from the last changes
-    ``d_t`` of the objective: with the contraction rate ``a = d_t / d_{t-1}`` (the larger
-    of the last two ratios), the remaining climb is ``d_t a / (1 - a)`` (Böhning et al.
+    ``d_t`` of the objective: with the contraction rate ``a = d_t / d_{t-1}`` (the largest
+    of the last three ratios), the remaining climb is ``d_t a / (1 - a)`` (Böhning et al.
     1994; McNicholas et al. 2010). A sequence that does not contract (``a >= 1``) is not
     converged, however small its last step. An objective constant to rounding (two changes
     below 16 machine epsilons of its value) is a fixed point and stops EM whatever ``tol`` is. A
@@ -92,7 +99,7 @@ class ConvergenceMonitor:
 
     def remaining(self):
         """Aitken's estimate of the objective's remaining climb, per unit of weight."""
-        changes = np.diff(self.history[-4:])
+        changes = np.diff(self.history[-(_AITKEN_RATIOS + 2):])
         if changes.size < 2:
             return np.inf
         # changes within rounding of the objective cannot be told apart from 0

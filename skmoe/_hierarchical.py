@@ -26,7 +26,8 @@ class _TreeMixin:
     """What the hierarchical estimators add to the flat ones."""
 
     def _make_gate(self):
-        return GateTree(self.depth, self.branching, self.gate_alpha, tol=_gate_tol(self.tol))
+        return GateTree(self.depth, self.branching, self.gate_alpha,
+                        max_iter=self._gate_newton_steps, tol=_gate_tol(self.tol))
 
     def _n_leaves(self):
         return self.branching**self.depth

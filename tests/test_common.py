@@ -58,10 +58,11 @@ BERNOULLI_CONTINUOUS_TARGET_CHECKS = [
     "check_estimator_sparse_matrix",
 ]
 STOPPING_REASON = (
-    "Weighted and repeated data start from the same responsibilities (every start hashes "
-    "each row), but rounding differs along the way and EM stops at tol=1e-6 a few "
-    "1e-6 apart in predict_proba, over the check's 1e-7; integer weights equal repeated rows "
-    "to 1e-8 when EM runs to convergence (tests/test_regressor.py, tests/test_families.py)."
+    "Sparse X takes random starts only, and on the check's 15 rows of 30 features the "
+    "hierarchical classifier's objective is nearly flat along its gates: the weighted and "
+    "repeated fits both stop within tol=1e-6 of the same limit, 4e-7 apart in "
+    "predict_proba, over the check's rtol=1e-7; with tol=1e-10 the check passes (measured). "
+    "The dense check, whose search starts from k-means, passes."
 )
 RIDGE_REASON = (
     "The check fits 15 rows with 30 features: each expert interpolates its rows, its "
@@ -80,7 +81,6 @@ def _expected_failed_checks(estimator):
         "check_methods_subset_invariance": SCORE_SAMPLES_REASON,
     }
     if isinstance(estimator, HierarchicalMixtureOfExpertsClassifier):
-        expected["check_sample_weight_equivalence_on_dense_data"] = STOPPING_REASON
         expected["check_sample_weight_equivalence_on_sparse_data"] = STOPPING_REASON
     if getattr(estimator, "expert", None) == "gamma":
         expected["check_sample_weight_equivalence_on_dense_data"] = RIDGE_REASON
