@@ -273,7 +273,7 @@ shape (n_samples, n_experts), default="multistart"
     def _prototype_attribute(self, name):
         try:
             return getattr(self._family_prototype(), name, 1)
-        except (KeyError, TypeError, AttributeError, ValueError):  # refused by fit
+        except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
             return 1
 
     def _response_columns(self):
