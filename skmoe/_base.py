@@ -780,7 +780,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         given, computed analytically with Louis' identity (see the user guide). The gate is
         reported against expert 0 (flexmix's convention: its coefficients are 0), so
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
-        Bernoulli experts, or any family with ``information_terms``.
+        Bernoulli experts, or any family with ``information_terms``. With several
+        responses the names carry the response (``"y0: x"``), ``expert_intercept`` has
+        shape (K, R) and ``expert_coef`` and ``dispersion`` are lists per response.
 
         Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
         encoding without ``drop`` next to the intercept) get a NaN standard error, with a

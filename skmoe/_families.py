@@ -31,7 +31,9 @@ The rest of the protocol (see the "Adding an expert family" page of the docs):
 
 Capabilities are declared as attributes: ``accepts_offset`` (exposure), ``positive_only``
 (the response's sign), ``dispersion_keys`` and their reported ``dispersion_labels``
-(``reported_dispersions``), ``init_target`` (what represents y for k-means-like starts).
+(``reported_dispersions``), ``init_target`` (what represents y for k-means-like starts),
+``response_parts`` (the family as responses: ``JointExperts`` holds one member family per
+column of y and slices their parameters from one dict).
 The estimators ask the family (``require`` names what a method needs and is missing); no
 module outside this one names a family.
 """
