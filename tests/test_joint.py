@@ -104,9 +104,10 @@ def test_draws_and_standard_deviation(npreg_joint):
     np.testing.assert_allclose(draws.std(axis=1), std, rtol=0.01)
     # both responses of a draw come from one expert: they are correlated through it
     gate, means = model.predict_gate(x), model.predict_experts(x)
-    cross = np.einsum("ik,ik,ik->i", gate, means[:, :, 0], means[:, :, 1]) - mean[:, 0] * mean[:, 1]
-    observed = np.mean(draws[:, :, 0] * draws[:, :, 1], axis=1) - draws[:, :, 0].mean(
-        axis=1) * draws[:, :, 1].mean(axis=1)
+    cross = np.einsum("ik,ik,ik->i", gate, means[:, :, 0], means[:, :, 1])
+    cross -= mean[:, 0] * mean[:, 1]
+    observed = np.mean(draws[:, :, 0] * draws[:, :, 1], axis=1)
+    observed -= draws[:, :, 0].mean(axis=1) * draws[:, :, 1].mean(axis=1)
     np.testing.assert_allclose(observed, cross, rtol=0.1)
     with pytest.raises(NotImplementedError, match="predict_quantiles takes one response"):
         model.predict_quantiles(x)
