@@ -235,8 +235,9 @@ shape (n_samples, n_experts), default="multistart"
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
             Training samples.
-        y : array-like of shape (n_samples,)
-            Responses, in the support of the expert family.
+        y : array-like of shape (n_samples,) or (n_samples, n_columns)
+            Responses, in the support of the expert family: one column per family for
+            several responses (``expert=[...]``), two for binomial experts.
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights (fractional weights allowed).
         exposure : array-like of shape (n_samples,), default=None
@@ -375,8 +376,8 @@ shape (n_samples, n_experts), default="multistart"
         y after ``fit`` (a model fitted with an exposure needs one here).
 
         {Parameters X}
-        y : array-like of shape (n_samples,)
-            Their responses.
+        y : array-like of shape (n_samples,) or (n_samples, n_responses)
+            Their responses (R² averaged over several responses).
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in R².
         {exposure}
