@@ -2303,4 +2303,6 @@ def family_key(spec):
     """What identifies the family ``spec`` for warm starts and ``partial_fit``."""
     if is_family_list(spec):
         return tuple(family_key(s) for s in spec)
+    if getattr(spec, "families", None) is not None:  # a composite family: its members
+        return (type(spec).__qualname__, family_key(list(spec.families)))
     return spec if spec is None or isinstance(spec, str) else type(spec).__qualname__

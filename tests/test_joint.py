@@ -16,7 +16,7 @@ from conftest import DATA, assert_log_likelihood_increasing
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
-from skmoe import MixtureOfExpertsRegressor, export_text
+from skmoe import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor, export_text
 from skmoe._families import JointExperts, make_family
 from skmoe.datasets import load_npreg
 
@@ -344,3 +344,21 @@ def test_dask_fit_equals_in_memory_fit():
     for a, b in zip(chunked.expert_coef_, memory.expert_coef_):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(chunked.expert_variance_0_, memory.expert_variance_0_, rtol=1e-8)
+
+
+def test_hierarchical_and_grouped_fits_take_joint_experts():
+    X, Y = _npreg()
+    tree = HierarchicalMixtureOfExpertsRegressor(expert=JOINT, random_state=0).fit(X, Y)
+    assert tree.predict(X[:3]).shape == (3, 2)
+    assert export_text(tree).count("y1: eta = ") == tree._n_leaves()
+    groups = np.repeat(np.arange(50), 4)
+    grouped = MixtureOfExpertsRegressor(2, expert=JOINT, gate_features=[], random_state=0)
+    grouped.fit(X, Y, groups=groups)
+    labels, log_lik = grouped.score_groups(X, Y, groups)
+    assert labels.size == 50
+    assert log_lik.sum() == pytest.approx(grouped.log_likelihood_, rel=1e-10)
+    # a warm start notices a change of the member families
+    model = MixtureOfExpertsRegressor(2, expert=JOINT, random_state=0).fit(X, Y)
+    model.set_params(warm_start=True, expert=["gaussian", "negative_binomial"])
+    with pytest.warns(UserWarning, match="the expert family changed"):
+        model.fit(X, Y)
