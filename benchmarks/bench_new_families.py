@@ -1,11 +1,13 @@
 """Seconds per EM iteration of the families of issue #18 against their baselines on the
 same data: Student-t experts against Gaussian ones, negative-binomial experts against
-Poisson ones.
+Poisson ones, and the joint model of a Gaussian and a Poisson response
+(``expert=["gaussian", "poisson"]``) against the two single-response fits.
 
     python benchmarks/bench_new_families.py [--sizes 1e5] [--p 10] [--k 4] [--repeats 2]
 
 Set-up is cancelled as in bench_em_iteration.py; the ratio is the acceptance measure of
-issue #18 (at most 2).
+issue #18 (at most 2). For the joint model the ratio is against the sum of the Gaussian and
+the Poisson fit's iteration (each of which has its own gate M-step).
 """
 
 import argparse
@@ -31,6 +33,7 @@ def main():
     print(f"p={p}, K={K}; seconds per EM iteration")
     print(f"{'n':>9} {'gaussian':>9} {'student_t':>10} {'ratio':>6} "
           f"{'poisson':>9} {'neg.bin.':>9} {'ratio':>6}")
+    rows = []
     for size in args.sizes:
         n = int(float(size))
         X, y = make_moe_regression(n, p, K, random_state=0)
@@ -49,6 +52,13 @@ def main():
         negbin = per_iteration("negative_binomial", counts)
         print(f"{n:>9} {gaussian:>9.4f} {student:>10.4f} {student / gaussian:>6.2f} "
               f"{poisson:>9.4f} {negbin:>9.4f} {negbin / poisson:>6.2f}", flush=True)
+        joint = per_iteration(["gaussian", "poisson"], np.column_stack([y, counts]))
+        rows.append((n, gaussian, poisson, joint))
+    print("joint model of both responses; seconds per EM iteration")
+    print(f"{'n':>9} {'gaussian':>9} {'poisson':>9} {'joint':>9} {'joint/(g+p)':>12}")
+    for n, gaussian, poisson, joint in rows:
+        print(f"{n:>9} {gaussian:>9.4f} {poisson:>9.4f} {joint:>9.4f} "
+              f"{joint / (gaussian + poisson):>12.2f}")
 
 
 if __name__ == "__main__":

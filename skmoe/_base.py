@@ -125,7 +125,17 @@ _VALIDATION_ATTRIBUTES = (
     "expert_features_in_",
     "gate_features_in_",
     "shared_features_in_",
+    "response_features_in_",
 )
+
+
+def _per_response(selection):
+    """The lists of ``expert_features`` given as one list of columns per response (a list
+    whose items are all lists or arrays), else None."""
+    if (isinstance(selection, (list, tuple)) and len(selection)
+            and all(isinstance(s, (list, tuple, range, np.ndarray)) for s in selection)):
+        return list(selection)
+    return None
 
 
 def _missing_columns_message(name, missing, available):
@@ -239,6 +249,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Columns of y the expert family takes (2 for binomial successes and failures)."""
         return 1
 
+    def _n_responses(self):
+        """Responses the expert family models jointly (one per column for joint experts)."""
+        return 1
+
     def _init_target(self, y):
         """The columns that represent y when k-means seeds the responsibilities."""
         return y[:, None]
@@ -282,7 +296,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Set the fit's column selections, and remember whether it has an exposure (the
         methods that take y then need one)."""
         self._fitted_with_exposure = exposure is not None
-        self.expert_features_in_ = self._feature_index(self.expert_features, "expert_features")
+        self._resolve_expert_features()
         self.gate_features_in_ = self._feature_index(self.gate_features, "gate_features")
         shared = getattr(self, "shared_features", None)
         self.shared_features_in_ = (
@@ -293,6 +307,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if len(self.shared_features_in_):
             own = ~np.isin(self.expert_features_in_, self.shared_features_in_)
             self.expert_features_in_ = self.expert_features_in_[own]
+
+    def _resolve_expert_features(self):
+        """``expert_features_in_``; for ``expert_features`` given as one list per response,
+        their union, and every response's columns in ``response_features_in_``."""
+        lists = _per_response(self.expert_features)
+        if lists is None:
+            self.response_features_in_ = None
+            self.expert_features_in_ = self._feature_index(self.expert_features,
+                                                           "expert_features")
+            return
+        n = self._n_responses()
+        if len(lists) != n:
+            raise ValueError(
+                f"expert_features gives {len(lists)} lists of columns, one per response, "
+                f"but the expert family models {n} response{'s' * (n > 1)} (several "
+                "responses need expert=[family, ...], one per column of y)."
+            )
+        self.response_features_in_ = [
+            self._feature_index(columns, f"expert_features[{r}]")
+            for r, columns in enumerate(lists)
+        ]
+        self.expert_features_in_ = np.unique(
+            np.concatenate([np.arange(0), *self.response_features_in_])).astype(np.intp)
+
+    def _response_positions(self):
+        """Every response's expert columns as positions in ``X_expert`` (None: all)."""
+        if getattr(self, "response_features_in_", None) is None:
+            return None
+        return [np.searchsorted(self.expert_features_in_, columns)
+                for columns in self.response_features_in_]
 
     def _feature_index(self, selection, name):
         n = self.n_features_in_
@@ -519,8 +563,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             for name in ("expert_features", "gate_features", "shared_features"):
                 if getattr(self, name, None) is None and name == "shared_features":
                     continue
-                index = self._feature_index(getattr(self, name), name)
-                structure[f"the columns of {name}"] = tuple(index.tolist())
+                selection = getattr(self, name)
+                lists = _per_response(selection) if name == "expert_features" else None
+                if lists is None:
+                    value = tuple(self._feature_index(selection, name).tolist())
+                else:
+                    value = tuple(tuple(self._feature_index(columns, name).tolist())
+                                  for columns in lists)
+                structure[f"the columns of {name}"] = value
         return structure
 
     def _structure_changes(self):
@@ -603,8 +653,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.gate_intercept_ = gate[0][0, :, 0]
 
     def _set_expert_attributes(self, experts):
-        self.expert_coef_ = experts["coef"][..., 1:]
-        self.expert_intercept_ = experts["coef"][..., 0]
+        parts = self._family.response_parts(experts)
+        if len(parts) == 1:
+            self.expert_coef_ = experts["coef"][..., 1:]
+            self.expert_intercept_ = experts["coef"][..., 0]
+        else:  # one coefficient array per response, its intercepts a column
+            self.expert_coef_ = [part.params["coef"][:, 1:] for part in parts]
+            self.expert_intercept_ = np.column_stack([part.params["coef"][:, 0]
+                                                      for part in parts])
 
     # ---------------------------------------------------------- predictions
     @fill
@@ -729,7 +785,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         given, computed analytically with Louis' identity (see the user guide). The gate is
         reported against expert 0 (flexmix's convention: its coefficients are 0), so
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
-        Bernoulli experts, or any family with ``information_terms``.
+        Bernoulli experts, or any family with ``information_terms``. With several
+        responses the names carry the response (``"y0: x"``), ``expert_intercept`` has
+        shape (K, R) and ``expert_coef`` and ``dispersion`` are lists per response.
 
         Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
         encoding without ``drop`` next to the intercept) get a NaN standard error, with a

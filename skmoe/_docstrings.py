@@ -17,8 +17,8 @@ PIECES = {
 ----------""",
     "X": """X : array-like or sparse matrix of shape (n_samples, n_features)
     The samples.""",
-    "y": """y : array-like of shape (n_samples,)
-    Their responses (class labels for a classifier).""",
+    "y": """y : array-like of shape (n_samples,) or (n_samples, n_columns)
+    Their responses (class labels for a classifier; as many columns as ``fit`` had).""",
     "sample_weight": """sample_weight : array-like of shape (n_samples,), default=None
     Frequency weights; None weighs every sample 1.""",
     "exposure": """exposure : array-like of shape (n_samples,), default=None

@@ -31,12 +31,16 @@ The rest of the protocol (see the "Adding an expert family" page of the docs):
 
 Capabilities are declared as attributes: ``accepts_offset`` (exposure), ``positive_only``
 (the response's sign), ``dispersion_keys`` and their reported ``dispersion_labels``
-(``reported_dispersions``), ``init_target`` (what represents y for k-means-like starts).
+(``reported_dispersions``), ``init_target`` (what represents y for k-means-like starts),
+``response_parts`` (the family as responses: ``JointExperts`` holds one member family per
+column of y and slices their parameters from one dict).
 The estimators ask the family (``require`` names what a method needs and is missing); no
 module outside this one names a family.
 """
 
 import copy
+from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -127,6 +131,26 @@ def _keep_empty_experts(new, old, empty, shared=()):
     return new
 
 
+class ResponsePart(NamedTuple):
+    """One response of a family (see ``ExpertFamily.response_parts``): its ``label`` (None
+    for a family of one response), its ``family``, its expert ``columns`` (positions in
+    ``X_expert``; None: all), its ``column`` of y (None: y itself) and its ``params``."""
+
+    label: object
+    family: object
+    columns: object
+    column: object
+    params: dict
+
+    def X(self, X):
+        """This response's expert columns of ``X``."""
+        return X if self.columns is None else X[:, self.columns]
+
+    def y(self, y):
+        """This response's column of ``y``."""
+        return y if self.column is None else np.ascontiguousarray(y[:, self.column])
+
+
 class ExpertFamily:
     """Base class: shared parameter counting, prediction, penalty and capabilities.
 
@@ -152,6 +176,10 @@ class ExpertFamily:
     #: Columns of the response: 1 (y of shape (n,)), or more (y of shape (n, columns),
     #: e.g. the successes and failures of binomial experts).
     response_columns = 1
+    #: What the columns of a response with several are, for error messages.
+    response_columns_hint = ""
+    #: Responses modelled jointly (``JointExperts``: one per member family).
+    n_responses = 1
 
     #: Newton steps per M-step of the iterative families: enough to converge when the
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
@@ -243,6 +271,11 @@ class ExpertFamily:
         """Every expert's coefficients and dispersions, the shared coefficients once."""
         shared = params["shared"].size if "shared" in params else 0
         return params["coef"].size + shared + self.n_experts * len(self.dispersion_keys)
+
+    def response_parts(self, params):
+        """The family as responses: one ``ResponsePart`` (this family, all expert columns,
+        y itself); ``JointExperts`` gives one per response."""
+        return [ResponsePart(None, self, None, None, params)]
 
     def take_experts(self, params, order):
         """The parameters of the experts ``order`` (an index array), in that order: the
@@ -726,6 +759,7 @@ class BinomialExperts(_NewtonGLMExperts):
     name = "binomial"
     #: Columns of the response (successes, failures).
     response_columns = 2
+    response_columns_hint = "the successes and failures of every row, as flexmix's cbind(s, f)"
 
     @staticmethod
     def link(p):
@@ -1610,6 +1644,312 @@ class ZeroInflatedNegativeBinomialExperts(ZeroInflatedExperts):
 
     def __init__(self, n_experts=None, alpha=0.0):
         super().__init__("negative_binomial", n_experts, alpha)
+# ----------------------------------------------------------- several responses
+def _response_block(block, columns, column):
+    """One response's view of a block: its expert columns, its column of y, no offset; the
+    weights and the cache are the block's (shared by the responses)."""
+    X = block.X_expert if columns is None else block.X_expert[:, columns]
+    return replace(block, X_expert=X, y=np.ascontiguousarray(block.y[:, column]), offset=None)
+
+
+def _on_response(block, columns, column, func, *args):
+    return func(_response_block(block, columns, column), *args)
+
+
+class _ResponseSource:
+    """The rows of one response of ``JointExperts`` as a source of blocks: every pass is a
+    pass of the whole source whose blocks are cut to the response (so in-memory and dask
+    fits share it)."""
+
+    def __init__(self, source, columns, column, n_expert_features):
+        self.source, self.columns, self.column = source, columns, column
+        self.n_expert_features = n_expert_features
+        self.n_gate_features = source.n_gate_features
+        self.total_weight = source.total_weight
+        self.cache = {}
+
+    @property
+    def blocks(self):
+        blocks = getattr(self.source, "blocks", None)
+        if blocks is None:
+            return None
+        return [_response_block(block, self.columns, self.column) for block in blocks]
+
+    def reduce(self, func, *args, op=np.add):
+        return self.source.reduce(_on_response, self.columns, self.column, func, *args, op=op)
+
+    def update(self, func, *args):
+        return self.source.update(_on_response, self.columns, self.column, func, *args)
+
+
+def _member(spec):
+    if isinstance(spec, str):
+        if spec not in FAMILIES:
+            raise ValueError(
+                f"{spec!r} is not an expert family; the names are {sorted(FAMILIES)}."
+            )
+        return FAMILIES[spec]()
+    if not all(hasattr(spec, name) for name in ("log_prob", "mean", "check_y")):
+        raise ValueError(f"{spec!r} is neither the name of an expert family nor a family.")
+    return copy.deepcopy(spec)
+
+
+class JointExperts(ExpertFamily):
+    """Several responses, independent given the expert: one member family per column of y
+    (flexmix's ``model = list(FLXMRglm(...), ...)``).
+
+    The experts share the gate and the posterior; the log density of a row under expert
+    k is the sum over the responses r of ``log f_rk(y_ir | x_i)``, and the M-step is every
+    member's M-step on its own column (and its own expert columns) with the shared
+    weights ``W``. The parameters are one dict: ``coef`` holds the members' coefficients
+    side by side, shape (K, sum_r (d_r + 1)), and member r's dispersion ``key`` is
+    ``f"{key}_{r}"``. Each response sees all expert columns, or its own
+    (``response_features``, set by the estimators from ``expert_features`` given as one
+    list per response). Members have one response column each; no offset (exposure) and
+    no shared coefficients.
+
+    Parameters
+    ----------
+    families : list of str or family
+        One family per response (column of y), by name or as a family.
+    n_experts : int, default=None
+    alpha : float, default=0.0
+        The penalty of every member.
+    names : list of str, default=None
+        Labels of the responses in ``standard_errors``, ``summary`` and ``export_text``;
+        ``y0, y1, ...`` by default.
+    """
+
+    name = "joint"
+    accepts_offset = False
+
+    def __init__(self, families, n_experts=None, alpha=0.0, names=None):
+        families = list(families)
+        if len(families) < 2:
+            raise ValueError(
+                "Joint experts need a list of at least two families, one per response; "
+                f"got {families!r} (give a single family as expert=family)."
+            )
+        self.families = families
+        self._members = [_member(spec) for spec in families]
+        for r, member in enumerate(self._members):
+            if member.response_columns != 1 or member.n_responses != 1:
+                raise ValueError(
+                    f"Joint experts take families of one response column each; family {r} "
+                    f"({type(member).__name__}) has {member.response_columns}."
+                )
+        self.names = [f"y{r}" for r in range(len(families))] if names is None else list(names)
+        if len(self.names) != len(families):
+            raise ValueError(f"names must give one label per family ({len(families)}).")
+        self.response_features = None
+        super().__init__(n_experts, alpha)
+
+    def _broadcast(name):
+        def set_value(self, value):
+            self.__dict__[name] = value
+            for member in self.__dict__.get("_members", ()):
+                setattr(member, name, value)
+
+        return property(lambda self: self.__dict__.get(name), set_value)
+
+    n_experts = _broadcast("n_experts")
+    alpha = _broadcast("alpha")
+    max_newton_steps = _broadcast("max_newton_steps")
+    del _broadcast
+
+    @property
+    def n_shared(self):
+        return 0
+
+    @n_shared.setter
+    def n_shared(self, value):
+        if value:
+            raise NotImplementedError(
+                "shared_features are not supported with several responses (joint experts)."
+            )
+
+    @property
+    def n_responses(self):
+        return len(self._members)
+
+    @property
+    def response_columns(self):
+        return len(self._members)
+
+    @property
+    def response_columns_hint(self):
+        return f"one column per response, for the families {self.families!r}"
+
+    @property
+    def positive_only(self):
+        return any(member.positive_only for member in self._members)
+
+    @property
+    def dispersion_keys(self):
+        return tuple(f"{key}_{r}" for r, member in enumerate(self._members)
+                     for key in member.dispersion_keys)
+
+    @property
+    def dispersion_labels(self):
+        return tuple(f"{label}: {name}" for label, member in zip(self.names, self._members)
+                     for name in member.dispersion_labels)
+
+    def configure(self, targets=None, response_features=None, **options):
+        """Every member's settings from its column's summary (``targets["columns"]``), and
+        the expert columns of every response (positions in ``X_expert``; None: all)."""
+        columns = (targets or {}).get("columns", [None] * self.n_responses)
+        for member, target in zip(self._members, columns):
+            member.configure(target, **options)
+        if response_features is not None:
+            if len(response_features) != self.n_responses:
+                raise ValueError(
+                    f"expert_features gives {len(response_features)} lists of columns for "
+                    f"{self.n_responses} responses ({self.families!r}): give one per response."
+                )
+            response_features = [np.asarray(c, dtype=np.intp) for c in response_features]
+        self.response_features = response_features
+
+    # ------------------------------------------------------------ slicing
+    def _widths(self, n_coef):
+        """Every response's number of coefficients (intercept included), from the total."""
+        if self.response_features is None:
+            return [n_coef // self.n_responses] * self.n_responses
+        return [len(c) + 1 for c in self.response_features]
+
+    def _columns(self, r):
+        return None if self.response_features is None else self.response_features[r]
+
+    def response_parts(self, params):
+        """One ``ResponsePart`` per response, its parameters sliced from ``params``."""
+        widths = self._widths(params["coef"].shape[-1])
+        stops = np.cumsum(widths)
+        parts = []
+        for r, member in enumerate(self._members):
+            own = {"coef": params["coef"][:, stops[r] - widths[r]:stops[r]]}
+            own.update({key: params[f"{key}_{r}"] for key in member.dispersion_keys})
+            parts.append(ResponsePart(self.names[r], member, self._columns(r), r, own))
+        return parts
+
+    def _join(self, member_params):
+        """The members' parameters as one dict (``coef`` side by side)."""
+        out = {"coef": np.concatenate([p["coef"] for p in member_params], axis=1)}
+        for r, (member, p) in enumerate(zip(self._members, member_params)):
+            out.update({f"{key}_{r}": p[key] for key in member.dispersion_keys})
+        return out
+
+    def _sources(self, source):
+        D = source.n_expert_features
+        return [
+            _ResponseSource(source, self._columns(r), r,
+                            D if self._columns(r) is None else len(self._columns(r)))
+            for r in range(self.n_responses)
+        ]
+
+    def _each(self, method, params, *args):
+        """``[member.method(part params, *args)]`` over the responses."""
+        return [getattr(p.family, method)(p.params, *args) for p in self.response_parts(params)]
+
+    # ------------------------------------------------------------ protocol
+    def missing_capabilities(self, method):
+        return list(dict.fromkeys(
+            name for member in self._members for name in member.missing_capabilities(method)
+        ))
+
+    def check_y(self, y):
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 2 or y.shape[1] != self.n_responses:
+            raise ValueError(
+                f"Joint experts of the families {self.families!r} need y of shape "
+                f"(n_samples, {self.n_responses}), one column per family; got shape "
+                f"{y.shape}."
+            )
+        for r, member in enumerate(self._members):
+            try:
+                member.check_y(y[:, r])
+            except ValueError as error:
+                raise ValueError(f"column {r} of y ({self.names[r]}): {error}") from None
+        return y
+
+    def init_target(self, y):
+        y = np.asarray(y, dtype=float)
+        return np.column_stack([m.init_target(y[:, r]) for r, m in enumerate(self._members)])
+
+    def log_prob(self, X, y, params, offset=None):
+        parts = self.response_parts(params)
+        out = parts[0].family.log_prob(parts[0].X(X), parts[0].y(y), parts[0].params)
+        for p in parts[1:]:
+            out += p.family.log_prob(p.X(X), p.y(y), p.params)
+        return out
+
+    def mean(self, X, params, offset=None):
+        """The experts' means of every response, (K, n, R)."""
+        return np.stack([p.family.mean(p.X(X), p.params) for p in self.response_parts(params)],
+                        axis=-1)
+
+    def start(self, source):
+        return self._join([m.start(s) for m, s in zip(self._members, self._sources(source))])
+
+    def m_step_blocks(self, source, params=None):
+        sources = self._sources(source)
+        if params is None:
+            return self._join([m.m_step_blocks(s, None) for m, s in zip(self._members, sources)])
+        return self._join([p.family.m_step_blocks(s, p.params)
+                           for p, s in zip(self.response_parts(params), sources)])
+
+    @property
+    def newton_gain(self):
+        if all(member.newton_gain is None for member in self._members):
+            return None
+
+        def gain(source, params):
+            total = np.zeros(self.n_experts)
+            for p, s in zip(self.response_parts(params), self._sources(source)):
+                if p.family.newton_gain is not None:
+                    total += p.family.newton_gain(s, p.params)
+            return total
+
+        return gain
+
+    def statistics(self, block, params):
+        """The members' statistics, each key prefixed by its response (``"r:key"``), and
+        the total ``weight``."""
+        stats = {"weight": block.weights.sum(axis=1)}
+        for p in self.response_parts(params):
+            own = p.family.statistics(_response_block(block, p.columns, p.column), p.params)
+            stats.update({f"{p.column}:{key}": value for key, value in own.items()})
+        return stats
+
+    def solve(self, stats, params, scale=1.0, max_step=None):
+        new = []
+        for p in self.response_parts(params):
+            prefix = f"{p.column}:"
+            own = {key[len(prefix):]: value for key, value in stats.items()
+                   if key.startswith(prefix)}
+            new.append(p.family.solve(own, p.params, scale, max_step))
+        return self._join(new)
+
+    def penalty(self, params):
+        return sum(self._each("penalty", params))
+
+    def n_parameters(self, params):
+        return sum(self._each("n_parameters", params))
+
+    def project(self, params):
+        return self._join(self._each("project", params))
+
+    def at_bound(self, params):
+        return np.any(self._each("at_bound", params), axis=0)
+
+    def bound_events(self, params):
+        return [f"{label}: {event}" for label, events in zip(self.names,
+                                                             self._each("bound_events", params))
+                for event in events]
+
+    def reported_dispersions(self, params):
+        return [value for values in self._each("reported_dispersions", params)
+                for value in values]
+
+
 # ----------------------------------------------------------- shared coefficients
 def _shared_system_block(block, family, params):
     """One block's weighted log-likelihood, its gradient and negative Hessian in the
@@ -1923,15 +2263,28 @@ FAMILIES = {
     "binomial": BinomialExperts,
 }
 
-#: The values ``expert=`` takes: a name of ``FAMILIES``, or a family instance.
-EXPERT_CONSTRAINT = [StrOptions(set(FAMILIES)), HasMethods(["log_prob", "mean", "check_y"])]
+#: The values ``expert=`` takes: a name of ``FAMILIES``, a list of them (one per response),
+#: or a family instance.
+EXPERT_CONSTRAINT = [StrOptions(set(FAMILIES)), HasMethods(["log_prob", "mean", "check_y"]),
+                     list, tuple]
+
+
+def is_family_list(spec):
+    """Whether ``expert=spec`` lists one family per response (joint experts)."""
+    return isinstance(spec, (list, tuple, np.ndarray))
 
 
 def make_family(spec, n_experts=None, alpha=0.0, targets=None, **options):
-    """The one family factory: the family named ``spec`` (a key of ``FAMILIES``), or a copy
-    of the family instance ``spec``, for ``n_experts`` experts with the penalty ``alpha``
-    and the settings that depend on y (``targets``, a summary of y, see ``configure``)."""
-    family = FAMILIES[spec]() if isinstance(spec, str) else copy.deepcopy(spec)
+    """The one family factory: the family named ``spec`` (a key of ``FAMILIES``), joint
+    experts of the list ``spec`` (one family per response), or a copy of the family
+    instance ``spec``, for ``n_experts`` experts with the penalty ``alpha`` and the settings
+    that depend on y (``targets``, a summary of y, see ``configure``)."""
+    if isinstance(spec, str):
+        family = FAMILIES[spec]()
+    elif is_family_list(spec):
+        family = JointExperts(list(spec))
+    else:
+        family = copy.deepcopy(spec)
     family.n_experts = n_experts
     family.alpha = float(alpha)
     family.configure(targets, **options)
@@ -1948,4 +2301,8 @@ def class_family(n_classes, n_experts, alpha=0.0):
 
 def family_key(spec):
     """What identifies the family ``spec`` for warm starts and ``partial_fit``."""
+    if is_family_list(spec):
+        return tuple(family_key(s) for s in spec)
+    if getattr(spec, "families", None) is not None:  # a composite family: its members
+        return (type(spec).__qualname__, family_key(list(spec.families)))
     return spec if spec is None or isinstance(spec, str) else type(spec).__qualname__

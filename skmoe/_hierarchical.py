@@ -314,6 +314,18 @@ def export_text(model, feature_names=None, decimals=3, max_width=88):
         lines.extend(_wrapped(head, terms, tail, indent + "|       ", max_width))
 
     def leaf(index, indent):
+        parts = model._family.response_parts(experts)
+        if len(parts) > 1:  # several responses: a line each, labelled
+            lines.append(f"{indent}|--- expert {index}")
+            for part in parts:
+                names = expert_names if part.columns is None else expert_names[part.columns]
+                coef = part.params["coef"][index]
+                extra = ", ".join(f"{key} {part.params[key][index]:.{decimals}g}"
+                                  for key in part.family.dispersion_keys)
+                add(f"{indent}|       {part.label}: eta = ",
+                    _linear_terms(coef[0], coef[1:], names, decimals),
+                    f" ({extra})" if extra else "", indent)
+            return
         coef = experts["coef"][index]
         rows = [coef] if coef.ndim == 1 else coef
         labels = [None] if coef.ndim == 1 else model.classes_

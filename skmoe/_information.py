@@ -70,13 +70,33 @@ def covariance_from_information(info, tol=ALIASED_TOL):
     return covariance, aliased
 
 
-def parameter_names(family, K, gate_names, expert_names):
-    """Labels of the parameter vector, as (block, expert, name) triples."""
+def parameter_names(family, K, gate_names, expert_names, params):
+    """Labels of the parameter vector, as (block, expert, name) triples; with several
+    responses every expert name is prefixed by its response (``"y0: x"``)."""
     names = [("gate", j, name) for j in range(1, K) for name in ["(Intercept)", *gate_names]]
+    own = []
+    for part in family.response_parts(params):
+        prefix = "" if part.label is None else f"{part.label}: "
+        columns = expert_names if part.columns is None else [expert_names[c] for c in part.columns]
+        own += [prefix + name for name in ["(Intercept)", *columns,
+                                           *part.family.dispersion_labels]]
     for k in range(K):
-        names += [("expert", k, name) for name in ["(Intercept)", *expert_names]]
-        names += [("expert", k, label) for label in family.dispersion_labels]
+        names += [("expert", k, name) for name in own]
     return names
+
+
+def _layout(family, params, n_expert_features):
+    """Per response: its part, the first position of its parameters within an expert's
+    and their number (coefficients, then at most one dispersion)."""
+    layout, first = [], 0
+    for part in family.response_parts(params):
+        if len(part.family.dispersion_labels) > 1:
+            raise NotImplementedError("standard errors take one dispersion per expert at most.")
+        de = (n_expert_features if part.columns is None else len(part.columns)) + 1
+        size = de + len(part.family.dispersion_labels)
+        layout.append((part, first, de, size))
+        first += size
+    return layout, first
 
 
 def observed_information(model, data, params):
@@ -85,34 +105,32 @@ def observed_information(model, data, params):
     if gate.depth != 1:
         raise NotImplementedError("standard errors are available for flat models only.")
     K = gate.branching
-    dg, de = data.X_gate.shape[1] + 1, data.X_expert.shape[1] + 1
-    if len(family.dispersion_labels) > 1:
-        raise NotImplementedError("standard errors take one dispersion per expert at most.")
-    has_dispersion = len(family.dispersion_labels) == 1
-    per_expert = de + has_dispersion
+    dg = data.X_gate.shape[1] + 1
+    layout, per_expert = _layout(family, params["experts"], data.X_expert.shape[1])
     n_gate = (K - 1) * dg
     P = n_gate + K * per_expert
     info = np.zeros((P, P))
     n = data.y.shape[0]
     for start in range(0, n, ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
-        info -= _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P)
+        info -= _block_hessian(model, data, params, rows, K, dg, layout, per_expert, P)
     # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
     # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
     info[:n_gate, :n_gate] += np.kron(centring, np.diag(penalty_diagonal(dg, gate.alpha)))
-    if family.alpha:
-        penalty = family.penalty_information(params["experts"], de)
+    for part, first, de, size in layout:
+        if not part.family.alpha:
+            continue
+        penalty = part.family.penalty_information(part.params, de)
         for k in range(K):
-            first = n_gate + k * per_expert
-            block = slice(first, first + per_expert)
+            block = slice(n_gate + k * per_expert + first, n_gate + k * per_expert + first + size)
             info[block, block] += penalty[k]
     return info
 
 
-def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
+def _block_hessian(model, data, params, rows, K, dg, layout, per_expert, P):
     """Hessian of the observed log-likelihood summed over a block of rows."""
-    family, experts = model.family, params["experts"]
+    experts = params["experts"]
     part = data.take(rows)
     Xg, Xe, y, w, offset = part.X_gate, part.X_expert, part.y, part.sample_weight, part.offset
     n = y.shape[0]
@@ -121,27 +139,31 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     if sparse.issparse(Xe):
         Xe = Xe.toarray()
     Xg1 = np.column_stack([np.ones(n), Xg])
-    Xe1 = np.column_stack([np.ones(n), Xe])
     g = np.exp(model.gate.log_prob(Xg, params["gate"]))  # (K, n)
     joint = model.family.log_prob(Xe, y, experts, offset) + np.log(g)
     r = np.exp(joint - joint.max(axis=0))
     r /= r.sum(axis=0)
-    eta = linear_predictor(Xe, experts["coef"])
-    if offset is not None:
-        eta += offset
-    d_eta, d_eta2, d_t, d_t2, d_eta_t = family.information_terms(y, eta, experts)
-
     n_gate = (K - 1) * dg
-    per_expert = de + has_dispersion
+    # every response's derivatives in its linear predictor and dispersion (c_ik sums them)
+    terms = []
+    for response, first, de, size in layout:
+        X1 = np.column_stack([np.ones(n), response.X(Xe)])
+        eta = linear_predictor(X1[:, 1:], response.params["coef"])
+        if offset is not None and response.column is None:
+            eta += offset
+        terms.append((X1, first, de, size > de,
+                      response.family.information_terms(response.y(y), eta, response.params)))
+
     # scores s_ik, shape (n, K, P)
     S = np.zeros((n, K, P))
     for k in range(K):
         for j in range(1, K):
             S[:, k, (j - 1) * dg : j * dg] = ((k == j) - g[j])[:, None] * Xg1
-        first = n_gate + k * per_expert
-        S[:, k, first : first + de] = d_eta[k][:, None] * Xe1
-        if has_dispersion:
-            S[:, k, first + de] = d_t[k]
+        for X1, first, de, has_dispersion, (d_eta, _, d_t, _, _) in terms:
+            start = n_gate + k * per_expert + first
+            S[:, k, start : start + de] = d_eta[k][:, None] * X1
+            if has_dispersion:
+                S[:, k, start + de] = d_t[k]
     sbar = np.einsum("ki,ikp->ip", r, S)
     H = np.einsum("i,ki,ikp,ikq->pq", w, r, S, S) - np.einsum("i,ip,iq->pq", w, sbar, sbar)
     # gate curvature: the same for every k, and sum_k r_ik = 1
@@ -151,16 +173,17 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
         n_gate, n_gate
     )
     for k in range(K):
-        first = n_gate + k * per_expert
-        coef = slice(first, first + de)
         rw = w * r[k]
-        H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
-        if has_dispersion:
-            t = first + de
-            cross = np.einsum("i,ia->a", rw * d_eta_t[k], Xe1)
-            H[coef, t] += cross
-            H[t, coef] += cross
-            H[t, t] += np.sum(rw * d_t2[k])
+        for X1, first, de, has_dispersion, (_, d_eta2, _, d_t2, d_eta_t) in terms:
+            start = n_gate + k * per_expert + first
+            coef = slice(start, start + de)
+            H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], X1, X1)
+            if has_dispersion:
+                t = start + de
+                cross = np.einsum("i,ia->a", rw * d_eta_t[k], X1)
+                H[coef, t] += cross
+                H[t, coef] += cross
+                H[t, t] += np.sum(rw * d_t2[k])
     return H
 
 
@@ -183,17 +206,20 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
     K = model.gate.n_leaves
     gate = params["gate"][0][0]
     experts = params["experts"]
-    dispersions = model.family.reported_dispersions(experts)
+    parts = model.family.response_parts(experts)
     blocks = [(gate[1:] - gate[0]).ravel()]
     for k in range(K):
-        blocks.append(experts["coef"][k])
-        blocks += [values[k : k + 1] for values in dispersions]
+        for part in parts:
+            blocks.append(part.params["coef"][k])
+            blocks += [values[k : k + 1]
+                       for values in part.family.reported_dispersions(part.params)]
     estimate = np.concatenate(blocks)
     names = parameter_names(
         model.family,
         K,
         estimator._feature_labels(estimator.gate_features_in_),
         estimator._feature_labels(estimator.expert_features_in_),
+        experts,
     )
     if aliased.any():
         # report the identified parameters as in the model without the aliased ones
@@ -217,7 +243,17 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
     dg = len(estimator.gate_features_in_) + 1
     gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
     per_expert = se[(K - 1) * dg :].reshape(K, -1)
-    de = len(estimator.expert_features_in_) + 1
+    layout, _ = _layout(model.family, experts, len(estimator.expert_features_in_))
+    intercept, coef, dispersion = [], [], []
+    for _, first, de, size in layout:
+        own = per_expert[:, first : first + size]
+        intercept.append(own[:, 0])
+        coef.append(own[:, 1:de])
+        dispersion.append(own[:, de] if size > de else None)
+    if len(layout) == 1:
+        intercept, coef, dispersion = intercept[0], coef[0], dispersion[0]
+    else:  # several responses: intercepts (K, R), a list of the rest per response
+        intercept = np.column_stack(intercept)
     return Bunch(
         estimate=estimate,
         se=se,
@@ -225,7 +261,7 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
         covariance=covariance,
         gate_intercept=gate_se[:, 0],
         gate_coef=gate_se[:, 1:],
-        expert_intercept=per_expert[:, 0],
-        expert_coef=per_expert[:, 1:de],
-        dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
+        expert_intercept=intercept,
+        expert_coef=coef,
+        dispersion=dispersion,
     )

@@ -20,20 +20,34 @@ def _expert_distribution(family, experts, mean, index=None):
 
 
 def mixture_mean(gate, mean):
-    """Mixture mean ``m = sum_k g_k mu_k``."""
-    return np.einsum("ki,ki->i", gate, mean)
+    """Mixture mean ``m = sum_k g_k mu_k``; ``mean`` (K, n) or, for several responses,
+    (K, n, R)."""
+    return np.einsum("ki,ki...->i...", gate, mean)
+
+
+def _per_response(family, experts, mean, function):
+    """``function(part family, part params, part mean)`` of every response of ``family``,
+    stacked on a last axis when there are several (``mean`` then has one)."""
+    parts = family.response_parts(experts)
+    if len(parts) == 1:
+        return function(family, experts, mean)
+    return np.stack([function(p.family, p.params, mean[..., j]) for j, p in enumerate(parts)],
+                    axis=-1)
 
 
 def mean_and_std(family, experts, gate, mean):
-    """Mixture mean and standard deviation, ``Var = sum_k g_k (v_k + (mu_k - m)^2)``.
+    """Mixture mean and standard deviation, ``Var = sum_k g_k (v_k + (mu_k - m)^2)``
+    (per response).
 
     Centred, as ``sum_k (sqrt(g_k) (mu_k - m))^2``: no cancellation, and an expert whose
     mean is huge where its gate is near 0 (a log-link expert of a separated region)
     squares no huge number."""
-    variance = _expert_distribution(family, experts, mean).var()
+    variance = _per_response(
+        family, experts, mean, lambda f, p, m: _expert_distribution(f, p, m).var())
     center = mixture_mean(gate, mean)
-    spread = np.sqrt(gate) * (mean - center)
-    second = np.einsum("ki,ki->i", gate, variance) + np.einsum("ki,ki->i", spread, spread)
+    spread = np.sqrt(gate).reshape(gate.shape + (1,) * (mean.ndim - 2)) * (mean - center)
+    second = (np.einsum("ki,ki...->i...", gate, variance)
+              + np.einsum("ki...,ki...->i...", spread, spread))
     return center, np.sqrt(np.maximum(second, 0.0))
 
 
@@ -78,13 +92,18 @@ def quantiles(family, experts, gate, mean, levels):
 
 
 def sample(family, experts, gate, mean, n_samples, rng):
-    """Draws of y, shape (n, n_samples): an expert from the gate, then y from the expert."""
+    """Draws of y, shape (n, n_samples) (or (n, n_samples, R) for several responses): an
+    expert from the gate, then y from the expert."""
     cumulative = np.cumsum(gate, axis=0)
     u = rng.uniform(size=(n_samples, gate.shape[1]))
     expert = np.minimum((u[None] > cumulative[:, None, :]).sum(axis=0), gate.shape[0] - 1)
-    picked = np.take_along_axis(mean, expert, axis=0)
-    draws = _expert_distribution(family, experts, picked, index=expert).rvs(random_state=rng)
-    return np.asarray(draws, dtype=float).reshape(n_samples, -1).T  # rvs drops unit axes
+
+    def draw(f, params, m):  # every response from the same expert
+        picked = np.take_along_axis(m, expert, axis=0)
+        draws = _expert_distribution(f, params, picked, index=expert).rvs(random_state=rng)
+        return np.asarray(draws, dtype=float).reshape(n_samples, -1).T  # rvs drops unit axes
+
+    return _per_response(family, experts, mean, draw)
 
 
 def gaussian_modes(gate, mean, variance, tol=1e-10, max_iter=1000):

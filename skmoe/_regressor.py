@@ -40,9 +40,11 @@ default="gaussian"
         per expert) or Student t (identity link, one scale and one number of degrees of
         freedom per expert; give ``StudentTExperts(df=...)`` to hold them fixed);
         "zero_inflated_poisson" and "zero_inflated_negative_binomial" make one of the
-        ``n_experts`` components a point mass at zero with its own gate output; or
-        an expert family instance (see "Adding an expert family" in the docs), of which
-        the fit uses a copy.
+        ``n_experts`` components a point mass at zero with its own gate output; a list
+        of these names (or families), one per column of y, fits a joint model of several
+        responses independent given the expert (flexmix's ``model = list(...)``, see
+        "Several responses" in the user guide); or an expert family instance (see
+        "Adding an expert family" in the docs), of which the fit uses a copy.
     gate_alpha : float, default=0.01
         L2 penalty ``gate_alpha / 2 ||V||^2`` on the gate coefficients (not the
         intercepts), on the scale of the summed log-likelihood; 0 gives the maximum
@@ -54,7 +56,9 @@ default="gaussian"
     gate_features, expert_features : array-like or None, default=None
         Columns the gate and the experts see: indices, a boolean mask or, when X is a
         DataFrame, names. None means all columns; an empty list gives constant mixing
-        weights (gate) or intercept-only experts.
+        weights (gate) or intercept-only experts. With several responses,
+        ``expert_features`` may be one such list per response (e.g. ``[[0, 1], [0]]``):
+        each response's experts see their own columns.
     shared_features : array-like or None, default=None
         Columns whose coefficient is one and the same for every expert (flexmix's
         ``FLXMRglmfix(fixed=)``): indices, a boolean mask or names, as
@@ -125,6 +129,12 @@ shape (n_samples, n_experts), default="multistart"
     gate_intercept_ : ndarray of shape (n_experts,)
     expert_features_in_, gate_features_in_ : ndarray of int
         Column indices seen by the experts and by the gate.
+    response_features_in_ : list of ndarray of int or None
+        With ``expert_features`` given per response: the columns of every response
+        (``expert_features_in_`` is their union); None otherwise. With several responses
+        ``expert_coef_`` is a list of one (n_experts, n_features_r) array per response,
+        ``expert_intercept_`` has shape (n_experts, n_responses), and the dispersions of
+        response r are ``expert_<name>_<r>_`` (e.g. ``expert_variance_0_``).
     converged_ : bool
     n_iter_ : int
         EM iterations (M-steps) of the best run.
@@ -225,8 +235,9 @@ shape (n_samples, n_experts), default="multistart"
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
             Training samples.
-        y : array-like of shape (n_samples,)
-            Responses, in the support of the expert family.
+        y : array-like of shape (n_samples,) or (n_samples, n_columns)
+            Responses, in the support of the expert family: one column per family for
+            several responses (``expert=[...]``), two for binomial experts.
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights (fractional weights allowed).
         exposure : array-like of shape (n_samples,), default=None
@@ -252,7 +263,7 @@ shape (n_samples, n_experts), default="multistart"
         tags = super().__sklearn_tags__()
         try:
             tags.target_tags.positive_only = self._family_prototype().positive_only
-        except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
+        except (KeyError, TypeError, AttributeError, ValueError):  # refused by fit
             tags.target_tags.positive_only = False
         return tags
 
@@ -260,21 +271,27 @@ shape (n_samples, n_experts), default="multistart"
         """The family of ``expert`` before any data (its declared capabilities)."""
         return make_family(self.expert, self._n_leaves(), self.expert_alpha)
 
-    def _response_columns(self):
+    def _prototype_attribute(self, name):
         try:
-            return getattr(self._family_prototype(), "response_columns", 1)
+            return getattr(self._family_prototype(), name, 1)
         except (KeyError, TypeError, AttributeError):  # an invalid expert=, refused by fit
             return 1
+
+    def _response_columns(self):
+        return self._prototype_attribute("response_columns")
+
+    def _n_responses(self):
+        return self._prototype_attribute("n_responses")
 
     def _validate_targets(self, y, reset, classes=None, stream=False):
         y = np.asarray(y, dtype=float)
         columns = self._response_columns()
         if columns > 1:
             if y.ndim != 2 or y.shape[1] != columns:
+                hint = self._family_prototype().response_columns_hint
                 raise ValueError(
                     f"y must have shape (n_samples, {columns}) for expert={self.expert!r} "
-                    f"(e.g. the successes and failures of binomial experts); got shape "
-                    f"{y.shape}."
+                    f"({hint}); got shape {y.shape}."
                 )
         elif y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
@@ -283,6 +300,9 @@ shape (n_samples, n_experts), default="multistart"
         return y
 
     def _target_summary(self, y, sample_weight, stream=False):
+        if y.ndim > 1 and self._n_responses() > 1:  # one summary per response
+            return {"columns": [self._target_summary(column, sample_weight)
+                                for column in y.T]}
         if y.ndim > 1:  # several response columns: the family's scalar target stands for y
             y = self._family_prototype().init_target(y)[:, 0]
         return {"scale2": robust_variance(y, sample_weight), "mean_square": np.mean(y**2)}
@@ -291,7 +311,8 @@ shape (n_samples, n_experts), default="multistart"
         """The experts; Gaussian ones with the variance floor ``variance_floor``, by default
         ``1e-6`` times the squared scale of y (``targets``)."""
         return make_family(self.expert, self._n_leaves(), self.expert_alpha, targets,
-                           variance_floor=self.variance_floor)
+                           variance_floor=self.variance_floor,
+                           response_features=self._response_positions())
 
     @staticmethod
     def _chunk_target_summary(y, w):
@@ -299,7 +320,7 @@ shape (n_samples, n_experts), default="multistart"
         y = np.asarray(y, dtype=float)
         w = np.asarray(w, dtype=float)
         return {"w": w.sum(), "wy": w @ y, "wyy": w @ y**2, "n": float(y.shape[0]),
-                "yy": y @ y, "finite": bool(np.all(np.isfinite(y)))}
+                "yy": np.einsum("i...,i...->...", y, y), "finite": bool(np.all(np.isfinite(y)))}
 
     def _merge_target_summaries(self, parts):
         """The summary of y of a fit on chunks (its weighted variance as the scale)."""
@@ -307,8 +328,12 @@ shape (n_samples, n_experts), default="multistart"
             raise ValueError("Input y contains NaN or infinity.")
         total = {key: sum(p[key] for p in parts) for key in ("w", "wy", "wyy", "n", "yy")}
         mean = total["wy"] / total["w"]
-        return {"scale2": max(total["wyy"] / total["w"] - mean**2, 0.0),
-                "mean_square": total["yy"] / total["n"]}
+        scale2 = np.maximum(total["wyy"] / total["w"] - mean**2, 0.0)
+        mean_square = total["yy"] / total["n"]
+        if np.ndim(mean) and self._n_responses() > 1:  # one summary per response
+            return {"columns": [{"scale2": a, "mean_square": b}
+                                for a, b in zip(scale2, mean_square)]}
+        return {"scale2": scale2, "mean_square": mean_square}
 
     def _encode_chunk_targets(self, y):
         return self._validate_targets(y, reset=False)
@@ -351,8 +376,8 @@ shape (n_samples, n_experts), default="multistart"
         y after ``fit`` (a model fitted with an exposure needs one here).
 
         {Parameters X}
-        y : array-like of shape (n_samples,)
-            Their responses.
+        y : array-like of shape (n_samples,) or (n_samples, n_responses)
+            Their responses (R² averaged over several responses).
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in R².
         {exposure}
@@ -375,11 +400,12 @@ shape (n_samples, n_experts), default="multistart"
 
         Returns
         -------
-        ndarray of shape (n_samples, n_experts)
-            Every expert's mean response.
+        ndarray of shape (n_samples, n_experts), or (n_samples, n_experts, n_responses)
+            Every expert's mean response (of every response).
         """
         data = self._predict_data(X, exposure=exposure)
-        return self._family.mean(data.X_expert, self._params["experts"], data.offset).T
+        means = self._family.mean(data.X_expert, self._params["experts"], data.offset)
+        return np.moveaxis(means, 0, 1)
 
     def _gate_and_means(self, X, exposure):
         data = self._predict_data(X, exposure=exposure)
@@ -401,8 +427,8 @@ shape (n_samples, n_experts), default="multistart"
 
         Returns
         -------
-        mean : ndarray of shape (n_samples,)
-        std : ndarray of shape (n_samples,), only when ``return_std``
+        mean : ndarray of shape (n_samples,), or (n_samples, n_responses)
+        std : ndarray of the same shape, only when ``return_std``
         """
         gate, means = self._gate_and_means(X, exposure)
         if not return_std:
@@ -427,6 +453,12 @@ shape (n_samples, n_experts), default="multistart"
             The quantiles of every sample.
         """
         check_is_fitted(self)
+        if self._family.n_responses > 1:
+            raise NotImplementedError(
+                "predict_quantiles takes one response; this model has "
+                f"{self._family.n_responses} (several responses have no joint quantiles): "
+                "use sample_y for their joint predictive distribution."
+            )
         require(self._family, "predict_quantiles")
         quantiles = np.asarray(quantiles, dtype=float)
         if quantiles.ndim > 1 or quantiles.size == 0:
@@ -469,8 +501,8 @@ shape (n_samples, n_experts), default="multistart"
 
         Returns
         -------
-        ndarray of shape (n_samples_X, n_samples)
-            The draws.
+        ndarray of shape (n_samples_X, n_samples), or (n_samples_X, n_samples, n_responses)
+            The draws (of every response, from the same expert).
         """
         check_n_draws(n_samples)
         check_is_fitted(self)
