@@ -94,9 +94,17 @@ def observed_information(model, data, params):
     P = n_gate + K * per_expert
     info = np.zeros((P, P))
     n = data.y.shape[0]
-    for start in range(0, n, ROW_BLOCK):
-        rows = slice(start, start + ROW_BLOCK)
-        info -= _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P)
+    # blocks of about ROW_BLOCK rows that never split a group (a grouped model's rows
+    # are sorted by group; a group longer than ROW_BLOCK is a block of its own)
+    starts = getattr(model, "starts", None)
+    if starts is None:
+        bounds = np.arange(0, n, ROW_BLOCK)
+    else:
+        bounds = np.unique(starts[np.searchsorted(starts, np.arange(0, n, ROW_BLOCK))])
+    for first, end in zip(bounds, np.r_[bounds[1:], n]):
+        groups = None if starts is None else starts[(starts >= first) & (starts < end)] - first
+        info -= _block_hessian(model, data, params, slice(first, end), groups, K, dg, de,
+                               has_dispersion, P)
     # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
     # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
@@ -110,8 +118,11 @@ def observed_information(model, data, params):
     return info
 
 
-def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
-    """Hessian of the observed log-likelihood summed over a block of rows."""
+def _block_hessian(model, data, params, rows, groups, K, dg, de, has_dispersion, P):
+    """Hessian of the observed log-likelihood summed over a block of rows; with ``groups``
+    (the first row of every group in the block), of the grouped one, whose component
+    scores and Hessians are the sums of the rows' expert terms plus one gate term per group
+    (every row its own group without)."""
     family, experts = model.family, params["experts"]
     part = data.take(rows)
     Xg, Xe, y, w, offset = part.X_gate, part.X_expert, part.y, part.sample_weight, part.offset
@@ -120,10 +131,15 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
         Xg = Xg.toarray()
     if sparse.issparse(Xe):
         Xe = Xe.toarray()
-    Xg1 = np.column_stack([np.ones(n), Xg])
+    if groups is None:
+        groups = np.arange(n)
+    row_group = np.repeat(np.arange(groups.size), np.diff(np.r_[groups, n]))
+    Xg1 = np.column_stack([np.ones(groups.size), Xg[groups]])
     Xe1 = np.column_stack([np.ones(n), Xe])
-    g = np.exp(model.gate.log_prob(Xg, params["gate"]))  # (K, n)
-    joint = model.family.log_prob(Xe, y, experts, offset) + np.log(g)
+    wg = w[groups]
+    g = np.exp(model.gate.log_prob(Xg[groups], params["gate"]))  # (K, n_groups)
+    joint = np.add.reduceat(family.log_prob(Xe, y, experts, offset), groups, axis=1)
+    joint += np.log(g)
     r = np.exp(joint - joint.max(axis=0))
     r /= r.sum(axis=0)
     eta = linear_predictor(Xe, experts["coef"])
@@ -133,27 +149,32 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
 
     n_gate = (K - 1) * dg
     per_expert = de + has_dispersion
-    # scores s_ik, shape (n, K, P)
-    S = np.zeros((n, K, P))
+    # scores s_gk of the groups, shape (n_groups, K, P): the gate's, then the sums of the
+    # rows' expert scores
+    S = np.zeros((groups.size, K, P))
+    rows_S = np.zeros((n, K, per_expert))
     for k in range(K):
         for j in range(1, K):
             S[:, k, (j - 1) * dg : j * dg] = ((k == j) - g[j])[:, None] * Xg1
-        first = n_gate + k * per_expert
-        S[:, k, first : first + de] = d_eta[k][:, None] * Xe1
+        rows_S[:, k, :de] = d_eta[k][:, None] * Xe1
         if has_dispersion:
-            S[:, k, first + de] = d_t[k]
+            rows_S[:, k, de] = d_t[k]
+    rows_S = np.add.reduceat(rows_S, groups, axis=0)
+    for k in range(K):
+        first = n_gate + k * per_expert
+        S[:, k, first : first + per_expert] = rows_S[:, k]
     sbar = np.einsum("ki,ikp->ip", r, S)
-    H = np.einsum("i,ki,ikp,ikq->pq", w, r, S, S) - np.einsum("i,ip,iq->pq", w, sbar, sbar)
+    H = np.einsum("i,ki,ikp,ikq->pq", wg, r, S, S) - np.einsum("i,ip,iq->pq", wg, sbar, sbar)
     # gate curvature: the same for every k, and sum_k r_ik = 1
     free = g[1:]  # Hess log g_k in (V'_j, V'_l): -(g_j delta_jl - g_j g_l) x x'
     curv = free[:, None, :] * free[None] - np.eye(K - 1)[:, :, None] * free[:, None, :]
-    H[:n_gate, :n_gate] += np.einsum("jli,i,ia,ib->jalb", curv, w, Xg1, Xg1).reshape(
+    H[:n_gate, :n_gate] += np.einsum("jli,i,ia,ib->jalb", curv, wg, Xg1, Xg1).reshape(
         n_gate, n_gate
     )
     for k in range(K):
         first = n_gate + k * per_expert
         coef = slice(first, first + de)
-        rw = w * r[k]
+        rw = w * r[k][row_group]
         H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
         if has_dispersion:
             t = first + de
@@ -164,14 +185,14 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     return H
 
 
-def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
+def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=None):
     """``standard_errors`` of a fitted flat estimator (see its docstring)."""
     from sklearn.utils import Bunch
 
     from ._em import warn
 
-    data = estimator._predict_data(X, y, exposure, sample_weight)
-    model, params = estimator._model, estimator._params
+    data, model, _ = estimator._posterior_data(X, y, exposure, sample_weight, groups)
+    params = estimator._params
     require(model.family, "standard_errors")
     if getattr(model.family, "n_shared", 0):
         raise NotImplementedError(
