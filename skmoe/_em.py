@@ -172,12 +172,8 @@ class MixtureOfExpertsModel:
     def m_step_blocks(self, source, params):
         """Refit the experts and the gates on the posteriors kept in the blocks' caches."""
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
-        start = None
-        if params is not None:
-            at, gate_start = source.cache.pop(_GATE_START, (None, None))
-            if at is params["gate"]:  # the blocks hold the E-step at these parameters
-                start = gate_start
-        return {"gate": self._gate_m_step(source, params, start), "experts": experts}
+        return {"gate": self._gate_m_step(source, params, _gate_start(source, params)),
+                "experts": experts}
 
     def _gate_m_step(self, source, params, start=None):
         """The gates' M-step on the rows of ``source`` and the weights in its blocks."""
@@ -264,20 +260,44 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
         prefix[np.r_[self.starts[1:], prefix.size] - 1] = log_lik  # whole groups, summed exactly
         row_log_lik = np.diff(prefix, prepend=0.0)
         row_log_lik[self.starts] = prefix[self.starts]
-        return row_log_lik, post[:, self.row_group]
+        return row_log_lik, np.take(post, self.row_group, axis=1)
 
     def unit_e_step(self, data, params):
         """The E-step per group: the groups' weights, log-likelihoods and posteriors."""
         return (data.sample_weight[self.starts], *self.group_e_step(data, params))
 
+    def _groups(self, source):
+        """The gates' rows, one per group, as a source kept in ``source``'s cache (with
+        the gates' state beside them)."""
+        groups = source.cache.get(_GROUP_ROWS)
+        if groups is None:
+            (block,) = source.blocks
+            groups = source.cache[_GROUP_ROWS] = InMemoryBlocks([Block(
+                X_gate=block.X_gate[self.starts], sample_weight=block.sample_weight[self.starts]
+            )])
+        return groups
+
     def e_pass(self, source, params):
+        """The grouped E-step: ``W`` of the rows (their group's posterior times their
+        weight), and of the groups for the gates, with the gates' M-step start."""
         (block,) = source.blocks
-        weight, log_lik, post = self.unit_e_step(block, params)
-        W = post[:, self.row_group]
+        (groups,) = self._groups(source).blocks
+        rows = self.family.log_prob(block.X_expert, block.y, params["experts"], block.offset)
+        log_gate, nodes = self.gate.log_prob_rows(groups.X_gate, params["gate"])
+        log_lik, post = self._normalise(np.add.reduceat(rows, self.starts, axis=1) + log_gate)
+        W = block.cache.get(WEIGHTS)
+        if W is None or W.shape != (post.shape[0], block.n_rows):
+            W = np.empty((post.shape[0], block.n_rows))
+        # the M-steps' products want W in rows (C order), as fancy indexing does not give
+        np.take(post, self.row_group, axis=1, out=W)
         W *= block.sample_weight
         block.cache[WEIGHTS] = W
-        source.cache.pop(_GATE_START, None)
-        return float(weight @ log_lik), post @ weight
+        post *= groups.sample_weight
+        state = self.gate.start_state(groups.cache, post)
+        start = self.gate.start_rows(groups.X_gate, post, nodes, state, slice(None))
+        groups.cache.update({WEIGHTS: post, **state})
+        source.cache[_GATE_START] = (params["gate"], start)
+        return float(groups.sample_weight @ log_lik), post.sum(axis=1)
 
     def gate_rows(self, X_gate, W):
         """One row per group, weighted by the mean of ``W`` over the group's rows (the
@@ -286,15 +306,19 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
 
     def m_step_blocks(self, source, params):
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
-        (block,) = source.blocks
-        X_gate, W = self.gate_rows(block.X_gate, block.weights)
-        groups = source.cache.get(_GROUP_ROWS)
-        if groups is None:  # the same rows, and the gate's cache, for every M-step
-            groups = source.cache[_GROUP_ROWS] = InMemoryBlocks(
-                [Block(X_gate=X_gate, sample_weight=block.sample_weight[self.starts])]
-            )
-        groups.blocks[0].cache[WEIGHTS] = W
-        return {"gate": self._gate_m_step(groups, params), "experts": experts}
+        groups = self._groups(source)
+        start = _gate_start(source, params)
+        if start is None:  # W of the rows from elsewhere (an initialisation)
+            (block,) = source.blocks
+            groups.blocks[0].cache[WEIGHTS] = self.gate_rows(block.X_gate, block.weights)[1]
+        return {"gate": self._gate_m_step(groups, params, start), "experts": experts}
+
+
+def _gate_start(source, params):
+    """The gates' M-step start that the E-step at ``params`` left in ``source``, or None
+    (no E-step at these parameters since)."""
+    at, start = source.cache.pop(_GATE_START, (None, None))
+    return start if params is not None and at is params["gate"] else None
 
 
 #: EM accelerations ``run_em`` knows (None is plain EM).
