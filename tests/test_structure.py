@@ -527,3 +527,21 @@ def test_shared_and_groups_with_a_gate_on_another_column():
     assert model._n_parameters() == 2 + 1 + 2  # intercepts, shared slope, gate contrast
     _, log_lik = model.score_groups(X, y, groups)
     assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-10)
+
+
+def test_make_panel_regression_is_a_grouped_mixture():
+    from skmoe.datasets import make_panel_regression
+
+    X, y, groups, truth = make_panel_regression(40, 6, 3, random_state=0, return_params=True)
+    assert X.shape == (240, 3) and y.shape == groups.shape == (240,)
+    np.testing.assert_array_equal(groups, np.repeat(np.arange(40), 6))
+    np.testing.assert_array_equal(X[:, 0], np.tile(np.arange(6.0), 40))
+    # the gate's column is constant within every unit: a grouped fit accepts it
+    np.testing.assert_array_equal(X[:, 2], np.repeat(X[::6, 2], 6))
+    z = truth["labels"][groups]
+    mean = truth["expert_intercept"][z] + np.einsum("ij,ij->i", X[:, :2], truth["expert_coef"][z])
+    assert np.std(y - mean) == pytest.approx(truth["noise"], rel=0.15)
+    model = MixtureOfExpertsRegressor(3, gate_features=[2], expert_features=[0, 1],
+                                      max_iter=30, random_state=0)
+    model.fit(X, y, groups=groups)
+    assert model.predict_responsibilities(X, y, groups=groups).shape == (240, 3)
