@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ._blocks import WEIGHTS, Block, InMemoryBlocks
-from ._linalg import log_sum_exp, row_blocks
+from ._linalg import BLOCK_ROWS, log_sum_exp, row_blocks
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
@@ -228,6 +228,7 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
         self.starts = np.asarray(starts, dtype=np.intp)
         self.sizes = np.diff(np.r_[self.starts, n_rows])
         self.row_group = np.repeat(np.arange(self.starts.size), self.sizes)
+        self.blocks = group_blocks(self.starts, n_rows)
 
     def _terms(self, data, params):
         """Row log-densities (K, n) and the groups' log gate (K, n_groups)."""
@@ -278,26 +279,35 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
         return groups
 
     def e_pass(self, source, params):
-        """The grouped E-step: ``W`` of the rows (their group's posterior times their
-        weight), and of the groups for the gates, with the gates' M-step start."""
+        """The grouped E-step in blocks of whole groups (as ``_e_step_block``, so that its
+        temporaries stay in cache): ``W`` of the rows (their group's posterior times their
+        weight) and of the groups for the gates, with the gates' M-step start."""
         (block,) = source.blocks
         (groups,) = self._groups(source).blocks
-        rows = self.family.log_prob(block.X_expert, block.y, params["experts"], block.offset)
-        log_gate, nodes = self.gate.log_prob_rows(groups.X_gate, params["gate"])
-        log_lik, post = self._normalise(np.add.reduceat(rows, self.starts, axis=1) + log_gate)
-        W = block.cache.get(WEIGHTS)
-        if W is None or W.shape != (post.shape[0], block.n_rows):
-            W = np.empty((post.shape[0], block.n_rows))
-        # the M-steps' products want W in rows (C order), as fancy indexing does not give
-        np.take(post, self.row_group, axis=1, out=W)
-        W *= block.sample_weight
+        W = _reused(block.cache, (self.gate.n_leaves, block.n_rows))
+        W_groups = _reused(groups.cache, (self.gate.n_leaves, self.starts.size))
+        state = self.gate.start_state(groups.cache, W_groups)
+        log_lik, gate_start = 0.0, 0.0
+        for rows, units in self.blocks:
+            part = block.take(rows)
+            joint = self.family.log_prob(part.X_expert, part.y, params["experts"], part.offset)
+            joint = np.add.reduceat(joint, self.starts[units] - rows.start, axis=1)
+            X_gate, weight = groups.X_gate[units], groups.sample_weight[units]
+            log_gate, nodes = self.gate.log_prob_rows(X_gate, params["gate"])
+            joint += log_gate
+            ll = log_sum_exp(joint, axis=0)
+            joint -= ll
+            np.exp(joint, out=joint)
+            joint *= weight
+            W_groups[:, units] = joint
+            W[:, rows] = joint[:, self.row_group[rows] - units.start]  # weights are the group's
+            log_lik += float(weight @ ll)
+            gate_start = _add(gate_start, self.gate.start_rows(
+                X_gate, W_groups[:, units], nodes, state, units))
         block.cache[WEIGHTS] = W
-        post *= groups.sample_weight
-        state = self.gate.start_state(groups.cache, post)
-        start = self.gate.start_rows(groups.X_gate, post, nodes, state, slice(None))
-        groups.cache.update({WEIGHTS: post, **state})
-        source.cache[_GATE_START] = (params["gate"], start)
-        return float(groups.sample_weight @ log_lik), post.sum(axis=1)
+        groups.cache.update({WEIGHTS: W_groups, **state})
+        source.cache[_GATE_START] = (params["gate"], gate_start)
+        return log_lik, W_groups.sum(axis=1)
 
     def gate_rows(self, X_gate, W):
         """One row per group, weighted by the mean of ``W`` over the group's rows (the
@@ -312,6 +322,23 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
             (block,) = source.blocks
             groups.blocks[0].cache[WEIGHTS] = self.gate_rows(block.X_gate, block.weights)[1]
         return {"gate": self._gate_m_step(groups, params, start), "experts": experts}
+
+
+def group_blocks(starts, n_rows, size=BLOCK_ROWS):
+    """Blocks of about ``size`` rows that never split a group (a longer group is a block
+    of its own), as (rows, groups) slices, for rows sorted by group and ``starts`` the
+    first row of every group."""
+    first = np.searchsorted(starts, np.arange(0, n_rows, size), side="right") - 1
+    first = np.unique(first)  # the groups that hold the rows 0, size, 2 size, ...
+    ends = np.r_[first[1:], starts.size]
+    return [(slice(starts[a], starts[b] if b < starts.size else n_rows), slice(a, b))
+            for a, b in zip(first, ends)]
+
+
+def _reused(cache, shape):
+    """The ``W`` of ``cache`` when it has ``shape`` (to be overwritten), else a new one."""
+    W = cache.get(WEIGHTS)
+    return W if W is not None and W.shape == shape else np.empty(shape)
 
 
 def _gate_start(source, params):

@@ -11,7 +11,9 @@ Hessian of the observed log-likelihood ``sum_i w_i log sum_k exp(c_ik)`` is
     sum_i w_i [ sum_k r_ik Hess c_ik + sum_k r_ik s_ik s_ik' - sbar_i sbar_i' ],
 
 ``s_ik = grad c_ik`` and ``sbar_i = sum_k r_ik s_ik`` (Louis' identity); the observed
-information is its negative plus the Hessian of the penalty.
+information is its negative plus the Hessian of the penalty. For a grouped model the units
+``i`` are the groups: ``c_gk = log g_k(x_g) + sum_(i in g) log f_k(y_i | x_i)``, so a
+group's scores and Hessians are its gate's terms plus the sums of its rows' expert terms.
 
 Parameters the data cannot identify (a column aliased with others, e.g. a one-hot encoding
 without ``drop`` next to the intercept) make the information singular. As R's ``lm`` does
@@ -25,8 +27,9 @@ zeros) is aliased too.
 import numpy as np
 from scipy import sparse
 
+from ._em import group_blocks
 from ._families import require
-from ._linalg import linear_predictor, penalty_diagonal
+from ._linalg import linear_predictor, penalty_diagonal, row_blocks
 
 ROW_BLOCK = 4096
 
@@ -94,17 +97,15 @@ def observed_information(model, data, params):
     P = n_gate + K * per_expert
     info = np.zeros((P, P))
     n = data.y.shape[0]
-    # blocks of about ROW_BLOCK rows that never split a group (a grouped model's rows
-    # are sorted by group; a group longer than ROW_BLOCK is a block of its own)
+    # a grouped model's rows are sorted by group: its blocks never split a group
     starts = getattr(model, "starts", None)
     if starts is None:
-        bounds = np.arange(0, n, ROW_BLOCK)
+        blocks = [(rows, None) for rows in row_blocks(n, ROW_BLOCK)]
     else:
-        bounds = np.unique(starts[np.searchsorted(starts, np.arange(0, n, ROW_BLOCK))])
-    for first, end in zip(bounds, np.r_[bounds[1:], n]):
-        groups = None if starts is None else starts[(starts >= first) & (starts < end)] - first
-        info -= _block_hessian(model, data, params, slice(first, end), groups, K, dg, de,
-                               has_dispersion, P)
+        blocks = group_blocks(starts, n, ROW_BLOCK)
+    for rows, units in blocks:
+        groups = None if units is None else starts[units] - rows.start
+        info -= _block_hessian(model, data, params, rows, groups, K, dg, de, has_dispersion, P)
     # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
     # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)

@@ -545,3 +545,30 @@ def test_make_panel_regression_is_a_grouped_mixture():
                                       max_iter=30, random_state=0)
     model.fit(X, y, groups=groups)
     assert model.predict_responsibilities(X, y, groups=groups).shape == (240, 3)
+
+
+def test_grouped_passes_in_blocks_equal_one_pass(monkeypatch):
+    # groups of 7 rows: the E-step's blocks of whole groups do not fall on BLOCK_ROWS
+    from skmoe import _information
+    from skmoe._blocks import InMemoryBlocks
+    from skmoe.datasets import make_panel_regression
+
+    X, y, groups = make_panel_regression(4000, 7, 2, random_state=0)
+    model = MixtureOfExpertsRegressor(2, gate_features=[2], expert_features=[0, 1],
+                                      init_params="kmeans", random_state=0)
+    model.fit(X, y, groups=groups)
+    data, grouped, _ = model._posterior_data(X, y, groups=groups)
+    assert len(grouped.blocks) == 2
+    source = InMemoryBlocks([data])
+    log_lik, mass = grouped.e_pass(source, model._params)
+    weights, group_log_lik, post = grouped.unit_e_step(data, model._params)
+    assert log_lik == pytest.approx(weights @ group_log_lik, rel=1e-12)
+    np.testing.assert_allclose(source.blocks[0].weights,
+                               post[:, grouped.row_group] * data.sample_weight, rtol=1e-12)
+    np.testing.assert_allclose(mass, post @ weights, rtol=1e-12)
+    # the information in blocks of whole groups, whatever their size
+    rows = np.arange(700)
+    one = model.standard_errors(X[rows], y[rows], groups=groups[rows]).se
+    monkeypatch.setattr(_information, "ROW_BLOCK", 10)
+    np.testing.assert_allclose(
+        model.standard_errors(X[rows], y[rows], groups=groups[rows]).se, one, rtol=1e-10)
