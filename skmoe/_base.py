@@ -442,7 +442,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "varying gate features. Use gate_features=[] or group-level columns."
             )
         if np.any(data.sample_weight != data.sample_weight[first]):
-            raise ValueError("sample_weight must be constant within every group.")
+            raise ValueError(
+                "sample_weight (with a classifier's class_weight) must be constant within "
+                "every group: a group is one draw of its latent expert."
+            )
         return data, starts, order
 
     def _fit_one(self, model, source, kind, start, label=0):

@@ -572,3 +572,27 @@ def test_grouped_passes_in_blocks_equal_one_pass(monkeypatch):
     monkeypatch.setattr(_information, "ROW_BLOCK", 10)
     np.testing.assert_allclose(
         model.standard_errors(X[rows], y[rows], groups=groups[rows]).se, one, rtol=1e-10)
+
+
+def test_select_n_experts_passes_groups_to_fit_and_criterion():
+    from skmoe import select_n_experts
+
+    X, y, groups, *_ = _planted_panel()
+    best, scores = select_n_experts(
+        MixtureOfExpertsRegressor(gate_features=[], random_state=0), X, y, [1, 3],
+        groups=groups,
+    )
+    assert best.n_experts == 3
+    assert scores[3] == pytest.approx(best.bic(X, y, groups=groups), rel=1e-12)
+
+
+def test_weights_must_be_constant_within_groups():
+    X, y, groups, *_ = _planted_panel()
+    weights = np.ones(len(y))
+    weights[1] = 2.0
+    with pytest.raises(ValueError, match="sample_weight .* constant within every group"):
+        MixtureOfExpertsRegressor(3, gate_features=[]).fit(X, y, weights, groups=groups)
+    labels = (y > 0).astype(int)
+    with pytest.raises(ValueError, match="class_weight"):
+        MixtureOfExpertsClassifier(2, gate_features=[], class_weight="balanced").fit(
+            X, labels, groups=groups)
