@@ -39,4 +39,5 @@ run sparse benchmarks/bench_sparse.py
 run scaling benchmarks/bench_dask.py scaling
 run ooc benchmarks/bench_dask.py out-of-core
 run partial_fit benchmarks/bench_partial_fit.py
+run grouped benchmarks/bench_grouped.py
 section done

@@ -14,14 +14,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from . import _dask
 from ._blocks import InMemoryBlocks
 from ._docstrings import fill
-from ._em import (
-    ConvergenceMonitor,
-    EMData,
-    GroupedMixtureOfExpertsModel,
-    MixtureOfExpertsModel,
-    run_em,
-    warn,
-)
+from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
 from ._families import family_key
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
@@ -116,6 +109,12 @@ def _gate_score_range_block(block, gate):
         ranges.append((scores.max(axis=-1), -scores.min(axis=-1)))
     return tuple(ranges)
 
+
+_DASK_GROUPS = (
+    "groups are not supported on dask collections: a group's rows must be fitted "
+    "together, and dask's chunks need not hold whole groups; fit the data in memory "
+    "(X.compute(), y.compute())."
+)
 
 #: Fitted attributes that a fit's validation sets (before the fit, from its data).
 _VALIDATION_ATTRIBUTES = (
@@ -414,21 +413,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _fit_unguarded(self, X, y, sample_weight, exposure, groups=None):
         distributed = _dask.is_dask_collection(X)
+        if distributed and groups is not None:
+            raise NotImplementedError(_DASK_GROUPS)
         if distributed:
             source, family = _dask.distributed_source(self, X, y, sample_weight, exposure)
         else:
             data, family = self._validate_fit_data(X, y, sample_weight, exposure)
             if groups is not None:
-                data, starts = self._group_rows(data, groups)
+                data, group_starts, _ = self._group_rows(data, groups)
             source = InMemoryBlocks([data])
-        if distributed and groups is not None:
-            raise NotImplementedError("groups are not supported on dask collections yet.")
+        self._fitted_with_groups = groups is not None
         family.max_newton_steps = EM_NEWTON_STEPS
-        if groups is None:
-            model = MixtureOfExpertsModel(family, self._make_gate())
-        else:
-            model = GroupedMixtureOfExpertsModel(family, self._make_gate(), starts,
-                                                 data.sample_weight.shape[0])
+        model = MixtureOfExpertsModel(family, self._make_gate())
+        if groups is not None:
+            model = model.grouped(group_starts, data.n_rows)
         if self.warm_start and hasattr(self, "_params") and self._warm_start_possible():
             starts = [("warm", self._params)]
         else:
@@ -457,11 +455,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _group_rows(self, data, groups):
-        """The training rows sorted by group (stably) and the first row of every group;
-        checks the labels, and that the gate features and the sample weights are constant
-        within every group (a group's gate is evaluated once, on its first row)."""
+        """The rows sorted by group (stably), the first row of every group and the order
+        that sorted them; checks the labels (one per row, none missing), and that the gate
+        features and the sample weights are constant within every group (a group's gate
+        is evaluated once, on its first row)."""
         groups = np.asarray(groups)
-        n = data.sample_weight.shape[0]
+        n = data.n_rows
         if groups.ndim != 1 or groups.shape[0] != n:
             raise ValueError(
                 f"groups must be one-dimensional with one label per sample ({n}); got "
@@ -471,7 +470,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError("groups contains NaN or infinity.")
         if groups.dtype.kind == "O" and any(g is None or g != g for g in groups):
             raise ValueError("groups contains missing labels (None or NaN).")
-        _, codes = np.unique(groups, return_inverse=True)
+        try:
+            _, codes = np.unique(groups, return_inverse=True)
+        except TypeError as error:
+            raise ValueError(
+                "groups must hold labels of one type that sort (numbers or strings)."
+            ) from error
         order = np.argsort(codes, kind="stable")
         data = data.take(order)
         codes = codes[order]
@@ -487,8 +491,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "varying gate features. Use gate_features=[] or group-level columns."
             )
         if np.any(data.sample_weight != data.sample_weight[first]):
-            raise ValueError("sample_weight must be constant within every group.")
-        return data, starts
+            raise ValueError(
+                "sample_weight (with a classifier's class_weight) must be constant within "
+                "every group: a group is one draw of its latent expert."
+            )
+        return data, starts, order
 
     def _fit_one(self, model, source, kind, start, label=0):
         """One restart: from the previous fit (``kind="warm"``) or from ``init_params``
@@ -620,7 +627,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"{stuck[order][k]:.3g} per unit weight: the fit did not leave its start "
                 "(not converged)"
             )
-        self._model = model
+        self._model = MixtureOfExpertsModel(model.family, model.gate)  # not the fit's groups
         self._family = model.family
         self._params = params
         self.converged_ = result["converged"] and not stuck.any()
@@ -689,47 +696,84 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return np.exp(self._model.gate.log_prob(np.empty((1, 0)), gate))[:, 0]
 
+    def _posterior_data(self, X, y, exposure=None, sample_weight=None, groups=None):
+        """Data given after ``fit`` (validated as ``_predict_data`` does), the model of its
+        likelihood and the order of its rows: the rows one by one (order None), or sorted
+        by group under the grouped model (``groups`` validated as ``fit`` does)."""
+        data = self._predict_data(X, y, exposure, sample_weight)
+        if groups is None:
+            self._check_groups_given()
+            return data, self._model, None
+        data, starts, order = self._group_rows(data, groups)
+        return data, self._model.grouped(starts, data.n_rows), order
+
+    def _check_groups_given(self):
+        """Refuse data without groups for a model fitted with them: its rows one by one
+        would silently be another model."""
+        if getattr(self, "_fitted_with_groups", False):
+            raise ValueError(
+                f"This {type(self).__name__} was fitted with groups=; pass the groups of "
+                "these samples (groups=np.arange(n_samples) makes every row its own group)."
+            )
+
+    @staticmethod
+    def _in_given_order(values, order):
+        """Per-row ``values`` (last axis) of rows sorted by ``order``, back in the order
+        given."""
+        if order is None:
+            return values
+        out = np.empty_like(values)
+        out[..., order] = values
+        return out
+
     @fill
-    def assign_experts(self, X, y, exposure=None):
+    def assign_experts(self, X, y, exposure=None, groups=None):
         """Hard assignment of each sample to its most probable expert given x and y, the
         argmax of ``predict_responsibilities`` (flexmix's ``clusters()``).
 
-        {Parameters X y exposure}
+        {Parameters X y exposure groups}
 
         Returns
         -------
         ndarray of int of shape (n_samples,)
-            The index of each sample's expert.
+            The index of each sample's expert (its group's, with ``groups``).
         """
-        return np.argmax(self.predict_responsibilities(X, y, exposure), axis=1)
+        return np.argmax(self.predict_responsibilities(X, y, exposure, groups), axis=1)
 
     @fill
-    def predict_responsibilities(self, X, y, exposure=None):
-        """Posterior probabilities ``p(k | x, y)`` of the experts.
+    def predict_responsibilities(self, X, y, exposure=None, groups=None):
+        """Posterior probabilities ``p(k | x, y)`` of the experts; with ``groups``, every
+        row gets its group's posterior ``p(k | the group's rows)``.
 
-        {Parameters X y exposure}
+        {Parameters X y exposure groups}
 
         Returns
         -------
         ndarray of shape (n_samples, n_experts)
             Every sample's posterior over the experts.
         """
-        data = self._predict_data(X, y, exposure)
-        return self._model.e_step(data, self._params)[1].T
+        data, model, order = self._posterior_data(X, y, exposure, groups=groups)
+        return self._in_given_order(model.e_step(data, self._params)[1], order).T
 
     @fill
-    def score_samples(self, X, y, exposure=None):
+    def score_samples(self, X, y, exposure=None, groups=None):
         """Log-likelihood ``log p(y | x)`` of each sample.
 
-        {Parameters X y exposure}
+        With ``groups``, a row's value is its log-likelihood given the rows of its group
+        before it (in the order given), ``log p(y_i | x_i, y_j, x_j for j < i in g)``: the
+        rows of a group sum to the group's log-likelihood (``score_groups``), and all rows
+        to ``log_likelihood_`` on the training data of a grouped fit. The first row of a
+        group gets the plain mixture density.
+
+        {Parameters X y exposure groups}
 
         Returns
         -------
         ndarray of shape (n_samples,)
             The conditional log-density of every sample.
         """
-        data = self._predict_data(X, y, exposure)
-        return self._model.e_step(data, self._params)[0]
+        data, model, order = self._posterior_data(X, y, exposure, groups=groups)
+        return self._in_given_order(model.e_step(data, self._params)[0], order)
 
     def score_groups(self, X, y, groups, exposure=None):
         """Log-likelihood of every group of rows that share one latent expert (the model
@@ -755,30 +799,32 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Every group's log-likelihood; their sum is ``log_likelihood_`` on the training
             data of a grouped fit.
         """
-        data = self._predict_data(X, y, exposure)
-        data, starts = self._group_rows(data, groups)
-        model = GroupedMixtureOfExpertsModel(self._family, self._model.gate, starts,
-                                             data.sample_weight.shape[0])
-        labels = np.unique(np.asarray(groups))
-        return labels, model.group_e_step(data, self._params)[0]
+        if groups is None:
+            raise ValueError("score_groups needs groups.")
+        data, model, _ = self._posterior_data(X, y, exposure, groups=groups)
+        return np.unique(np.asarray(groups)), model.group_e_step(data, self._params)[0]
 
     @fill
-    def icl(self, X, y, sample_weight=None, exposure=None):
+    def icl(self, X, y, sample_weight=None, exposure=None, groups=None, n_obs="samples"):
         """Integrated completed likelihood ``BIC + 2 sum_i w_i sum_k -r_ik log r_ik`` (lower
         is better): BIC plus twice the entropy of the responsibilities (Biernacki et al.
-        2000), which favours well separated experts.
+        2000), which favours well separated experts. With ``groups`` the entropy is that
+        of the groups' posteriors, one term per group.
 
-        {Parameters X y sample_weight exposure}
+        {Parameters X y sample_weight exposure groups}
+        n_obs : {"samples", "groups"}, default="samples"
+            The ``n`` of BIC's penalty, as in ``bic``.
 
         {criterion}
         """
-        data = self._predict_data(X, y, exposure, sample_weight)
-        log_lik, resp = self._model.e_step(data, self._params)
+        data, model, _ = self._posterior_data(X, y, exposure, sample_weight, groups)
+        weights, log_lik, resp = model.unit_e_step(data, self._params)
         entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=0)
-        return self._bic(data, log_lik) + 2.0 * float(data.sample_weight @ entropy)
+        return (self._bic(data, weights, log_lik, n_obs)
+                + 2.0 * float(weights @ entropy))
 
     @fill
-    def standard_errors(self, X, y, sample_weight=None, exposure=None):
+    def standard_errors(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Standard errors from the observed information at the fitted parameters.
 
         The information is the exact Hessian of the (penalised) log-likelihood on the data
@@ -796,7 +842,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``1e-14`` (a pivot of ``1e-7``, R's ``lm`` tolerance) is aliased, and the others'
         covariance is the inverse of their information.
 
-        {Parameters X y sample_weight exposure}
+        With ``groups`` the information is that of the grouped likelihood (the sum of
+        ``score_groups``): Louis' identity over the groups, whose scores sum their rows'.
+
+        {Parameters X y sample_weight exposure groups}
 
         Returns
         -------
@@ -807,10 +856,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from ._information import standard_errors
 
-        return standard_errors(self, X, y, sample_weight, exposure=exposure)
+        return standard_errors(self, X, y, sample_weight, exposure=exposure, groups=groups)
 
     @fill
-    def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None):
+    def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None, groups=None):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
         log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
         (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
@@ -821,7 +870,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         as_frame : bool, default=False
             Return a ``pandas.DataFrame`` of the coefficients (index part, expert, name)
             with the header and the component table in its ``attrs``.
-        {exposure}
+        {exposure groups}
 
         Returns
         -------
@@ -830,7 +879,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from . import _summary
 
-        result = _summary.summarize(self, X, y, sample_weight, exposure=exposure)
+        result = _summary.summarize(self, X, y, sample_weight, exposure=exposure,
+                                    groups=groups)
         if as_frame:
             return _summary.to_frame(result)
         return _summary.render(result, f"{type(self).__name__} with {self._n_leaves()} experts")
@@ -882,32 +932,39 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self._model.n_parameters(self._params)
 
     @fill
-    def bic(self, X, y, sample_weight=None, exposure=None):
+    def bic(self, X, y, sample_weight=None, exposure=None, groups=None, n_obs="samples"):
         """Bayesian information criterion ``-2 log L + n_parameters log n`` (lower is better).
 
         With ``sample_weight`` (frequency weights) ``log L`` is the weighted log-likelihood
-        and ``n`` the total weight, as for the repeated rows.
+        and ``n`` the total weight, as for the repeated rows. With ``groups``, ``log L`` is
+        the grouped log-likelihood (the sum of ``score_groups``) and ``n`` counts rows, as
+        flexmix's ``BIC`` does for ``y ~ x | g`` (its ``nobs`` is the number of rows);
+        ``n_obs="groups"`` counts the groups instead (the independent units).
 
-        {Parameters X y sample_weight exposure}
+        {Parameters X y sample_weight exposure groups}
+        n_obs : {"samples", "groups"}, default="samples"
+            What ``n`` counts: the (weighted) samples, or the (weighted) groups.
 
         {criterion}
         """
-        data = self._predict_data(X, y, exposure, sample_weight)
-        return self._bic(data, self._model.e_step(data, self._params)[0])
+        data, model, _ = self._posterior_data(X, y, exposure, sample_weight, groups)
+        return self._bic(data, *model.unit_e_step(data, self._params)[:2], n_obs)
 
-    def _bic(self, data, log_lik):
-        weights = data.sample_weight
-        return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(weights.sum())
+    def _bic(self, data, weights, log_lik, n_obs):
+        if n_obs not in ("samples", "groups"):
+            raise ValueError(f"n_obs must be 'samples' or 'groups'; got {n_obs!r}.")
+        n = (data.sample_weight if n_obs == "samples" else weights).sum()
+        return -2.0 * float(weights @ log_lik) + self._n_parameters() * np.log(n)
 
     @fill
-    def aic(self, X, y, sample_weight=None, exposure=None):
+    def aic(self, X, y, sample_weight=None, exposure=None, groups=None):
         """Akaike information criterion ``-2 log L + 2 n_parameters`` (lower is better);
-        ``log L`` weighted by ``sample_weight``.
+        ``log L`` weighted by ``sample_weight``, grouped with ``groups``.
 
-        {Parameters X y sample_weight exposure}
+        {Parameters X y sample_weight exposure groups}
 
         {criterion}
         """
-        data = self._predict_data(X, y, exposure, sample_weight)
-        log_lik = self._model.e_step(data, self._params)[0]
-        return -2.0 * float(data.sample_weight @ log_lik) + 2.0 * self._n_parameters()
+        data, model, _ = self._posterior_data(X, y, exposure, sample_weight, groups)
+        weights, log_lik, _ = model.unit_e_step(data, self._params)
+        return -2.0 * float(weights @ log_lik) + 2.0 * self._n_parameters()

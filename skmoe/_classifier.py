@@ -130,7 +130,7 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
     _gate_newton_steps = 4
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Fit the model by EM.
 
         Parameters
@@ -141,17 +141,21 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             Class labels of any type (strings included).
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels: the rows of a group share one latent expert, as in
+            :meth:`MixtureOfExpertsRegressor.fit` (the gate features and the weights,
+            ``class_weight`` included, constant within every group).
 
         Returns
         -------
         self
             The fitted estimator.
         """
-        return self._fit(X, y, self._class_weighted(y, sample_weight))
+        return self._fit(X, y, self._class_weighted(y, sample_weight), groups=groups)
 
-    def _partial_fit(self, X, y, sample_weight, classes, exposure):
+    def _partial_fit(self, X, y, sample_weight, classes, exposure, groups=None):
         sample_weight = self._class_weighted(y, sample_weight, incremental=True)
-        return super()._partial_fit(X, y, sample_weight, classes, exposure)
+        return super()._partial_fit(X, y, sample_weight, classes, exposure, groups)
 
     def _class_weighted(self, y, sample_weight, incremental=False):
         """``sample_weight`` times the weight of each sample's class."""

@@ -25,6 +25,10 @@ PIECES = {
     Exposure of experts whose family accepts an offset (``log(exposure)`` enters the
     linear predictor); None means exposure 1, and the methods that take y need it when
     ``fit`` had one.""",
+    "groups": """groups : array-like of shape (n_samples,), default=None
+    Group labels, as in ``fit``: the rows of a group share one latent expert (the gate
+    features and ``sample_weight`` constant within every group). Needed when ``fit`` had
+    them (``np.arange(n_samples)`` makes every row its own group).""",
     "draws": """n_samples : int, default=1
     Draws per sample.
 random_state : int, RandomState instance or None, default=None

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ._blocks import WEIGHTS, Block, InMemoryBlocks
-from ._linalg import log_sum_exp, row_blocks
+from ._linalg import BLOCK_ROWS, log_sum_exp, row_blocks
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
@@ -22,6 +22,8 @@ EMData = Block
 _GATE_PRECONDITIONER = "gate_preconditioner"
 #: The gates' M-step start computed by the E-step, with the gate parameters it is at.
 _GATE_START = "gate_start"
+#: The groups' rows of the gates' M-step of a grouped model.
+_GROUP_ROWS = "group_rows"
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -150,6 +152,11 @@ class MixtureOfExpertsModel:
         np.exp(joint, out=joint)
         return log_lik, joint
 
+    def unit_e_step(self, data, params):
+        """The E-step per independent unit of ``data`` (here a row): their weights, their
+        log-likelihoods and their posteriors (K, n_units)."""
+        return (data.sample_weight, *self.e_step(data, params))
+
     def e_pass(self, source, params):
         """The E-step over every block, keeping ``W`` = sample weight times posterior in each
         block's cache; returns the weighted log-likelihood and the leaves' masses (K,).
@@ -172,20 +179,28 @@ class MixtureOfExpertsModel:
     def m_step_blocks(self, source, params):
         """Refit the experts and the gates on the posteriors kept in the blocks' caches."""
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
+        return {"gate": self._gate_m_step(source, params, _gate_start(source, params)),
+                "experts": experts}
+
+    def _gate_m_step(self, source, params, start=None):
+        """The gates' M-step on the rows of ``source`` and the weights in its blocks."""
         # the gate's preconditioner, from the weights of the source's first M-step: any
         # positive definite one keeps the M-step exact, a close one makes it fast
         if _GATE_PRECONDITIONER not in source.cache:
             source.cache[_GATE_PRECONDITIONER] = self.gate.preconditioner(source)
-        start = None
         if params is None:
             V = self.gate.initial_coef(np.empty((0, source.n_gate_features)))
         else:
             V = params["gate"]
-            at, gate_start = source.cache.pop(_GATE_START, (None, None))
-            if at is V:  # the blocks hold the E-step at these parameters
-                start = gate_start
-        gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER], start)
-        return {"gate": gate, "experts": experts}
+        return self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER], start)
+
+    def gate_rows(self, X_gate, W):
+        """The rows of the gates' M-step and their weights: here every row, with ``W``."""
+        return X_gate, W
+
+    def grouped(self, starts, n_rows):
+        """The same model on rows sorted by group, ``starts`` the first row of each."""
+        return GroupedMixtureOfExpertsModel(self.family, self.gate, starts, n_rows)
 
     def penalty(self, params):
         return self.gate.penalty(params["gate"]) + self.family.penalty(params["experts"])
@@ -211,51 +226,133 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
     The rows of the one in-memory block are sorted by group; ``starts`` are the first
     row of every group. The sums over a group's rows are one ``np.add.reduceat`` (no
     loop over groups). The gate is evaluated on each group's first row (its gate
-    features are constant within the group) and weighted once per group: its M-step sees
-    the row weights divided by the group's size.
+    features are constant within the group), and its M-step runs on one row per group
+    weighted by the group's mean ``W``, so that it counts every group once.
     """
 
     def __init__(self, family, gate, starts, n_rows):
         super().__init__(family, gate)
         self.starts = np.asarray(starts, dtype=np.intp)
-        sizes = np.diff(np.r_[self.starts, n_rows])
-        self.row_group = np.repeat(np.arange(self.starts.size), sizes)
-        self.inverse_size = 1.0 / sizes[self.row_group]
+        self.sizes = np.diff(np.r_[self.starts, n_rows])
+        self.row_group = np.repeat(np.arange(self.starts.size), self.sizes)
+        self.blocks = group_blocks(self.starts, n_rows)
 
-    def group_e_step(self, data, params):
-        """Per-group log-likelihood (n_groups,) and posteriors (K, n_groups)."""
+    def _terms(self, data, params):
+        """Row log-densities (K, n) and the groups' log gate (K, n_groups)."""
         rows = self.family.log_prob(data.X_expert, data.y, params["experts"], data.offset)
-        joint = np.add.reduceat(rows, self.starts, axis=1)
-        joint += self.gate.log_prob(data.X_gate[self.starts], params["gate"])
+        return rows, self.gate.log_prob(data.X_gate[self.starts], params["gate"])
+
+    @staticmethod
+    def _normalise(joint):
         log_lik = log_sum_exp(joint, axis=0)
         joint -= log_lik
         np.exp(joint, out=joint)
         return log_lik, joint
 
+    def group_e_step(self, data, params):
+        """Per-group log-likelihood (n_groups,) and posteriors (K, n_groups)."""
+        rows, log_gate = self._terms(data, params)
+        return self._normalise(np.add.reduceat(rows, self.starts, axis=1) + log_gate)
+
+    def e_step(self, data, params):
+        """Per row: ``log p(y_i | x_i, the earlier rows of its group)`` (n,), which sum
+        over a group to its log-likelihood, and the group's posterior (K, n)."""
+        rows, log_gate = self._terms(data, params)
+        log_lik, post = self._normalise(np.add.reduceat(rows, self.starts, axis=1) + log_gate)
+        # the log-likelihood of every prefix of a group: cumulative sums within groups
+        prefix = np.cumsum(rows, axis=1)
+        before = np.zeros_like(log_gate)
+        before[:, 1:] = prefix[:, self.starts[1:] - 1]
+        prefix += (log_gate - before)[:, self.row_group]
+        prefix = log_sum_exp(prefix, axis=0)
+        prefix[np.r_[self.starts[1:], prefix.size] - 1] = log_lik  # whole groups, summed exactly
+        row_log_lik = np.diff(prefix, prepend=0.0)
+        row_log_lik[self.starts] = prefix[self.starts]
+        return row_log_lik, np.take(post, self.row_group, axis=1)
+
+    def unit_e_step(self, data, params):
+        """The E-step per group: the groups' weights, log-likelihoods and posteriors."""
+        return (data.sample_weight[self.starts], *self.group_e_step(data, params))
+
+    def _groups(self, source):
+        """The gates' rows, one per group, as a source kept in ``source``'s cache (with
+        the gates' state beside them)."""
+        groups = source.cache.get(_GROUP_ROWS)
+        if groups is None:
+            (block,) = source.blocks
+            groups = source.cache[_GROUP_ROWS] = InMemoryBlocks([Block(
+                X_gate=block.X_gate[self.starts], sample_weight=block.sample_weight[self.starts]
+            )])
+        return groups
+
     def e_pass(self, source, params):
+        """The grouped E-step in blocks of whole groups (as ``_e_step_block``, so that its
+        temporaries stay in cache): ``W`` of the rows (their group's posterior times their
+        weight) and of the groups for the gates, with the gates' M-step start."""
         (block,) = source.blocks
-        log_lik, post = self.group_e_step(block, params)
-        weight = block.sample_weight[self.starts]
-        W = post[:, self.row_group]
-        W *= block.sample_weight
+        (groups,) = self._groups(source).blocks
+        W = _reused(block.cache, (self.gate.n_leaves, block.n_rows))
+        W_groups = _reused(groups.cache, (self.gate.n_leaves, self.starts.size))
+        state = self.gate.start_state(groups.cache, W_groups)
+        log_lik, gate_start = 0.0, 0.0
+        for rows, units in self.blocks:
+            part = block.take(rows)
+            joint = self.family.log_prob(part.X_expert, part.y, params["experts"], part.offset)
+            joint = np.add.reduceat(joint, self.starts[units] - rows.start, axis=1)
+            X_gate, weight = groups.X_gate[units], groups.sample_weight[units]
+            log_gate, nodes = self.gate.log_prob_rows(X_gate, params["gate"])
+            joint += log_gate
+            ll = log_sum_exp(joint, axis=0)
+            joint -= ll
+            np.exp(joint, out=joint)
+            joint *= weight
+            W_groups[:, units] = joint
+            W[:, rows] = joint[:, self.row_group[rows] - units.start]  # weights are the group's
+            log_lik += float(weight @ ll)
+            gate_start = _add(gate_start, self.gate.start_rows(
+                X_gate, W_groups[:, units], nodes, state, units))
         block.cache[WEIGHTS] = W
-        source.cache.pop(_GATE_START, None)
-        return float(weight @ log_lik), post @ weight
+        groups.cache.update({WEIGHTS: W_groups, **state})
+        source.cache[_GATE_START] = (params["gate"], gate_start)
+        return log_lik, W_groups.sum(axis=1)
+
+    def gate_rows(self, X_gate, W):
+        """One row per group, weighted by the mean of ``W`` over the group's rows (the
+        group's weight times its posterior, after an E-step)."""
+        return X_gate[self.starts], np.add.reduceat(W, self.starts, axis=1) / self.sizes
 
     def m_step_blocks(self, source, params):
         experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
-        (block,) = source.blocks
-        W = block.cache[WEIGHTS]
-        block.cache[WEIGHTS] = W * self.inverse_size  # the gate counts every group once
-        try:
-            if _GATE_PRECONDITIONER not in source.cache:
-                source.cache[_GATE_PRECONDITIONER] = self.gate.preconditioner(source)
-            V = (self.gate.initial_coef(np.empty((0, source.n_gate_features)))
-                 if params is None else params["gate"])
-            gate = self.gate.m_step_blocks(source, V, source.cache[_GATE_PRECONDITIONER])
-        finally:
-            block.cache[WEIGHTS] = W
-        return {"gate": gate, "experts": experts}
+        groups = self._groups(source)
+        start = _gate_start(source, params)
+        if start is None:  # W of the rows from elsewhere (an initialisation)
+            (block,) = source.blocks
+            groups.blocks[0].cache[WEIGHTS] = self.gate_rows(block.X_gate, block.weights)[1]
+        return {"gate": self._gate_m_step(groups, params, start), "experts": experts}
+
+
+def group_blocks(starts, n_rows, size=BLOCK_ROWS):
+    """Blocks of about ``size`` rows that never split a group (a longer group is a block
+    of its own), as (rows, groups) slices, for rows sorted by group and ``starts`` the
+    first row of every group."""
+    first = np.searchsorted(starts, np.arange(0, n_rows, size), side="right") - 1
+    first = np.unique(first)  # the groups that hold the rows 0, size, 2 size, ...
+    ends = np.r_[first[1:], starts.size]
+    return [(slice(starts[a], starts[b] if b < starts.size else n_rows), slice(a, b))
+            for a, b in zip(first, ends)]
+
+
+def _reused(cache, shape):
+    """The ``W`` of ``cache`` when it has ``shape`` (to be overwritten), else a new one."""
+    W = cache.get(WEIGHTS)
+    return W if W is not None and W.shape == shape else np.empty(shape)
+
+
+def _gate_start(source, params):
+    """The gates' M-step start that the E-step at ``params`` left in ``source``, or None
+    (no E-step at these parameters since)."""
+    at, start = source.cache.pop(_GATE_START, (None, None))
+    return start if params is not None and at is params["gate"] else None
 
 
 #: EM accelerations ``run_em`` knows (None is plain EM).

@@ -138,14 +138,16 @@ class StepwiseEM:
         self.n_batches = 0
         self.total_weight = 0.0
 
-    def step(self, data, initial_resp=None):
+    def step(self, data, initial_resp=None, model=None):
         """One mini-batch: E-step, running averages, M-step.
 
         Returns the batch's mean log-likelihood (per unit weight) at the parameters before
         the update; nan on a fresh start, whose E-step is ``initial_resp`` (K, n).
+        ``model``: the batch's own model (its groups), by default ``self.model``.
         """
+        model = self.model if model is None else model
         total = data.total_weight
-        gate, family = self.model.gate, self.model.family
+        gate, family = model.gate, model.family
         if self.params is None:
             mean_log_lik = np.nan
             W = initial_resp * (data.sample_weight / total)
@@ -155,14 +157,15 @@ class StepwiseEM:
             }
         else:
             params = self.params
-            log_lik, W = self.model.e_step(data, params)
+            log_lik, W = model.e_step(data, params)
             mean_log_lik = float(data.sample_weight @ log_lik) / total
             W *= data.sample_weight / total
         V = np.concatenate(params["gate"])
+        X_gate, W_gate = model.gate_rows(data.X_gate, W)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             batch = {
                 "experts": family.statistics(data.with_weights(W), params["experts"]),
-                "gate": self.gate.statistics(data.X_gate, gate.node_counts(W), V),
+                "gate": self.gate.statistics(X_gate, gate.node_counts(W_gate), V),
             }
         if self.stats is None:
             self.stats = batch
@@ -187,21 +190,21 @@ class StepwiseEM:
         self.params = {"gate": gate.split_levels(V), "experts": experts}
         return mean_log_lik
 
-    def fit_batch(self, data, initial_resp, max_iter, tol):
+    def fit_batch(self, data, initial_resp, max_iter, tol, model=None):
         """Batch EM on one batch (the first of a stream): the M-step of ``initial_resp``,
         then up to ``max_iter`` EM iterations, each an online step with weight 1, until the
         mean log-likelihood changes by less than ``tol``. Returns the mean log-likelihood
         at the final parameters; the averages are those of the last iteration, counted as
         one batch."""
-        self.step(data, initial_resp)
+        self.step(data, initial_resp, model)
         previous = -np.inf
         for _ in range(max_iter):
             self.restart_averages()
-            current = self.step(data)
+            current = self.step(data, model=model)
             if abs(current - previous) < tol:
                 break
             previous = current
-        log_lik = self.model.e_step(data, self.params)[0]
+        log_lik = (self.model if model is None else model).e_step(data, self.params)[0]
         return float(data.sample_weight @ log_lik) / data.total_weight
 
 
@@ -222,7 +225,8 @@ class PartialFitMixin:
 
     @_fit_context(prefer_skip_nested_validation=True)
     @fill
-    def partial_fit(self, X, y, sample_weight=None, *, classes=None, exposure=None):
+    def partial_fit(self, X, y, sample_weight=None, *, classes=None, exposure=None,
+                    groups=None):
         """Update the model with one mini-batch (stepwise online EM).
 
         The E-step runs on the batch at the current parameters; the batch's M-step
@@ -259,6 +263,13 @@ class PartialFitMixin:
         exposure : array-like of shape (n_samples,), default=None
             Regressors whose family accepts an offset only: ``log(exposure)`` enters the
             linear predictor.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the batch's rows, as in ``fit``: the rows of a group share
+            one latent expert. Needed after a grouped ``fit`` (or a first grouped batch).
+            A batch is taken to hold whole groups: the rows of a label that come in
+            several batches are fitted as that many independent groups (partial_fit
+            cannot tell this from a second pass over the same data, which repeats every
+            label), so keep each group's rows in one batch.
 
         Returns
         -------
@@ -279,13 +290,13 @@ class PartialFitMixin:
         """
         state = dict(self.__dict__)
         try:
-            return self._partial_fit(X, y, sample_weight, classes, exposure)
+            return self._partial_fit(X, y, sample_weight, classes, exposure, groups)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
             raise
 
-    def _partial_fit(self, X, y, sample_weight, classes, exposure):
+    def _partial_fit(self, X, y, sample_weight, classes, exposure, groups=None):
         online = self.__dict__.get("_online")
         fitted = self.__dict__.get("_params")
         changes = [] if fitted is None else self._structure_changes()
@@ -308,18 +319,28 @@ class PartialFitMixin:
             X, y, sample_weight, classes, exposure, None if online is None else online.model
         )
         if online is None:
+            self._fitted_with_groups = groups is not None
             model = MixtureOfExpertsModel(family, self._make_gate())
+        else:
+            if groups is None:
+                self._check_groups_given()
+            model = online.model
+        batch = model  # the batch's rows, one by one or in their groups
+        if groups is not None:
+            data, starts, _ = self._group_rows(data, groups)
+            batch = model.grouped(starts, data.n_rows)
+        if online is None:
             best = -np.inf
             for child in self._restart_seeds():
                 run = self._stepwise_em(model, None)
                 resp = self._initial_responsibilities(data, np.random.default_rng(child))
-                value = run.fit_batch(data, resp, self.max_iter, self.tol)
+                value = run.fit_batch(data, resp, self.max_iter, self.tol, batch)
                 if online is None or value > best:
                     online, best = run, value
             self.batch_log_likelihood_ = np.nan
             self._check_first_batch(data, online)
         else:
-            self.batch_log_likelihood_ = online.step(data)
+            self.batch_log_likelihood_ = online.step(data, model=batch)
         if self.verbose:
             print(
                 f"  batch {online.n_batches:6d}  mean log-likelihood before the update "

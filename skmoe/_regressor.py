@@ -248,9 +248,10 @@ shape (n_samples, n_experts), default="multistart"
             expert, their component log-densities summed before mixing, so the E-step's
             posterior is per group and ``log_likelihood_`` sums the groups' mixture
             log-likelihoods. The gate features and ``sample_weight`` must be constant
-            within a group. The methods called after ``fit`` (``score_samples``,
-            ``predict_responsibilities``, ...) treat rows one by one. In-memory batch
-            fits only (not ``partial_fit`` or dask).
+            within a group. The methods that take y after ``fit`` (``score_samples``,
+            ``predict_responsibilities``, ``bic``, ``standard_errors``, ``partial_fit``,
+            ...) then need the groups of their data too. Data in memory (not dask
+            collections).
 
         Returns
         -------

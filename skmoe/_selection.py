@@ -36,7 +36,7 @@ def select_n_experts(
         integer hyper-parameter (e.g. ``"branching"``), in sklearn's ``step__name`` form
         for a pipeline (``"mixtureofexpertsregressor__n_experts"``).
     **fit_params : dict
-        Passed to ``fit`` (``sample_weight``, ``exposure``; for a pipeline
+        Passed to ``fit`` (``sample_weight``, ``exposure``, ``groups``; for a pipeline
         ``<last step>__sample_weight``), and to the criterion.
 
     Returns
@@ -73,7 +73,7 @@ def select_n_experts(
     scoring_params = {
         key.rsplit("__", 1)[-1]: value
         for key, value in fit_params.items()
-        if key.rsplit("__", 1)[-1] in ("exposure", "sample_weight")
+        if key.rsplit("__", 1)[-1] in ("exposure", "sample_weight", "groups")
     }
     best, best_score, scores = None, np.inf, {}
     for k in n_experts:

@@ -25,7 +25,7 @@ _HEADINGS = ("Estimate", "Std. Error", "z value", "Pr(>|z|)")
 _STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
 
 
-def summarize(model, X, y, sample_weight=None, exposure=None):
+def summarize(model, X, y, sample_weight=None, exposure=None, groups=None):
     """Every number of the summary of ``model`` on ``(X, y)``, as plain Python data.
 
     Returns
@@ -35,17 +35,17 @@ def summarize(model, X, y, sample_weight=None, exposure=None):
     ``rows``: one dict per parameter with ``part``, ``expert``, ``name`` and the
     ``COLUMNS`` (NaN where a standard error is not available, or z does not apply).
     """
-    result = model.standard_errors(X, y, sample_weight, exposure)
-    resp = model.predict_responsibilities(X, y, exposure)
+    result = model.standard_errors(X, y, sample_weight, exposure, groups)
+    resp = model.predict_responsibilities(X, y, exposure, groups)
     weights = model._predict_data(X, y, exposure, sample_weight).sample_weight
-    log_lik = float(weights @ model.score_samples(X, y, exposure))
+    log_lik = float(weights @ model.score_samples(X, y, exposure, groups))
     header = {
         "n": float(weights.sum()),
         "log_likelihood": log_lik,
         "df": int(model._n_parameters()),
-        "AIC": model.aic(X, y, sample_weight, exposure),
-        "BIC": model.bic(X, y, sample_weight, exposure),
-        "ICL": model.icl(X, y, sample_weight, exposure),
+        "AIC": model.aic(X, y, sample_weight, exposure, groups),
+        "BIC": model.bic(X, y, sample_weight, exposure, groups),
+        "ICL": model.icl(X, y, sample_weight, exposure, groups),
         "n_iter": getattr(model, "n_iter_", None),
         "converged": getattr(model, "converged_", None),
     }
