@@ -22,7 +22,7 @@ from ._em import (
     run_em,
     warn,
 )
-from ._families import family_key
+from ._families import family_key, require
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
@@ -257,10 +257,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = check_weights(sample_weight, X)
         self._resolve_features(exposure)
         family = self._make_family(self._target_summary(y, sample_weight, stream))
-        family.n_shared = len(self.shared_features_in_)
-        if family.n_shared and stream:
-            raise NotImplementedError("partial_fit does not support shared_features yet.")
+        self._configure_structure(family, stream)
         return self._make_data(X, family.check_y(y), sample_weight, exposure, family), family
+
+    def _configure_structure(self, family, stream=False):
+        """Tell the family what the experts share: the last ``n_shared`` columns of
+        ``X_expert`` (``shared_features``) and the pooled dispersions
+        (``shared_variance``); clear errors for what it cannot share."""
+        family.n_shared = len(self.shared_features_in_)
+        if family.n_shared:
+            if stream:
+                raise NotImplementedError("partial_fit does not support shared_features yet.")
+            require(family, "shared_features")
+        if getattr(self, "shared_variance", False):
+            try:
+                family.pool(("variance",))
+            except ValueError as error:
+                raise ValueError(
+                    f"shared_variance=True needs experts with a variance (Gaussian): {error}"
+                ) from None
 
     def _make_data(self, X, y, sample_weight, exposure, family):
         """The arrays of EM from validated ones: the feature selections and the offset."""
@@ -286,6 +301,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         # the shared columns leave the experts' own ones (one coefficient for all)
         if len(self.shared_features_in_):
+            if np.unique(self.shared_features_in_).size != self.shared_features_in_.size:
+                raise ValueError("shared_features names a column more than once.")
             own = ~np.isin(self.expert_features_in_, self.shared_features_in_)
             self.expert_features_in_ = self.expert_features_in_[own]
 
@@ -600,6 +617,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _set_expert_attributes(self, experts):
         self.expert_coef_ = experts["coef"][..., 1:]
         self.expert_intercept_ = experts["coef"][..., 0]
+        if "shared" in experts:
+            self.shared_coef_ = experts["shared"]
 
     # ---------------------------------------------------------- predictions
     @fill

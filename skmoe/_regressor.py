@@ -338,8 +338,6 @@ shape (n_samples, n_experts), default="multistart"
 
     def _set_expert_attributes(self, experts):
         super()._set_expert_attributes(experts)
-        if "shared" in experts:
-            self.shared_coef_ = experts["shared"]
         for key in self._family.dispersion_keys:
             setattr(self, f"expert_{key}_", experts[key])
 
