@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from ._families import require
-from ._linalg import linear_predictor, penalty_diagonal
+from ._linalg import penalty_diagonal
 
 ROW_BLOCK = 4096
 
@@ -70,12 +70,46 @@ def covariance_from_information(info, tol=ALIASED_TOL):
     return covariance, aliased
 
 
-def parameter_names(family, K, gate_names, expert_names):
-    """Labels of the parameter vector, as (block, expert, name) triples."""
-    names = [("gate", j, name) for j in range(1, K) for name in ["(Intercept)", *gate_names]]
+def parameter_layout(family, K, dg, n_own):
+    """Where every expert's own parameters sit in the parameter vector.
+
+    An expert's local parameters are its coefficients on all the columns of ``X_expert``
+    (intercept, its own columns, then the ``family.n_shared`` shared ones) and its
+    dispersion (as ``dispersion_labels``, if any). The vector holds the gate contrasts,
+    then per expert its own coefficients and, unless pooled, its dispersion, then once the
+    shared coefficients and a pooled dispersion (``family.pooled_keys``). Returns the
+    (K, L) positions of the local parameters, the vector's length and the first position
+    of what all experts share.
+    """
+    has_dispersion = len(family.dispersion_labels) == 1
+    pooled = has_dispersion and bool(family.pooled_keys)
+    n_shared = family.n_shared
+    per_expert = 1 + n_own + (has_dispersion and not pooled)
+    start = (K - 1) * dg
+    shared = start + K * per_expert + np.arange(n_shared + pooled)
+    index = []
     for k in range(K):
-        names += [("expert", k, name) for name in ["(Intercept)", *expert_names]]
-        names += [("expert", k, label) for label in family.dispersion_labels]
+        own = start + k * per_expert + np.arange(per_expert)
+        local = [own[: 1 + n_own], shared[:n_shared]]
+        if has_dispersion:
+            local.append(shared[n_shared:] if pooled else own[1 + n_own:])
+        index.append(np.concatenate(local))
+    first_shared = start + K * per_expert
+    return np.array(index, dtype=np.intp).reshape(K, -1), first_shared + shared.size, first_shared
+
+
+def parameter_names(family, K, gate_names, expert_names, shared_names=()):
+    """Labels of the parameter vector, as (block, expert, name) triples; the block
+    ``"shared"`` (expert None) holds what all experts share."""
+    names = [("gate", j, name) for j in range(1, K) for name in ["(Intercept)", *gate_names]]
+    index, P, first_shared = parameter_layout(family, K, len(gate_names) + 1,
+                                              len(expert_names))
+    names += [None] * (P - len(names))
+    local = ["(Intercept)", *expert_names, *shared_names, *family.dispersion_labels]
+    for k in range(K):
+        for position, name in zip(index[k], local):
+            shared = position >= first_shared
+            names[position] = ("shared", None, name) if shared else ("expert", k, name)
     return names
 
 
@@ -85,34 +119,36 @@ def observed_information(model, data, params):
     if gate.depth != 1:
         raise NotImplementedError("standard errors are available for flat models only.")
     K = gate.branching
-    dg, de = data.X_gate.shape[1] + 1, data.X_expert.shape[1] + 1
+    dg = data.X_gate.shape[1] + 1
+    de = data.X_expert.shape[1] - family.n_shared + 1
     if len(family.dispersion_labels) > 1:
         raise NotImplementedError("standard errors take one dispersion per expert at most.")
-    has_dispersion = len(family.dispersion_labels) == 1
-    per_expert = de + has_dispersion
+    index, P, _ = parameter_layout(family, K, dg, de - 1)
     n_gate = (K - 1) * dg
-    P = n_gate + K * per_expert
     info = np.zeros((P, P))
     n = data.y.shape[0]
     for start in range(0, n, ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
-        info -= _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P)
+        info -= _block_hessian(model, data, params, rows, dg, index, P)
     # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
     # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
     info[:n_gate, :n_gate] += np.kron(centring, np.diag(penalty_diagonal(dg, gate.alpha)))
     if family.alpha:
+        # in (own coefficients, dispersion): the shared coefficients are not penalised
         penalty = family.penalty_information(params["experts"], de)
+        local = np.r_[0:de, de + family.n_shared:index.shape[1]]
         for k in range(K):
-            first = n_gate + k * per_expert
-            block = slice(first, first + per_expert)
-            info[block, block] += penalty[k]
+            block = index[k][local]
+            info[np.ix_(block, block)] += penalty[k]
     return info
 
 
-def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
-    """Hessian of the observed log-likelihood summed over a block of rows."""
+def _block_hessian(model, data, params, rows, dg, index, P):
+    """Hessian of the observed log-likelihood summed over a block of rows; ``index`` of
+    ``parameter_layout``."""
     family, experts = model.family, params["experts"]
+    K = index.shape[0]
     part = data.take(rows)
     Xg, Xe, y, w, offset = part.X_gate, part.X_expert, part.y, part.sample_weight, part.offset
     n = y.shape[0]
@@ -122,26 +158,24 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
         Xe = Xe.toarray()
     Xg1 = np.column_stack([np.ones(n), Xg])
     Xe1 = np.column_stack([np.ones(n), Xe])
+    de = Xe1.shape[1]
+    has_dispersion = index.shape[1] > de
     g = np.exp(model.gate.log_prob(Xg, params["gate"]))  # (K, n)
     joint = model.family.log_prob(Xe, y, experts, offset) + np.log(g)
     r = np.exp(joint - joint.max(axis=0))
     r /= r.sum(axis=0)
-    eta = linear_predictor(Xe, experts["coef"])
-    if offset is not None:
-        eta += offset
+    eta = family.eta(Xe, experts, offset)
     d_eta, d_eta2, d_t, d_t2, d_eta_t = family.information_terms(y, eta, experts)
 
     n_gate = (K - 1) * dg
-    per_expert = de + has_dispersion
-    # scores s_ik, shape (n, K, P)
+    # scores s_ik, shape (n, K, P): expert k's local scores at its positions
     S = np.zeros((n, K, P))
     for k in range(K):
         for j in range(1, K):
             S[:, k, (j - 1) * dg : j * dg] = ((k == j) - g[j])[:, None] * Xg1
-        first = n_gate + k * per_expert
-        S[:, k, first : first + de] = d_eta[k][:, None] * Xe1
+        S[:, k, index[k][:de]] = d_eta[k][:, None] * Xe1
         if has_dispersion:
-            S[:, k, first + de] = d_t[k]
+            S[:, k, index[k][de]] = d_t[k]
     sbar = np.einsum("ki,ikp->ip", r, S)
     H = np.einsum("i,ki,ikp,ikq->pq", w, r, S, S) - np.einsum("i,ip,iq->pq", w, sbar, sbar)
     # gate curvature: the same for every k, and sum_k r_ik = 1
@@ -150,17 +184,14 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     H[:n_gate, :n_gate] += np.einsum("jli,i,ia,ib->jalb", curv, w, Xg1, Xg1).reshape(
         n_gate, n_gate
     )
-    for k in range(K):
-        first = n_gate + k * per_expert
-        coef = slice(first, first + de)
+    for k in range(K):  # expert k's local Hessian, added at its positions
         rw = w * r[k]
-        H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
+        local = np.zeros((index.shape[1], index.shape[1]))
+        local[:de, :de] = np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
         if has_dispersion:
-            t = first + de
-            cross = np.einsum("i,ia->a", rw * d_eta_t[k], Xe1)
-            H[coef, t] += cross
-            H[t, coef] += cross
-            H[t, t] += np.sum(rw * d_t2[k])
+            local[:de, de] = local[de, :de] = rw * d_eta_t[k] @ Xe1
+            local[de, de] = np.sum(rw * d_t2[k])
+        H[np.ix_(index[k], index[k])] += local
     return H
 
 
@@ -172,28 +203,28 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
 
     data = estimator._predict_data(X, y, exposure, sample_weight)
     model, params = estimator._model, estimator._params
-    require(model.family, "standard_errors")
-    if getattr(model.family, "n_shared", 0):
-        raise NotImplementedError(
-            "standard_errors (and summary) do not support shared_features yet."
-        )
+    family = model.family
+    require(family, "standard_errors")
     info = observed_information(model, data, params)
     covariance, aliased = covariance_from_information(info)
     se = np.sqrt(np.diag(covariance))
     K = model.gate.n_leaves
     gate = params["gate"][0][0]
     experts = params["experts"]
-    dispersions = model.family.reported_dispersions(experts)
-    blocks = [(gate[1:] - gate[0]).ravel()]
-    for k in range(K):
-        blocks.append(experts["coef"][k])
-        blocks += [values[k : k + 1] for values in dispersions]
-    estimate = np.concatenate(blocks)
+    dg = len(estimator.gate_features_in_) + 1
+    de = len(estimator.expert_features_in_) + 1
+    index, P, _ = parameter_layout(family, K, dg, de - 1)
+    local = [family.full_coef(experts)] + [
+        values[:, None] for values in family.reported_dispersions(experts)]
+    estimate = np.empty(P)
+    estimate[: (K - 1) * dg] = (gate[1:] - gate[0]).ravel()
+    estimate[index] = np.concatenate(local, axis=1)
     names = parameter_names(
-        model.family,
+        family,
         K,
         estimator._feature_labels(estimator.gate_features_in_),
         estimator._feature_labels(estimator.expert_features_in_),
+        estimator._feature_labels(estimator.shared_features_in_),
     )
     if aliased.any():
         # report the identified parameters as in the model without the aliased ones
@@ -205,7 +236,7 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
         estimate[kept] += transfer @ estimate[aliased]
         estimate[aliased] = np.nan
         labels = [
-            f"{'gate' if block == 'gate' else 'expert'} {k} {name}"
+            " ".join(str(part) for part in (block, k, name) if part is not None)
             for (block, k, name), hit in zip(names, aliased)
             if hit
         ]
@@ -214,10 +245,9 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
             f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
             UserWarning,
         )
-    dg = len(estimator.gate_features_in_) + 1
     gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
-    per_expert = se[(K - 1) * dg :].reshape(K, -1)
-    de = len(estimator.expert_features_in_) + 1
+    per_expert = se[index]
+    n_coef = de + family.n_shared
     return Bunch(
         estimate=estimate,
         se=se,
@@ -227,5 +257,6 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
         gate_coef=gate_se[:, 1:],
         expert_intercept=per_expert[:, 0],
         expert_coef=per_expert[:, 1:de],
-        dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
+        shared_coef=per_expert[0, de:n_coef],
+        dispersion=per_expert[:, n_coef] if per_expert.shape[1] > n_coef else None,
     )

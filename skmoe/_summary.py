@@ -61,7 +61,7 @@ def summarize(model, X, y, sample_weight=None, exposure=None):
     rows = []
     labels = tuple(model._family.dispersion_labels)
     for (part, k, name), estimate, se in zip(result.names, result.estimate, result.se):
-        dispersion = part == "expert" and name in labels
+        dispersion = part != "gate" and name in labels
         z = estimate / se if se > 0 and not dispersion else np.nan
         rows.append(
             {
@@ -133,7 +133,7 @@ def _coefficient_lines(rows, dispersion_labels):
     estimate = format_column([r["estimate"] for r in rows])
     se = format_column([r["std_error"] for r in rows])
     z = [
-        "" if r["name"] in dispersion_labels and r["part"] == "expert" else text
+        "" if r["name"] in dispersion_labels and r["part"] != "gate" else text
         for r, text in zip(rows, format_column([r["z_value"] for r in rows], digits=4))
     ]
     p = [
@@ -176,7 +176,8 @@ def render(summary, title):
     for row in summary["rows"]:
         blocks.setdefault((row["part"], row["expert"]), []).append(row)
     for (part, k), rows in blocks.items():
-        heading = f"Gate: expert {k} against expert 0" if part == "gate" else f"Expert {k}"
+        heading = {"gate": f"Gate: expert {k} against expert 0", "expert": f"Expert {k}",
+                   "shared": "Shared by all experts"}[part]
         lines += ["", heading, *_coefficient_lines(rows, summary["dispersion_labels"])]
     lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
     return "\n".join(lines)

@@ -131,8 +131,8 @@ def test_binomial_successes_above_trials_refused():
 def _poisson_shared(n_experts, shared, **kwargs):
     kwargs = {"gate_features": [], "gate_alpha": 0.0, "tol": 1e-10, "max_iter": 3000,
               "random_state": 0, "n_init": 3, **kwargs}
-    return MixtureOfExpertsRegressor(n_experts, expert="poisson", shared_features=shared,
-                                     **kwargs)
+    kwargs = {"expert": "poisson", **kwargs}
+    return MixtureOfExpertsRegressor(n_experts, shared_features=shared, **kwargs)
 
 
 def test_fabricfault_shared_log_length_reaches_flexmix():
@@ -213,14 +213,20 @@ def test_all_columns_shared_gaussian_is_a_location_mixture():
     assert model._n_parameters() == 2 + 2 + 2 + 1
 
 
-def test_shared_features_refused_where_not_supported_yet():
-    X = np.log(pd.read_csv(os.path.join(DATA, "fabricfault.csv"))[["Length"]].to_numpy(float))
-    y = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))["Faults"].to_numpy(float)
-    model = _poisson_shared(2, [0], n_init=1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="shared_features"):
-        model.standard_errors(X, y)
+def test_shared_features_and_variance_refused_where_they_make_no_sense():
+    d = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))
+    X = pd.DataFrame({"log_length": np.log(d["Length"])})
+    y = d["Faults"].to_numpy(float)
     with pytest.raises(ValueError, match="shared_features"):
         _poisson_shared(2, [3]).fit(X, y)
+    with pytest.raises(ValueError, match="more than once"):
+        _poisson_shared(2, ["log_length", "log_length"]).fit(X, y)
+    with pytest.raises(ValueError, match="shared_variance=True needs experts with a variance"):
+        _poisson_shared(2, None, shared_variance=True).fit(X, y)
+    with pytest.raises(NotImplementedError, match="coefficient_statistics"):
+        _poisson_shared(2, [0], expert="zero_inflated_poisson").fit(X, y)
+    with pytest.raises(NotImplementedError, match="partial_fit"):
+        _poisson_shared(2, [0]).partial_fit(X, y)
 
 
 # ------------------------------------------------------------------ grouped observations
@@ -327,3 +333,85 @@ def test_shared_and_groups_with_a_gate_on_another_column():
     assert model._n_parameters() == 2 + 1 + 2  # intercepts, shared slope, gate contrast
     _, log_lik = model.score_groups(X, y, groups)
     assert log_lik.sum() == pytest.approx(model.log_likelihood_, rel=1e-10)
+
+
+# ------------------------------------------ shared coefficients: inference, variance, scope
+def _params_from_names(model, result, theta):
+    """The model's parameters at the vector ``theta``, laid out as ``result.names`` says
+    (independently of the library's own layout)."""
+    experts = {key: np.array(value, dtype=float) for key, value in model._params["experts"].items()}
+    K = experts["coef"].shape[0]
+    gate = np.zeros((K, len(model.gate_features_in_) + 1))
+    gate_columns = ["(Intercept)", *model._feature_labels(model.gate_features_in_)]
+    own = ["(Intercept)", *model._feature_labels(model.expert_features_in_)]
+    shared = model._feature_labels(model.shared_features_in_)
+    for (part, k, name), value in zip(result.names, theta):
+        if part == "gate":
+            gate[k, gate_columns.index(name)] = value
+        elif name == "variance":
+            experts["variance"][slice(None) if part == "shared" else k] = value
+        elif part == "shared":
+            experts["shared"][shared.index(name)] = value
+        else:
+            experts["coef"][k, own.index(name)] = value
+    return {"gate": [gate[None]], "experts": experts}
+
+
+def _finite_difference_se(model, X, y, result):
+    """Standard errors from a central finite-difference Hessian of the log-likelihood."""
+    data = model._predict_data(X, y)
+    theta = result.estimate
+
+    def log_lik(t):
+        params = _params_from_names(model, result, t)
+        return float(model._model.e_step(data, params)[0].sum())
+
+    P = theta.size
+    h = 1e-3 * result.se  # steps on each parameter's own scale (only the steps)
+    hessian = np.zeros((P, P))
+    for a in range(P):
+        for b in range(a, P):
+            def at(sa, sb, a=a, b=b):
+                t = theta.copy()
+                t[a] += sa * h[a]
+                t[b] += sb * h[b]
+                return log_lik(t)
+
+            hessian[a, b] = hessian[b, a] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (
+                4 * h[a] * h[b])
+    return np.sqrt(np.diag(np.linalg.inv(-hessian)))
+
+
+def _gaussian_shared_data(seed=0, n=400):
+    """Column 0 has one slope for both experts, column 1 one per expert and drives the
+    gate."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    z = rng.random(n) < 1.0 / (1.0 + np.exp(-1.5 * X[:, 1]))
+    y = (np.where(z, 2.0, -1.0) + 0.8 * X[:, 0] + np.where(z, 1.0, -0.5) * X[:, 1]
+         + np.where(z, 0.5, 0.7) * rng.normal(size=n))
+    return X, y
+
+
+@pytest.mark.parametrize("case", ["poisson", "gaussian", "gaussian_shared_variance"])
+def test_shared_standard_errors_match_a_finite_difference_hessian(case):
+    if case == "poisson":
+        d = pd.read_csv(os.path.join(DATA, "salmonellaTA98.csv"))
+        X = pd.DataFrame({"x": d["x"], "log(x + 10)": np.log(d["x"] + 10.0)})
+        y = d["y"].to_numpy(float)
+        model = _poisson_shared(2, ["x", "log(x + 10)"], tol=1e-12).fit(X, y)
+    else:
+        X, y = _gaussian_shared_data()
+        model = MixtureOfExpertsRegressor(
+            2, gate_alpha=0.0, tol=1e-12, max_iter=5000, random_state=0,
+            shared_features=[0], gate_features=[1],
+            shared_variance=case == "gaussian_shared_variance").fit(X, y)
+    result = model.standard_errors(X, y)
+    # every parameter once: the shared ones in their own block, counted once
+    assert result.se.size == result.covariance.shape[0] == model._n_parameters()
+    shared = [i for i, (part, _, _) in enumerate(result.names) if part == "shared"]
+    assert len(shared) == model.shared_coef_.size + (case == "gaussian_shared_variance")
+    np.testing.assert_allclose(result.estimate[shared[: model.shared_coef_.size]],
+                               model.shared_coef_, rtol=1e-12)
+    np.testing.assert_allclose(result.shared_coef, result.se[shared[: model.shared_coef_.size]])
+    np.testing.assert_allclose(result.se, _finite_difference_se(model, X, y, result), rtol=1e-4)
