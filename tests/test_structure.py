@@ -415,3 +415,77 @@ def test_shared_standard_errors_match_a_finite_difference_hessian(case):
                                model.shared_coef_, rtol=1e-12)
     np.testing.assert_allclose(result.shared_coef, result.se[shared[: model.shared_coef_.size]])
     np.testing.assert_allclose(result.se, _finite_difference_se(model, X, y, result), rtol=1e-4)
+
+
+def _varfix_data():
+    rng = np.random.default_rng(7)
+    n = 200
+    x = rng.uniform(-2, 2, size=n)
+    z = rng.random(n) < 0.4
+    y = np.where(z, 1.0 + 2.0 * x, -1.0 - 0.5 * x) + 0.6 * rng.normal(size=n)
+    return x[:, None], y
+
+
+def test_shared_variance_is_the_equal_variance_maximum_likelihood():
+    from scipy.optimize import minimize
+
+    X, y = _varfix_data()
+    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
+                                      max_iter=5000, shared_variance=True,
+                                      random_state=0).fit(X, y)
+    assert model.expert_variance_[0] == model.expert_variance_[1]
+    assert model._n_parameters() == 2 * 2 + 1 + 1
+
+    def negative_log_lik(theta):
+        coef, log_s, a = theta[:4].reshape(2, 2), theta[4], theta[5]
+        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
+        resid = y - coef[:, :1] - coef[:, 1:] * X[:, 0]
+        dens = log_pi[:, None] - log_s - 0.5 * np.log(2 * np.pi) - 0.5 * resid**2 * np.exp(
+            -2 * log_s)
+        return -logsumexp(dens, axis=0).sum()
+
+    fitted = np.r_[np.column_stack([model.expert_intercept_, model.expert_coef_]).ravel(),
+                   0.5 * np.log(model.expert_variance_[0]),
+                   np.log(model.weights_[0] / model.weights_[1])]
+    best = minimize(negative_log_lik, fitted + 0.05, method="BFGS",
+                    options={"gtol": 1e-9, "maxiter": 10_000})
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
+    np.testing.assert_allclose(fitted, best.x, atol=1e-4)
+    # R (flexmix 2.3-18; the same data written to CSV), best of 20 starts:
+    #   flexmix(y ~ x, data = d, k = 2, model = FLXMRglmfix(varFix = TRUE),
+    #           control = list(tolerance = 1e-12, iter.max = 5000, minprior = 0))
+    # logLik -272.616804606, sigma 0.567122351892, prior 0.580404161287 (Comp.1),
+    # Comp.1 (-1.168591769432, -0.565406511925), Comp.2 (0.908650839878, 1.999075595368)
+    flexmix = np.array([[-1.168591769432, -0.565406511925], [0.908650839878, 1.999075595368]])
+    sigma, prior = 0.567122351892, np.array([0.580404161287, 0.419595838713])
+    # flexmix's sigma is not the maximum likelihood one: it divides the pooled weighted
+    # RSS by n - 1 (at its fixed point), so the ML fit is a little higher and close
+    resid = y - flexmix[:, :1] - flexmix[:, 1:] * X[:, 0]
+    log_joint = np.log(prior)[:, None] + stats.norm.logpdf(resid, scale=sigma)
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=0))
+    assert np.sqrt(np.sum(resp * resid**2) / (len(y) - 1)) == pytest.approx(sigma, rel=1e-9)
+    assert logsumexp(log_joint, axis=0).sum() == pytest.approx(-272.616804606, abs=1e-8)
+    assert -272.616804606 < model.log_likelihood_ < -272.616804606 + 0.01
+    np.testing.assert_allclose(
+        np.column_stack([model.expert_intercept_, model.expert_coef_[:, 0]]), flexmix,
+        atol=1e-3)
+    assert np.sqrt(model.expert_variance_[0] * len(y) / (len(y) - 1)) == pytest.approx(
+        sigma, rel=1e-3)
+    # summary lists the shared variance once, in the shared block
+    text = model.summary(X, y)
+    assert text.count("variance") == 1
+    assert "Shared by all experts" in text
+
+
+def test_shared_variance_with_shared_slopes_and_partial_fit():
+    # the pooled variance is a family statistic: partial_fit and the closed-form M-step
+    # pool it too, and the joint M-step of shared slopes does
+    X, y = _gaussian_shared_data(1)
+    both = MixtureOfExpertsRegressor(2, shared_features=[0], shared_variance=True,
+                                     gate_features=[1], random_state=0).fit(X, y)
+    assert np.ptp(both.expert_variance_) == 0.0
+    assert both._n_parameters() == 2 * 2 + 1 + 1 + 2
+    stream = MixtureOfExpertsRegressor(2, shared_variance=True, random_state=0)
+    for rows in np.array_split(np.arange(len(y)), 4):
+        stream.partial_fit(X[rows], y[rows])
+    assert np.ptp(stream.expert_variance_) == 0.0
