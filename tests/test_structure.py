@@ -168,49 +168,102 @@ def test_salmonella_shared_dose_terms_reach_flexmix():
                                atol=1e-4)
 
 
-def test_no_shared_column_leaves_the_fit_unchanged():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 2))
-    y = np.where(rng.random(200) < 0.5, X @ [1.0, -1.0], 3.0 + X @ [-1.0, 0.5])
-    y += 0.1 * rng.normal(size=200)
-    plain = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
-    for shared in ([], np.zeros(2, dtype=bool)):
-        model = MixtureOfExpertsRegressor(2, random_state=0, shared_features=shared).fit(X, y)
-        assert model.log_likelihood_ == plain.log_likelihood_
-        np.testing.assert_array_equal(model.expert_coef_, plain.expert_coef_)
+def _planted_shared(seed=0, n=1000):
+    """Column 0 has one coefficient for both experts, column 1 one per expert, column 2
+    drives the gate; a Gaussian, a Bernoulli and a three-class response."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    z = rng.random(n) < 1.0 / (1.0 + np.exp(-2.0 * X[:, 2]))
+    eta = np.where(z, 1.0 + 2.0 * X[:, 1], -1.0 - 1.5 * X[:, 1]) + 1.2 * X[:, 0]
+    y = eta + 0.3 * rng.normal(size=n)
+    binary = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    logits = np.column_stack([eta, -eta, 0.5 * X[:, 1]])
+    u = rng.random(n)[:, None]
+    p = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    classes = (u > np.cumsum(p, axis=1)).sum(axis=1)
+    return X, y, binary, classes
+
+
+def _estimators(**kwargs):
+    from skmoe import (
+        HierarchicalMixtureOfExpertsClassifier,
+        HierarchicalMixtureOfExpertsRegressor,
+        MixtureOfExpertsClassifier,
+    )
+
+    return [
+        ("y", MixtureOfExpertsRegressor(2, **kwargs)),
+        ("binary", MixtureOfExpertsClassifier(2, **kwargs)),
+        ("classes", MixtureOfExpertsClassifier(2, **kwargs)),
+        ("y", HierarchicalMixtureOfExpertsRegressor(depth=2, **kwargs)),
+        ("binary", HierarchicalMixtureOfExpertsClassifier(depth=2, **kwargs)),
+    ]
+
+
+@pytest.mark.parametrize("which", range(5))
+def test_no_shared_column_leaves_the_fit_unchanged(which):
+    X, y, binary, classes = _planted_shared(n=300)
+    targets = {"y": y, "binary": binary, "classes": classes}
+    target, plain = _estimators(random_state=0)[which]
+    plain.fit(X, targets[target])
+    for shared in ([], np.zeros(3, dtype=bool)):
+        _, model = _estimators(random_state=0, shared_features=shared)[which]
+        model.fit(X, targets[target])
+        assert model.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-10)
+        np.testing.assert_allclose(model.expert_coef_, plain.expert_coef_, atol=1e-10)
+        np.testing.assert_allclose(model.gate_coef_, plain.gate_coef_, atol=1e-10)
         assert not hasattr(model, "shared_coef_")
 
 
-def test_all_columns_shared_gaussian_is_a_location_mixture():
-    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2), constant weights: against a direct
-    # maximisation of the same likelihood
-    from scipy.optimize import minimize
+@pytest.mark.parametrize("expert", ["gaussian", "poisson", "bernoulli", "multinomial"])
+def test_one_expert_with_every_column_shared_is_the_plain_fit(expert):
+    # with one expert, shared and own coefficients are the same model: the joint M-step
+    # must reach the plain M-step's maximum (expert_alpha=0: shared ones are unpenalised)
+    from skmoe import MixtureOfExpertsClassifier
 
-    rng = np.random.default_rng(1)
-    n = 300
-    X = rng.normal(size=(n, 2))
-    z = rng.random(n) < 0.4
-    y = np.where(z, -2.0, 2.0) + X @ [1.5, -0.5] + np.where(z, 0.5, 1.0) * rng.normal(size=n)
-    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
-                                      max_iter=5000, shared_features=[0, 1],
-                                      random_state=0).fit(X, y)
+    X, y, binary, classes = _planted_shared(1, n=400)
+    kwargs = {"expert_alpha": 0.0, "tol": 1e-12, "max_iter": 2000}
+    if expert in ("gaussian", "poisson"):
+        y = np.round(np.exp(y / 3)) if expert == "poisson" else y
+        make = lambda **kw: MixtureOfExpertsRegressor(1, expert=expert, **kwargs, **kw)  # noqa: E731
+    else:
+        y = binary if expert == "bernoulli" else classes
+        make = lambda **kw: MixtureOfExpertsClassifier(1, **kwargs, **kw)  # noqa: E731
+    plain = make().fit(X, y)
+    shared = make(shared_features=[0, 1, 2]).fit(X, y)
+    assert shared.expert_coef_.shape[-1] == 0
+    assert shared.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-10)
+    coef = plain.expert_coef_[0]
+    if expert == "multinomial":  # sum-to-zero coding: compare the class contrasts
+        coef, fitted = coef - coef[0], shared.shared_coef_ - shared.shared_coef_[0]
+    else:
+        fitted = shared.shared_coef_
+    np.testing.assert_allclose(fitted, coef, atol=1e-6)
+    assert shared._n_parameters() == plain._n_parameters()
 
-    def negative_log_lik(theta):
-        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:6], theta[6]
-        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
-        resid = y - X @ c - mu[:, None]
-        dens = (log_pi[:, None] - log_s[:, None] - 0.5 * np.log(2 * np.pi)
-                - 0.5 * resid**2 / np.exp(2 * log_s)[:, None])
-        return -logsumexp(dens, axis=0).sum()
 
-    weights = model.weights_
-    start = np.r_[model.expert_intercept_, model.shared_coef_,
-                  0.5 * np.log(model.expert_variance_), np.log(weights[0] / weights[1])]
-    best = minimize(negative_log_lik, start + 0.05, method="BFGS",
-                    options={"gtol": 1e-9, "maxiter": 10_000})
-    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
-    np.testing.assert_allclose(start, best.x, atol=1e-4)
-    assert model._n_parameters() == 2 + 2 + 2 + 1
+@pytest.mark.parametrize("which", range(5))
+def test_shared_features_on_every_estimator_recover_the_common_coefficient(which):
+    X, y, binary, classes = _planted_shared(2, n=1500)
+    targets = {"y": y, "binary": binary, "classes": classes}
+    target, model = _estimators(shared_features=[0], expert_features=[1], random_state=0,
+                                n_init=1 if which == 3 else 2)[which]
+    model.fit(X, targets[target])
+    K = model.expert_intercept_.shape[0]
+    if target == "classes":
+        # class 0 against class 2: 1.2 x0 in the logits of the planted model
+        assert model.shared_coef_.shape == (3, 1)
+        assert model.shared_coef_[0, 0] - model.shared_coef_[2, 0] == pytest.approx(1.2, abs=0.3)
+        n_own = K * 2 * 2  # (C - 1) (1 + 1) per expert
+        assert model._n_parameters() - model._model.gate.n_parameters(
+            model._params["gate"]) == n_own + 2
+    else:
+        assert model.shared_coef_.shape == (1,)
+        assert model.shared_coef_[0] == pytest.approx(1.2, abs=0.2)
+        dispersions = K if target == "y" else 0
+        assert model._n_parameters() - model._model.gate.n_parameters(
+            model._params["gate"]) == 2 * K + 1 + dispersions
+    assert model.expert_coef_.shape[-1] == 1
 
 
 def test_shared_features_and_variance_refused_where_they_make_no_sense():
