@@ -3,12 +3,14 @@ trials, against R's flexmix (``tests/data/reference_fits_structure.json``) and s
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from skmoe import MixtureOfExpertsRegressor
@@ -266,6 +268,81 @@ def test_shared_features_on_every_estimator_recover_the_common_coefficient(which
     assert model.expert_coef_.shape[-1] == 1
 
 
+@pytest.mark.parametrize("shared_variance", [False, True])
+def test_all_columns_shared_gaussian_is_a_location_mixture(shared_variance):
+    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2) (or one s^2), constant weights: every
+    # expert has the same slopes, only the intercepts (and variances) differ; against a
+    # direct maximisation of that likelihood
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    n = 300
+    X = rng.normal(size=(n, 2))
+    z = rng.random(n) < 0.4
+    y = np.where(z, -2.0, 2.0) + X @ [1.5, -0.5] + np.where(z, 0.5, 1.0) * rng.normal(size=n)
+    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
+                                      max_iter=5000, shared_features=[0, 1],
+                                      shared_variance=shared_variance,
+                                      random_state=0).fit(X, y)
+    n_scales = 1 if shared_variance else 2
+
+    def negative_log_lik(theta):
+        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:4 + n_scales], theta[-1]
+        log_s = np.broadcast_to(log_s, (2,))
+        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
+        resid = y - X @ c - mu[:, None]
+        dens = (log_pi[:, None] - log_s[:, None] - 0.5 * np.log(2 * np.pi)
+                - 0.5 * resid**2 / np.exp(2 * log_s)[:, None])
+        return -logsumexp(dens, axis=0).sum()
+
+    weights = model.weights_
+    start = np.r_[model.expert_intercept_, model.shared_coef_,
+                  0.5 * np.log(model.expert_variance_[:n_scales]),
+                  np.log(weights[0] / weights[1])]
+    best = minimize(negative_log_lik, start + 0.05, method="BFGS",
+                    options={"gtol": 1e-9, "maxiter": 10_000})
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
+    np.testing.assert_allclose(start, best.x, atol=1e-4)
+    assert model._n_parameters() == 2 + 2 + n_scales + 1
+    assert model.expert_coef_.shape == (2, 0)
+    # the planted intercepts and common slopes
+    order = np.argsort(model.expert_intercept_)
+    np.testing.assert_allclose(model.expert_intercept_[order], [-2.0, 2.0], atol=0.3)
+    np.testing.assert_allclose(model.shared_coef_, [1.5, -0.5], atol=0.15)
+
+
+def test_shared_fit_with_gate_restarts_and_squarem_ascends():
+    # the gate on another column, restarts, the default multistart start and SQUAREM,
+    # whose extrapolation includes the shared coefficients (and the pooled variance)
+    from skmoe._em import ParameterVector
+
+    X, y = _gaussian_shared_data(2)
+    kwargs = {"shared_features": [0], "gate_features": [1], "shared_variance": True,
+              "n_init": 2, "random_state": 0, "tol": 1e-10, "max_iter": 2000}
+    fast = MixtureOfExpertsRegressor(2, **kwargs).fit(X, y)
+    plain = MixtureOfExpertsRegressor(2, acceleration=None, **kwargs).fit(X, y)
+    assert fast.objective_ == pytest.approx(plain.objective_, abs=1e-6)
+    np.testing.assert_allclose(fast.shared_coef_, plain.shared_coef_, atol=1e-4)
+    assert fast.n_iter_ < plain.n_iter_
+    trace = fast.objective_trace_
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    experts = fast._params["experts"]
+    vector = ParameterVector(fast._family, fast._params).flatten(fast._params)
+    gate_size = sum(v.size for v in fast._params["gate"])
+    assert vector.size == gate_size + sum(v.size for v in experts.values())
+    # one EM (SQUAREM cycle) at a time from a poor start: the objective never drops
+    model = MixtureOfExpertsRegressor(2, **{**kwargs, "n_init": 1, "max_iter": 1,
+                                            "tol": 0.0, "init_params": "random"},
+                                      warm_start=True)
+    objectives = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(30):
+            objectives.append(model.fit(X, y).objective_)
+    assert np.all(np.diff(objectives) >= -1e-9 * np.abs(objectives[1:]))
+    assert objectives[-1] > objectives[0]
+
+
 def test_shared_features_and_variance_refused_where_they_make_no_sense():
     d = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))
     X = pd.DataFrame({"log_length": np.log(d["Length"])})
@@ -392,7 +469,8 @@ def test_shared_and_groups_with_a_gate_on_another_column():
 def _params_from_names(model, result, theta):
     """The model's parameters at the vector ``theta``, laid out as ``result.names`` says
     (independently of the library's own layout)."""
-    experts = {key: np.array(value, dtype=float) for key, value in model._params["experts"].items()}
+    experts = {key: np.array(value, dtype=float)
+               for key, value in model._params["experts"].items()}
     K = experts["coef"].shape[0]
     gate = np.zeros((K, len(model.gate_features_in_) + 1))
     gate_columns = ["(Intercept)", *model._feature_labels(model.gate_features_in_)]
