@@ -1289,7 +1289,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
 def _t_weights_block(block, family, params):
     """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
     residuals ``r`` of Student-t experts."""
-    resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
+    resid = _response(block) - linear_predictor(block.X_expert, family.full_coef(params))
     nu = family.degrees_of_freedom(params)[:, None]
     # (nu + 1) / (nu + r^2 / s^2), in place
     u = np.square(resid)
@@ -1421,19 +1421,43 @@ class StudentTExperts(ExpertFamily):
         """The ECM update from summed statistics; ``scale`` divides the penalty (online
         averages are per unit weight)."""
         lam = self.alpha / scale
-        gram, xy, totals = stats["gram"], stats["xy"], stats["weight"]
+        gram, xy = stats["gram"], stats["xy"]
         coef = solve_spd(gram + self.coef_penalty(gram.shape[-1], lam), xy)
-        rss = residual_sum_of_squares(coef, gram, xy, stats["yy"])
-        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / totals, self.variance_floor)
-        new = {"coef": coef, "scale": np.sqrt(variance)}
-        empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
-        if self.df is None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean_log_u = stats["log_u_minus_u"] / totals
-            new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        empty = _empty_experts(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
+        new = dict(params, coef=coef)
+        new.update(self._solve_dispersions(stats, new, lam, empty))
         return _keep_empty_experts(new, params, empty, self.shared_keys)
+
+    def _solve_dispersions(self, stats, params, lam, empty):
+        """The ECM scales and degrees of freedom at the coefficients of ``params``."""
+        rss = residual_sum_of_squares(self.full_coef(params), stats["gram"], stats["xy"],
+                                      stats["yy"])
+        rss += lam * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        totals = stats["weight"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = {"scale": np.sqrt(np.maximum(rss / totals, self.variance_floor))}
+            if self.df is None:
+                mean_log_u = stats["log_u_minus_u"] / totals
+                new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        return new
+
+    def coefficient_statistics(self, block, params):
+        """The ECM step's system in every expert's coefficients on all the columns
+        (``full_coef``): gradient ``X1' W u r / s^2`` and curvature ``X1' W u X1 / s^2``
+        (``u`` the scale weights at ``params``), whose maximiser raises the likelihood."""
+        u, resid = _t_weights_block(block, self, params)
+        u *= block.weights
+        u /= params["scale"][:, None] ** 2
+        return weighted_sums(block.X_expert, u * resid), weighted_grams(block.X_expert, u)
+
+    def update_dispersion(self, source, params):
+        """One ECM update of the scales and degrees of freedom at fixed coefficients."""
+        stats = source.reduce(self.statistics, params)
+        empty = _empty_experts(stats["weight"])
+        new = self._solve_dispersions(stats, params, self.alpha, empty)
+        # experts with no weight keep their dispersions
+        return dict(params, **{key: np.where(empty, params[key], value)
+                               for key, value in new.items()})
 
     def _solve_df(self, mean_log_u_minus_u, previous, empty):
         """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
@@ -1457,6 +1481,8 @@ class StudentTExperts(ExpertFamily):
 
     def m_step_blocks(self, source, params=None):
         """ECM passes (``max_newton_steps`` at most), each one reduction over the blocks."""
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         if params is None:
             params = self.start(source)
         params = {key: value.copy() for key, value in params.items()}

@@ -217,7 +217,8 @@ def test_no_shared_column_leaves_the_fit_unchanged(which):
         assert not hasattr(model, "shared_coef_")
 
 
-@pytest.mark.parametrize("expert", ["gaussian", "poisson", "bernoulli", "multinomial"])
+@pytest.mark.parametrize("expert", ["gaussian", "poisson", "gamma", "negative_binomial",
+                                    "student_t", "bernoulli", "multinomial"])
 def test_one_expert_with_every_column_shared_is_the_plain_fit(expert):
     # with one expert, shared and own coefficients are the same model: the joint M-step
     # must reach the plain M-step's maximum (expert_alpha=0: shared ones are unpenalised)
@@ -225,8 +226,9 @@ def test_one_expert_with_every_column_shared_is_the_plain_fit(expert):
 
     X, y, binary, classes = _planted_shared(1, n=400)
     kwargs = {"expert_alpha": 0.0, "tol": 1e-12, "max_iter": 2000}
-    if expert in ("gaussian", "poisson"):
-        y = np.round(np.exp(y / 3)) if expert == "poisson" else y
+    if expert not in ("bernoulli", "multinomial"):
+        y = {"poisson": np.round(np.exp(y / 3)), "negative_binomial": np.round(np.exp(y / 3)),
+             "gamma": np.exp(y / 3)}.get(expert, y)
         make = lambda **kw: MixtureOfExpertsRegressor(1, expert=expert, **kwargs, **kw)  # noqa: E731
     else:
         y = binary if expert == "bernoulli" else classes
