@@ -759,7 +759,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Bunch
             ``estimate`` and ``se`` (vectors), ``names`` (block, expert, name) per entry,
             ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
-            ``expert_coef``, ``expert_intercept`` and ``dispersion`` of standard errors.
+            ``expert_coef``, ``expert_intercept``, ``shared_coef`` and ``dispersion`` of
+            standard errors. What all experts share (``shared_features``,
+            ``shared_variance``) is one entry of the vector, named (``"shared"``, None,
+            name); ``dispersion`` repeats a shared one for every expert.
         """
         from ._information import standard_errors
 
@@ -769,9 +772,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
         log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
-        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
-        per expert, estimates, standard errors, z values and ``Pr(>|z|)`` (``NA`` where a
-        standard error is not available). Flat models whose ``standard_errors`` exist.
+        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast, per
+        expert and once for what all experts share (``shared_features``,
+        ``shared_variance``), estimates, standard errors, z values and ``Pr(>|z|)`` (``NA``
+        where a standard error is not available). Flat models whose ``standard_errors``
+        exist.
 
         {Parameters X y sample_weight}
         as_frame : bool, default=False

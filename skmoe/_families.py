@@ -27,7 +27,9 @@ The rest of the protocol (see the "Adding an expert family" page of the docs):
 - ``distribution(mean, **dispersions)`` -> the frozen ``scipy.stats`` law of y given an
   expert, for predictive quantiles and draws;
 - ``information_terms(y, eta, params)`` -> the derivatives the observed information (and
-  so ``standard_errors``) needs.
+  so ``standard_errors``) needs;
+- ``coefficient_statistics(block, params)`` and ``update_dispersion(source, params)`` ->
+  what the joint M-step of coefficients shared by all experts (``shared_m_step``) needs.
 
 Capabilities are declared as attributes: ``accepts_offset`` (exposure), ``positive_only``
 (the response's sign), ``dispersion_keys`` and their reported ``dispersion_labels``

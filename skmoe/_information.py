@@ -3,7 +3,9 @@
 The parameters are, in this order: the gate coefficients of experts 1..K-1 against expert 0
 (intercept first; expert 0 is the reference, as in flexmix), then for each expert its
 coefficients (intercept first) and its dispersions as the family reports them
-(``dispersion_labels``); the family gives the derivatives (``information_terms``).
+(``dispersion_labels``), then once what all experts share (the coefficients of the shared
+columns, a pooled dispersion; see ``parameter_layout``); the family gives the derivatives
+(``information_terms``).
 
 With ``c_ik = log g_k(x_i) + log f_k(y_i | x_i)`` and responsibilities ``r_ik``, the
 Hessian of the observed log-likelihood ``sum_i w_i log sum_k exp(c_ik)`` is

@@ -2,8 +2,8 @@
 
 A header (n, log-likelihood, degrees of freedom, AIC, BIC, ICL, iterations, convergence),
 the component table flexmix prints (prior, size, post>0, ratio) and one coefficient table
-per gate contrast and per expert (estimate, std. error, z value, ``Pr(>|z|)``). The same
-numbers are available as a ``pandas.DataFrame``.
+per gate contrast, per expert and, once, for what all experts share (estimate, std. error,
+z value, ``Pr(>|z|)``). The same numbers are available as a ``pandas.DataFrame``.
 """
 
 import math
@@ -184,13 +184,15 @@ def render(summary, title):
 
 
 def to_frame(summary):
-    """The coefficient rows as a DataFrame indexed by (part, expert, name); the header and
-    the component table in ``attrs``."""
+    """The coefficient rows as a DataFrame indexed by (part, expert, name), the expert
+    ``<NA>`` in the part ``"shared"``; the header and the component table in ``attrs``."""
     try:
         import pandas as pd
     except ImportError as error:  # pragma: no cover - pandas is a test dependency
         raise ImportError("summary(..., as_frame=True) needs pandas.") from error
-    frame = pd.DataFrame(summary["rows"]).set_index(["part", "expert", "name"])
+    frame = pd.DataFrame(summary["rows"])
+    frame["expert"] = frame["expert"].astype("Int64")  # <NA> for the shared block
+    frame = frame.set_index(["part", "expert", "name"])
     frame.attrs["header"] = dict(summary["header"])
     frame.attrs["components"] = pd.DataFrame(summary["components"]).rename_axis("expert")
     return frame

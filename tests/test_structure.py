@@ -608,6 +608,9 @@ def test_shared_variance_is_the_equal_variance_maximum_likelihood():
     text = model.summary(X, y)
     assert text.count("variance") == 1
     assert "Shared by all experts" in text
+    frame = model.summary(X, y, as_frame=True)
+    assert frame.loc["shared"].index.get_level_values("name").tolist() == ["variance"]
+    assert frame.loc["expert"].index.get_level_values("expert").tolist() == [0, 0, 1, 1]
 
 
 def test_shared_variance_with_shared_slopes_and_partial_fit():
