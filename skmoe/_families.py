@@ -496,9 +496,10 @@ class GaussianExperts(ExpertFamily):
         """The variances given the coefficients (one pass)."""
         rss, totals = source.reduce(_rss_and_weight_block, self, params)
         rss += self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
-        variance = self._variances(rss, totals, _empty_experts(totals))
-        variance = np.where(np.isfinite(variance), variance, params.get("variance", 1.0))
-        return dict(params, variance=variance)
+        empty = _empty_experts(totals)
+        new = {"variance": self._variances(rss, totals, empty)}
+        old = {"variance": params["variance"]} if "variance" in params else None
+        return dict(params, **_keep_empty_experts(new, old, empty, self.pooled_keys))
 
     def m_step_blocks(self, source, params=None):
         if self.n_shared:
