@@ -15,7 +15,7 @@ from . import _dask
 from ._blocks import InMemoryBlocks
 from ._docstrings import fill
 from ._em import ConvergenceMonitor, EMData, MixtureOfExpertsModel, run_em, warn
-from ._families import family_key
+from ._families import family_key, require
 from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
@@ -275,10 +275,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = check_weights(sample_weight, X)
         self._resolve_features(exposure)
         family = self._make_family(self._target_summary(y, sample_weight, stream))
-        family.n_shared = len(self.shared_features_in_)
-        if family.n_shared and stream:
-            raise NotImplementedError("partial_fit does not support shared_features yet.")
+        self._configure_structure(family, stream)
         return self._make_data(X, family.check_y(y), sample_weight, exposure, family), family
+
+    def _configure_structure(self, family, stream=False):
+        """Tell the family what the experts share: the last ``n_shared`` columns of
+        ``X_expert`` (``shared_features``) and the pooled dispersions
+        (``shared_variance``); clear errors for what it cannot share."""
+        family.n_shared = len(self.shared_features_in_)
+        if family.n_shared:
+            if stream:
+                raise NotImplementedError("partial_fit does not support shared_features yet.")
+            require(family, "shared_features")
+        if getattr(self, "shared_variance", False):
+            try:
+                family.pool(("variance",))
+            except ValueError as error:
+                raise ValueError(
+                    f"shared_variance=True needs experts with a variance (Gaussian): {error}"
+                ) from None
 
     def _make_data(self, X, y, sample_weight, exposure, family):
         """The arrays of EM from validated ones: the feature selections and the offset."""
@@ -304,6 +319,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         # the shared columns leave the experts' own ones (one coefficient for all)
         if len(self.shared_features_in_):
+            if np.unique(self.shared_features_in_).size != self.shared_features_in_.size:
+                raise ValueError("shared_features names a column more than once.")
             own = ~np.isin(self.expert_features_in_, self.shared_features_in_)
             self.expert_features_in_ = self.expert_features_in_[own]
 
@@ -668,6 +685,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self.expert_coef_ = [part.params["coef"][:, 1:] for part in parts]
             self.expert_intercept_ = np.column_stack([part.params["coef"][:, 0]
                                                       for part in parts])
+        if "shared" in experts:
+            self.shared_coef_ = experts["shared"]
 
     # ---------------------------------------------------------- predictions
     @fill
@@ -852,7 +871,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Bunch
             ``estimate`` and ``se`` (vectors), ``names`` (block, expert, name) per entry,
             ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
-            ``expert_coef``, ``expert_intercept`` and ``dispersion`` of standard errors.
+            ``expert_coef``, ``expert_intercept``, ``shared_coef`` and ``dispersion`` of
+            standard errors. What all experts share (``shared_features``,
+            ``shared_variance``) is one entry of the vector, named (``"shared"``, None,
+            name); ``dispersion`` repeats a shared one for every expert.
         """
         from ._information import standard_errors
 
@@ -862,9 +884,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def summary(self, X, y, sample_weight=None, as_frame=False, exposure=None, groups=None):
         """The fit in the layout of flexmix's ``summary(refit(model))``: a header (n,
         log-likelihood, df, AIC, BIC, ICL, EM iterations, convergence), the components
-        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast and
-        per expert, estimates, standard errors, z values and ``Pr(>|z|)`` (``NA`` where a
-        standard error is not available). Flat models whose ``standard_errors`` exist.
+        (prior, size, post>0, ratio, as flexmix's ``summary``) and, per gate contrast, per
+        expert and once for what all experts share (``shared_features``,
+        ``shared_variance``), estimates, standard errors, z values and ``Pr(>|z|)`` (``NA``
+        where a standard error is not available). Flat models whose ``standard_errors``
+        exist.
 
         {Parameters X y sample_weight}
         as_frame : bool, default=False

@@ -34,6 +34,11 @@ class MixtureOfExpertsClassifier(PartialFitMixin, ClassifierMixin, BaseMixtureOf
         intercepts): with one expert the model is ``LogisticRegression(C=1/alpha)``.
     gate_features, expert_features : array-like or None, default=None
         Columns seen by the gate and the experts (indices, boolean mask or names).
+    shared_features : array-like or None, default=None
+        Columns whose coefficients (one per class for more than two classes) are the
+        same for every expert, fitted jointly with the experts' own and not penalised
+        by ``expert_alpha``; ``shared_coef_`` holds them. As in
+        :class:`MixtureOfExpertsRegressor`.
     max_iter : int, default=500
         Maximum number of EM iterations per run.
     tol : float, default=1e-6
@@ -67,6 +72,8 @@ shape (n_samples, n_experts), default="multistart"
     expert_coef_ : ndarray of shape (n_experts, n_expert_features), or \
 (n_experts, n_classes, n_expert_features) for more than two classes
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_classes)
+    shared_coef_ : ndarray of shape (n_shared_features,) or (n_classes, n_shared_features)
+        Coefficients of ``shared_features``, common to all experts; set when there are any.
     gate_coef_, gate_intercept_, weights_, events_, expert_features_in_, gate_features_in_, \
 converged_, n_iter_, log_likelihood_, objective_, objective_trace_, restarts_, \
 n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
@@ -85,6 +92,7 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "shared_features": ["array-like", None],
     }
 
     def __init__(
@@ -95,6 +103,7 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
         expert_alpha=1.0,
         gate_features=None,
         expert_features=None,
+        shared_features=None,
         max_iter=500,
         tol=1e-6,
         acceleration="squarem",
@@ -123,6 +132,7 @@ n_batches_seen_, batch_log_likelihood_, n_features_in_, feature_names_in_
             n_jobs=n_jobs,
         )
         self.class_weight = class_weight
+        self.shared_features = shared_features
 
     #: A classifier's posteriors harden as its experts separate the classes, and its gate
     #: then nears separation too: one Newton step per M-step left ``load_breast_cancer``

@@ -146,6 +146,7 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     ]
     family = estimator._make_family(estimator._merge_target_summaries(dask.compute(*summary)))
     require(family, "a fit on chunks (dask)")
+    estimator._configure_structure(family)
     make = dask.delayed(_make_block, pure=True)
     parts = [
         make(xc, yc, wc, ec, estimator, family)
@@ -154,7 +155,8 @@ def distributed_source(estimator, X, y, sample_weight, exposure):
     futures = client.compute(parts)
     total = float(sum(client.gather([client.submit(_block_weight, f) for f in futures])))
     check_positive_total(total)
-    source = DaskBlocks(client, futures, len(estimator.expert_features_in_),
+    source = DaskBlocks(client, futures,
+                        len(estimator.expert_features_in_) + len(estimator.shared_features_in_),
                         len(estimator.gate_features_in_), total)
     return source, family
 

@@ -27,7 +27,9 @@ The rest of the protocol (see the "Adding an expert family" page of the docs):
 - ``distribution(mean, **dispersions)`` -> the frozen ``scipy.stats`` law of y given an
   expert, for predictive quantiles and draws;
 - ``information_terms(y, eta, params)`` -> the derivatives the observed information (and
-  so ``standard_errors``) needs.
+  so ``standard_errors``) needs;
+- ``coefficient_statistics(block, params)`` and ``update_dispersion(source, params)`` ->
+  what the joint M-step of coefficients shared by all experts (``shared_m_step``) needs.
 
 Capabilities are declared as attributes: ``accepts_offset`` (exposure), ``positive_only``
 (the response's sign), ``dispersion_keys`` and their reported ``dispersion_labels``
@@ -75,6 +77,7 @@ CAPABILITIES = {
     "predict_quantiles": ("distribution",),
     "sample_y": ("distribution",),
     "predict_modes": ("modes",),
+    "shared_features": ("coefficient_statistics",),
 }
 
 
@@ -112,6 +115,14 @@ def _gaussian_rss_block(block, coef):
     resid = _response(block) - linear_predictor(block.X_expert, coef)
     resid **= 2
     return np.einsum("ki,ki->k", block.weights, resid)
+
+
+def _pooled(per_expert, pool):
+    """Per-expert sums of a statistic, (K,), or with ``pool`` their total for every expert
+    (the statistics of a dispersion that all experts share)."""
+    if not pool:
+        return per_expert
+    return np.full(per_expert.shape, per_expert.sum())
 
 
 def _keep_empty_experts(new, old, empty, shared=()):
@@ -202,8 +213,21 @@ class ExpertFamily:
     #: (``shared_m_step``). Set by the estimators from ``shared_features``.
     n_shared = 0
 
+    #: Dispersion keys that may hold one value for all experts (``pool``), and those that
+    #: do in this fit (set by the estimators, e.g. from ``shared_variance``): the M-step
+    #: pools their statistics over the experts, the (K,) array holds K equal values and
+    #: ``n_parameters`` and the standard errors count them once.
+    poolable_keys = ()
+    pooled_keys = ()
+
     # optional capabilities (see CAPABILITIES): None where a family lacks them
     start = statistics = solve = information_terms = distribution = modes = None
+    #: ``coefficient_statistics(block, params)``: the gradient (K, m) and the negative
+    #: Hessian (or a curvature that minorises the objective), (K, m, m), of one block's
+    #: weighted log-likelihood in every expert's coefficients on all the columns of
+    #: ``X_expert`` (``full_coef``, flattened), at ``params``: the joint M-step of shared
+    #: coefficients (``shared_m_step``) sums them over the blocks.
+    coefficient_statistics = None
 
     def __init__(self, n_experts=None, alpha=0.0):
         self.n_experts = n_experts
@@ -253,13 +277,30 @@ class ExpertFamily:
         source = one_block(X_expert=X, y=y, offset=offset, cache={WEIGHTS: W})
         return self.m_step_blocks(source, params)
 
-    def eta(self, X, params, offset=None):
+    def pool(self, keys):
+        """Share the dispersions ``keys`` by all experts; a clear error for keys this
+        family cannot pool."""
+        keys = tuple(keys)
+        refused = [key for key in keys if key not in self.poolable_keys]
+        if refused:
+            raise ValueError(
+                f"{type(self).__name__} cannot share {', '.join(refused)} across experts "
+                f"(it can share: {', '.join(self.poolable_keys) or 'nothing'})."
+            )
+        self.pooled_keys = keys
+
+    def full_coef(self, params):
+        """Every expert's coefficients on all the columns of ``X_expert``: its own ones,
+        then the shared ones (``params["shared"]``, the same for every expert)."""
+        coef = params["coef"]
         shared = params.get("shared")
-        if self.n_shared:
-            X, Xs = X[:, : X.shape[1] - self.n_shared], X[:, X.shape[1] - self.n_shared :]
-        eta = linear_predictor(X, params["coef"])
-        if self.n_shared and shared is not None:
-            eta += np.asarray(Xs @ shared).ravel()
+        if shared is None:
+            return coef
+        shared = np.broadcast_to(shared, coef.shape[:1] + shared.shape)
+        return np.concatenate([coef, shared], axis=-1)
+
+    def eta(self, X, params, offset=None):
+        eta = linear_predictor(X, self.full_coef(params))
         if offset is not None:
             eta += offset
         return eta
@@ -267,10 +308,23 @@ class ExpertFamily:
     def penalty(self, params):
         return 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2)
 
+    def update_dispersion(self, source, params):
+        """The dispersions given the coefficients; none here."""
+        return params
+
     def n_parameters(self, params):
-        """Every expert's coefficients and dispersions, the shared coefficients once."""
+        """Every expert's coefficients and dispersions, the shared ones once."""
+        return self.n_coefficients(params) + self.n_dispersions()
+
+    def n_coefficients(self, params):
+        """Free coefficients: every expert's own, the shared ones once."""
         shared = params["shared"].size if "shared" in params else 0
-        return params["coef"].size + shared + self.n_experts * len(self.dispersion_keys)
+        return params["coef"].size + shared
+
+    def n_dispersions(self):
+        """Free dispersions: K per dispersion key, one per pooled key."""
+        return sum(1 if key in self.pooled_keys else self.n_experts
+                   for key in self.dispersion_keys)
 
     def response_parts(self, params):
         """The family as responses: one ``ResponsePart`` (this family, all expert columns,
@@ -367,6 +421,7 @@ class GaussianExperts(ExpertFamily):
     name = "gaussian"
     dispersion_keys = ("variance",)
     dispersion_labels = ("variance",)
+    poolable_keys = ("variance",)
 
     def __init__(self, n_experts=None, alpha=0.0, variance_floor=1e-12):
         super().__init__(n_experts, alpha)
@@ -448,11 +503,36 @@ class GaussianExperts(ExpertFamily):
         if source is not None and np.any(rss <= 1e-6 * yy):
             rss = source.reduce(_gaussian_rss_block, coef)
         rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / totals, self.variance_floor)
         empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
-        new = {"coef": coef, "variance": variance}
-        return _keep_empty_experts(new, params, empty, self.shared_keys)
+        new = {"coef": coef, "variance": self._variances(rss, totals, empty)}
+        return _keep_empty_experts(new, params, empty, self.shared_keys + self.pooled_keys)
+
+    def _variances(self, rss, totals, empty):
+        """``(RSS_k + penalty_k) / N_k`` held at the floor; pooled over the experts with
+        weight when the variance is shared (``pooled_keys``)."""
+        pool = "variance" in self.pooled_keys
+        rss = np.where(empty, 0.0, rss)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.maximum(_pooled(rss, pool) / _pooled(totals, pool),
+                              self.variance_floor)
+
+    def coefficient_statistics(self, block, params):
+        """Gradient ``X1' W_k r_k / s_k^2`` and negative Hessian ``X1' W_k X1 / s_k^2``
+        in every expert's coefficients on all the columns (``full_coef``)."""
+        X, W = block.X_expert, block.weights
+        scaled = W / params["variance"][:, None]
+        resid = _response(block) - linear_predictor(X, self.full_coef(params))
+        resid *= scaled
+        return weighted_sums(X, resid), weighted_grams(X, scaled)
+
+    def update_dispersion(self, source, params):
+        """The variances given the coefficients (one pass)."""
+        rss, totals = source.reduce(_rss_and_weight_block, self, params)
+        rss += self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        empty = _empty_experts(totals)
+        new = {"variance": self._variances(rss, totals, empty)}
+        old = {"variance": params["variance"]} if "variance" in params else None
+        return dict(params, **_keep_empty_experts(new, old, empty, self.pooled_keys))
 
     def m_step_blocks(self, source, params=None):
         if self.n_shared:
@@ -473,9 +553,8 @@ class GaussianExperts(ExpertFamily):
         new = self.matrix_free_coef(source, params, self.max_newton_steps)
         rss = source.reduce(_gaussian_rss_block, new["coef"])
         rss += self.alpha * np.sum(new["coef"][:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new["variance"] = np.maximum(rss / totals, self.variance_floor)
-        return _keep_empty_experts(new, params, empty, self.shared_keys)
+        new["variance"] = self._variances(rss, totals, empty)
+        return _keep_empty_experts(new, params, empty, self.shared_keys + self.pooled_keys)
 
     def mean(self, X, params, offset=None):
         return self.eta(X, params, offset)
@@ -1106,17 +1185,17 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
         (X, offset, coefficients, sizes); the arrays are not to be written to."""
         cache = self.__dict__.get("_predictor_cache")
+        coef = self.full_coef(params)
         if cache is not None:
             for entry in cache:
                 if (entry[0] is X and entry[1] is offset
-                        and np.array_equal(entry[2], params["coef"])
+                        and np.array_equal(entry[2], coef)
                         and np.array_equal(entry[3], params["size"])):
                     return entry[4], entry[5]
         eta = self.eta(X, params, offset)
         log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
         if cache is not None:
-            cache.insert(0, (X, offset, params["coef"].copy(), params["size"].copy(), eta,
-                             log_r_mu))
+            cache.insert(0, (X, offset, coef.copy(), params["size"].copy(), eta, log_r_mu))
             del cache[2:]
         return eta, log_r_mu
 
@@ -1247,7 +1326,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
 def _t_weights_block(block, family, params):
     """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
     residuals ``r`` of Student-t experts."""
-    resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
+    resid = _response(block) - linear_predictor(block.X_expert, family.full_coef(params))
     nu = family.degrees_of_freedom(params)[:, None]
     # (nu + 1) / (nu + r^2 / s^2), in place
     u = np.square(resid)
@@ -1379,19 +1458,43 @@ class StudentTExperts(ExpertFamily):
         """The ECM update from summed statistics; ``scale`` divides the penalty (online
         averages are per unit weight)."""
         lam = self.alpha / scale
-        gram, xy, totals = stats["gram"], stats["xy"], stats["weight"]
+        gram, xy = stats["gram"], stats["xy"]
         coef = solve_spd(gram + self.coef_penalty(gram.shape[-1], lam), xy)
-        rss = residual_sum_of_squares(coef, gram, xy, stats["yy"])
-        rss += lam * np.sum(coef[:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / totals, self.variance_floor)
-        new = {"coef": coef, "scale": np.sqrt(variance)}
-        empty = _empty_experts(totals) | ~np.all(np.isfinite(coef), axis=1)
-        if self.df is None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean_log_u = stats["log_u_minus_u"] / totals
-            new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        empty = _empty_experts(stats["weight"]) | ~np.all(np.isfinite(coef), axis=1)
+        new = dict(params, coef=coef)
+        new.update(self._solve_dispersions(stats, new, lam, empty))
         return _keep_empty_experts(new, params, empty, self.shared_keys)
+
+    def _solve_dispersions(self, stats, params, lam, empty):
+        """The ECM scales and degrees of freedom at the coefficients of ``params``."""
+        rss = residual_sum_of_squares(self.full_coef(params), stats["gram"], stats["xy"],
+                                      stats["yy"])
+        rss += lam * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+        totals = stats["weight"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = {"scale": np.sqrt(np.maximum(rss / totals, self.variance_floor))}
+            if self.df is None:
+                mean_log_u = stats["log_u_minus_u"] / totals
+                new["df"] = self._solve_df(mean_log_u, params["df"], empty)
+        return new
+
+    def coefficient_statistics(self, block, params):
+        """The ECM step's system in every expert's coefficients on all the columns
+        (``full_coef``): gradient ``X1' W u r / s^2`` and curvature ``X1' W u X1 / s^2``
+        (``u`` the scale weights at ``params``), whose maximiser raises the likelihood."""
+        u, resid = _t_weights_block(block, self, params)
+        u *= block.weights
+        u /= params["scale"][:, None] ** 2
+        return weighted_sums(block.X_expert, u * resid), weighted_grams(block.X_expert, u)
+
+    def update_dispersion(self, source, params):
+        """One ECM update of the scales and degrees of freedom at fixed coefficients."""
+        stats = source.reduce(self.statistics, params)
+        empty = _empty_experts(stats["weight"])
+        new = self._solve_dispersions(stats, params, self.alpha, empty)
+        # experts with no weight keep their dispersions
+        return dict(params, **{key: np.where(empty, params[key], value)
+                               for key, value in new.items()})
 
     def _solve_df(self, mean_log_u_minus_u, previous, empty):
         """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
@@ -1415,6 +1518,8 @@ class StudentTExperts(ExpertFamily):
 
     def m_step_blocks(self, source, params=None):
         """ECM passes (``max_newton_steps`` at most), each one reduction over the blocks."""
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         if params is None:
             params = self.start(source)
         params = {key: value.copy() for key, value in params.items()}
@@ -1951,29 +2056,14 @@ class JointExperts(ExpertFamily):
 
 
 # ----------------------------------------------------------- shared coefficients
-def _shared_system_block(block, family, params):
-    """One block's weighted log-likelihood, its gradient and negative Hessian in the
-    stacked coefficients ``(b_1, ..., b_K, c)``: per expert ``b_k`` on ``[1, X_own]`` and
-    the shared ``c`` on ``X_shared``, as the additive pieces ``g_k``, ``g_c``, ``H_kk``,
-    ``H_kc`` and ``H_cc`` (sums over experts of per-row statistics)."""
-    X = block.X_expert
-    X = X.toarray() if hasattr(X, "toarray") else X
-    n_own = X.shape[1] - family.n_shared
-    X1 = np.column_stack([np.ones(X.shape[0]), X[:, :n_own]])
-    Z = X[:, n_own:]
-    W = block.weights
-    eta = family.eta(X, params, block.offset)
-    ll, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
-    d1 *= W
-    neg_d2 *= W
-    return (
-        float(np.einsum("ki,ki->", W, ll)),
-        d1 @ X1,
-        d1.sum(axis=0) @ Z,
-        np.einsum("ki,ia,ib->kab", neg_d2, X1, X1),
-        np.einsum("ki,ia,ib->kab", neg_d2, X1, Z),
-        np.einsum("i,ia,ib->ab", neg_d2.sum(axis=0), Z, Z),
-    )
+def _shared_layout(coef_shape, n_shared):
+    """Positions, in an expert's flattened coefficients on all the columns (``full_coef``,
+    class-major for the multinomial), of its own coefficients (intercept first) and of
+    the shared ones; and the mask of its own penalised (non-intercept) coefficients."""
+    width = coef_shape[-1] + n_shared
+    column = np.broadcast_to(np.arange(width), coef_shape[1:-1] + (width,)).ravel()
+    own = np.flatnonzero(column < coef_shape[-1])
+    return own, np.flatnonzero(column >= coef_shape[-1]), column[own] > 0
 
 
 def _shared_objective(family, source, params):
@@ -1984,47 +2074,54 @@ def _shared_objective(family, source, params):
 
 
 def _shared_newton(family, source, params):
-    """The Newton step in the stacked coefficients: (direction of ``coef``, of
-    ``shared``, per-expert share of the predicted gain)."""
-    _, g, gc, H, Hc, Hcc = source.reduce(_shared_system_block, family, params)
-    K, p = g.shape
-    ridge = family.alpha * family.penalty_scale(params)
-    g = g.copy()
-    g[:, 1:] -= ridge[:, None] * params["coef"][:, 1:]
-    H = H + ridge[:, None, None] * np.diag(penalty_diagonal(p, 1.0))
-    q = gc.shape[0]
+    """The Newton step in the stacked coefficients ``(b_1, ..., b_K, c)`` from the
+    family's ``coefficient_statistics`` summed over the blocks: per expert ``g_k`` and
+    ``H_k`` on all its columns, so the joint gradient is ``(g_k[own], sum_k g_k[shared])``
+    and the joint matrix has the blocks ``H_k[own, own]``, ``H_k[own, shared]`` and
+    ``sum_k H_k[shared, shared]``. Returns the directions of ``coef`` and ``shared`` and
+    every expert's share of the predicted gain."""
+    grad, hess = source.reduce(family.coefficient_statistics, params)
+    coef = params["coef"]
+    K = coef.shape[0]
+    own, common, penalised = _shared_layout(coef.shape, family.n_shared)
+    ridge = (family.alpha * family.penalty_scale(params))[:, None] * penalised
+    g = grad[:, own] - ridge * coef.reshape(K, -1)
+    p, q = own.size, common.size
     full = np.zeros((K * p + q, K * p + q))
     for k in range(K):  # K small blocks of the (K p + q) system
-        full[k * p:(k + 1) * p, k * p:(k + 1) * p] = H[k]
-    full[: K * p, K * p:] = Hc.reshape(K * p, q)
+        full[k * p:(k + 1) * p, k * p:(k + 1) * p] = hess[k][np.ix_(own, own)] + np.diag(ridge[k])
+    full[: K * p, K * p:] = hess[:, own][:, :, common].reshape(K * p, q)
     full[K * p:, : K * p] = full[: K * p, K * p:].T
-    full[K * p:, K * p:] = Hcc
-    grad = np.concatenate([g.ravel(), gc])
+    full[K * p:, K * p:] = hess[:, common][:, :, common].sum(axis=0)
+    gradient = np.concatenate([g.ravel(), grad[:, common].sum(axis=0)])
     scale = np.sqrt(np.maximum(np.diag(full), 1e-300))
-    step = np.linalg.lstsq(full / scale[:, None] / scale, grad / scale, rcond=1e-12)[0]
+    step = np.linalg.lstsq(full / scale[:, None] / scale, gradient / scale, rcond=1e-12)[0]
     step /= scale
-    gain = 0.5 * step * grad
+    gain = 0.5 * step * gradient
     per_expert = gain[: K * p].reshape(K, p).sum(axis=1) + gain[K * p:].sum() / K
-    return step[: K * p].reshape(K, p), step[K * p:], per_expert
+    return (step[: K * p].reshape(coef.shape), step[K * p:].reshape(params["shared"].shape),
+            per_expert)
 
 
 def shared_m_step(family, source, params=None):
     """The M-step with coefficients shared by all experts (``family.n_shared`` of them):
     Newton steps with step halving on the joint system of the per-expert and the shared
     coefficients, one ``(K (d + 1) + n_shared)`` weighted least squares / Newton system
-    from sums over the row blocks (exact in one step for Gaussian experts), then the
-    dispersions given the means. Every step raises the objective (generalised EM)."""
+    from sums over the row blocks (for Gaussian experts exact given the variances), each
+    followed by the dispersions given the means (``update_dispersion``). Every step
+    raises the objective (generalised EM); any family with ``coefficient_statistics``."""
+    require(family, "shared_features")
     if params is None:
         params = family.start(source)
         n_own = source.n_expert_features - family.n_shared
-        params["coef"] = params["coef"][:, : n_own + 1].copy()
-        params["shared"] = np.zeros(family.n_shared)
+        coef = params["coef"]
+        params["coef"] = coef[..., : n_own + 1].copy()
+        params["shared"] = np.zeros(coef.shape[1:-1] + (family.n_shared,))
     params = {key: np.array(value, dtype=float) for key, value in params.items()}
     value = _shared_objective(family, source, params)
-    steps = 1 if isinstance(family, GaussianExperts) else family.max_newton_steps
-    for _ in range(steps):
+    for _ in range(family.max_newton_steps):
         previous = {key: v.copy() for key, v in params.items()}
-        d_coef, d_shared, gain = _shared_newton(family, source, params)
+        d_coef, d_shared, _ = _shared_newton(family, source, params)
         if not np.all(np.isfinite(d_coef)) or not np.all(np.isfinite(d_shared)):
             break
         t = 1.0
@@ -2039,36 +2136,21 @@ def shared_m_step(family, source, params=None):
             t *= 0.5
         else:
             break
-        params = _shared_dispersion(family, source, params)
+        params = family.update_dispersion(source, params)
         value = _shared_objective(family, source, params)
         if _converged(previous, params, getattr(family, "newton_tol", 1e-10)):
             break
-    return _shared_dispersion(family, source, params)
+    return params
 
 
 #: Relative change of an objective within rounding.
 _NOISE_OBJECTIVE = 16 * np.finfo(float).eps
 
 
-def _shared_rss_block(block, family, params):
-    resid = block.y - family.eta(block.X_expert, params, block.offset)
+def _rss_and_weight_block(block, family, params):
+    resid = _response(block) - family.eta(block.X_expert, params)
     resid **= 2
     return np.einsum("ki,ki->k", block.weights, resid), block.weights.sum(axis=1)
-
-
-def _shared_dispersion(family, source, params):
-    """The dispersions given the means of ``params``: the Gaussian variances in closed
-    form, a GLM family's ``update_dispersion``."""
-    if isinstance(family, GaussianExperts):
-        rss, totals = source.reduce(_shared_rss_block, family, params)
-        rss += family.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.maximum(rss / totals, family.variance_floor)
-        variance = np.where(np.isfinite(variance), variance, params.get("variance", 1.0))
-        return dict(params, variance=variance)
-    if family.dispersion_keys:
-        return family.update_dispersion(source, params)
-    return params
 
 
 def gamma_shape(target, max_shape):
@@ -2122,8 +2204,21 @@ class MultinomialExperts(ExpertFamily):
         return np.asarray(y, dtype=np.intp)
 
     def log_prob(self, X, y, params, offset=None):
-        log_p = _logit.log_proba(X, params["coef"])[0]
+        log_p = _logit.log_proba(X, self.full_coef(params))[0]
         return log_p[:, y, np.arange(X.shape[0])]
+
+    def coefficient_statistics(self, block, params):
+        """Gradient and exact negative Hessian in every expert's class coefficients on all
+        the columns (``full_coef``), flattened class-major."""
+        coef = self.full_coef(params)
+        stats = self._surrogate.statistics(
+            block.X_expert, _ClassCounts(self.n_classes)(block), coef
+        )
+        K = coef.shape[0]
+        hessian = stats["curvature"]
+        gradient = stats["linear"].reshape(K, -1) - np.einsum(
+            "kab,kb->ka", hessian, coef.reshape(K, -1))
+        return gradient, hessian
 
     def start(self, source):
         return {"coef": np.zeros((self.n_experts, self.n_classes,
@@ -2142,6 +2237,8 @@ class MultinomialExperts(ExpertFamily):
         """Truncated Newton, matrix-free as the gate's, preconditioned by Böhning's bound
         from each expert's weighted Gram matrix (its diagonal for wide designs): no
         ``C (d + 1)`` square Hessian per expert, so many classes scale."""
+        if self.n_shared:
+            return shared_m_step(self, source, params)
         if is_wide(source.n_expert_features):
             square_sums = source.reduce(_weighted_square_sums_block)
             totals = square_sums[:, 0]
@@ -2159,14 +2256,15 @@ class MultinomialExperts(ExpertFamily):
         return _keep_empty_experts({"coef": coef}, params, empty, self.shared_keys)
 
     def mean(self, X, params, offset=None):
-        return _logit.log_proba(X, params["coef"])[1]
+        return _logit.log_proba(X, self.full_coef(params))[1]
 
     def penalty(self, params):
         return 0.5 * self.alpha * np.sum(params["coef"][..., 1:] ** 2)
 
     def n_parameters(self, params):
-        K, C, d1 = params["coef"].shape
-        return K * (C - 1) * d1
+        # one class of every coefficient is redundant (sum-to-zero coding)
+        C = params["coef"].shape[1]
+        return self.n_coefficients(params) * (C - 1) // C
 
 
 def start_means(weighted_sum, totals, overall_mean):

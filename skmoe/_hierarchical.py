@@ -65,9 +65,7 @@ class _TreeMixin:
 
 
 def _tree_constraints(flat):
-    # shared_features is a parameter of the flat regressor only (for now)
-    constraints = {key: value for key, value in flat.items()
-                   if key not in ("n_experts", "shared_features")}
+    constraints = {key: value for key, value in flat.items() if key != "n_experts"}
     constraints["depth"] = [Interval(Integral, 1, None, closed="left")]
     constraints["branching"] = [Interval(Integral, 2, None, closed="left")]
     return constraints
@@ -87,8 +85,9 @@ class HierarchicalMixtureOfExpertsRegressor(_TreeMixin, MixtureOfExpertsRegresso
     ----------
     {tree}
     expert : {{"gaussian", "poisson", "gamma", "bernoulli"}} or family, default="gaussian"
-    gate_alpha, expert_alpha, gate_features, expert_features, variance_floor, max_iter, \
-tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_jobs
+    gate_alpha, expert_alpha, gate_features, expert_features, shared_features, \
+shared_variance, variance_floor, max_iter, tol, acceleration, n_init, init_params, \
+random_state, warm_start, verbose, n_jobs
         As in :class:`MixtureOfExpertsRegressor` (``init_params="tree"`` seeds each expert
         with one leaf of a CART tree of the same number of leaves).
 
@@ -124,6 +123,8 @@ tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_job
         expert_alpha=0.0,
         gate_features=None,
         expert_features=None,
+        shared_features=None,
+        shared_variance=False,
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
@@ -138,6 +139,8 @@ tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_job
         self.depth = depth
         self.branching = branching
         self.expert = expert
+        self.shared_features = shared_features
+        self.shared_variance = shared_variance
         self.variance_floor = variance_floor
         self.gate_alpha = gate_alpha
         self.expert_alpha = expert_alpha
@@ -161,8 +164,9 @@ class HierarchicalMixtureOfExpertsClassifier(_TreeMixin, MixtureOfExpertsClassif
     Parameters
     ----------
     {tree}
-    gate_alpha, expert_alpha, gate_features, expert_features, max_iter, tol, acceleration, \
-n_init, init_params, random_state, warm_start, verbose, n_jobs, class_weight
+    gate_alpha, expert_alpha, gate_features, expert_features, shared_features, max_iter, \
+tol, acceleration, n_init, init_params, random_state, warm_start, verbose, n_jobs, \
+class_weight
         As in :class:`MixtureOfExpertsClassifier`.
 
     Attributes
@@ -198,6 +202,7 @@ n_init, init_params, random_state, warm_start, verbose, n_jobs, class_weight
         expert_alpha=1.0,
         gate_features=None,
         expert_features=None,
+        shared_features=None,
         max_iter=500,
         tol=1e-6,
         acceleration="squarem",
@@ -225,6 +230,7 @@ n_init, init_params, random_state, warm_start, verbose, n_jobs, class_weight
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.class_weight = class_weight
+        self.shared_features = shared_features
 
 
 for _cls in (HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier):
@@ -309,7 +315,9 @@ def export_text(model, feature_names=None, decimals=3, max_width=88):
             f"{feature_names.size} names."
         )
     gate_names = feature_names[model.gate_features_in_]
-    expert_names = feature_names[model.expert_features_in_]
+    # the shared columns close every expert's linear predictor
+    expert_names = feature_names[np.r_[model.expert_features_in_,
+                                       model.shared_features_in_].astype(np.intp)]
     gate = model._params["gate"]
     experts = model._params["experts"]
     depth, branching = len(gate), gate[0].shape[1]
@@ -331,7 +339,7 @@ def export_text(model, feature_names=None, decimals=3, max_width=88):
                     _linear_terms(coef[0], coef[1:], names, decimals),
                     f" ({extra})" if extra else "", indent)
             return
-        coef = experts["coef"][index]
+        coef = model._family.full_coef(experts)[index]
         rows = [coef] if coef.ndim == 1 else coef
         labels = [None] if coef.ndim == 1 else model.classes_
         extra = ", ".join(f"{key} {experts[key][index]:.{decimals}g}"

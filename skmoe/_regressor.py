@@ -63,11 +63,16 @@ default="gaussian"
         Columns whose coefficient is one and the same for every expert (flexmix's
         ``FLXMRglmfix(fixed=)``): indices, a boolean mask or names, as
         ``expert_features``. They leave the experts' own columns (``expert_coef_`` has
-        the others), their coefficients are ``shared_coef_`` and ``n_parameters`` counts
-        them once; the M-step fits them jointly with the per-expert coefficients (one
-        Newton / weighted least squares system in the stacked design). None (or empty)
-        shares nothing. Batch fits in memory (not ``partial_fit``, dask or
-        ``standard_errors``).
+        the others), their coefficients are ``shared_coef_``, and ``n_parameters``,
+        ``standard_errors`` and ``summary`` count them once; the M-step fits them
+        jointly with the per-expert coefficients (one Newton / weighted least squares
+        system in the stacked design). They are not penalised by ``expert_alpha``. None
+        (or empty) shares nothing. Not with ``partial_fit``.
+    shared_variance : bool, default=False
+        One variance for all Gaussian experts (flexmix's ``varFix=TRUE``): the M-step
+        pools the weighted residual sums of squares over the experts, ``expert_variance_``
+        holds K equal values, and ``n_parameters``, ``standard_errors`` and ``summary``
+        count it once. Gaussian experts only.
     variance_floor : float or None, default=None
         Smallest variance of a Gaussian expert (ignored by the other families): an expert
         that takes a few points on a line would otherwise see its variance, and the
@@ -184,6 +189,7 @@ shape (n_samples, n_experts), default="multistart"
         "expert": EXPERT_CONSTRAINT,
         "variance_floor": [Interval(Real, 0, None, closed="neither"), None],
         "shared_features": ["array-like", None],
+        "shared_variance": ["boolean"],
     }
 
     def __init__(
@@ -196,6 +202,7 @@ shape (n_samples, n_experts), default="multistart"
         gate_features=None,
         expert_features=None,
         shared_features=None,
+        shared_variance=False,
         variance_floor=None,
         max_iter=500,
         tol=1e-6,
@@ -225,6 +232,7 @@ shape (n_samples, n_experts), default="multistart"
         )
         self.expert = expert
         self.shared_features = shared_features
+        self.shared_variance = shared_variance
         self.variance_floor = variance_floor
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -364,8 +372,6 @@ shape (n_samples, n_experts), default="multistart"
 
     def _set_expert_attributes(self, experts):
         super()._set_expert_attributes(experts)
-        if "shared" in experts:
-            self.shared_coef_ = experts["shared"]
         for key in self._family.dispersion_keys:
             setattr(self, f"expert_{key}_", experts[key])
 

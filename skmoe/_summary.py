@@ -2,8 +2,8 @@
 
 A header (n, log-likelihood, degrees of freedom, AIC, BIC, ICL, iterations, convergence),
 the component table flexmix prints (prior, size, post>0, ratio) and one coefficient table
-per gate contrast and per expert (estimate, std. error, z value, ``Pr(>|z|)``). The same
-numbers are available as a ``pandas.DataFrame``.
+per gate contrast, per expert and, once, for what all experts share (estimate, std. error,
+z value, ``Pr(>|z|)``). The same numbers are available as a ``pandas.DataFrame``.
 """
 
 import math
@@ -61,7 +61,7 @@ def summarize(model, X, y, sample_weight=None, exposure=None, groups=None):
     rows = []
     labels = tuple(model._family.dispersion_labels)
     for (part, k, name), estimate, se in zip(result.names, result.estimate, result.se):
-        dispersion = part == "expert" and name in labels
+        dispersion = part != "gate" and name in labels
         z = estimate / se if se > 0 and not dispersion else np.nan
         rows.append(
             {
@@ -133,7 +133,7 @@ def _coefficient_lines(rows, dispersion_labels):
     estimate = format_column([r["estimate"] for r in rows])
     se = format_column([r["std_error"] for r in rows])
     z = [
-        "" if r["name"] in dispersion_labels and r["part"] == "expert" else text
+        "" if r["name"] in dispersion_labels and r["part"] != "gate" else text
         for r, text in zip(rows, format_column([r["z_value"] for r in rows], digits=4))
     ]
     p = [
@@ -176,20 +176,23 @@ def render(summary, title):
     for row in summary["rows"]:
         blocks.setdefault((row["part"], row["expert"]), []).append(row)
     for (part, k), rows in blocks.items():
-        heading = f"Gate: expert {k} against expert 0" if part == "gate" else f"Expert {k}"
+        heading = {"gate": f"Gate: expert {k} against expert 0", "expert": f"Expert {k}",
+                   "shared": "Shared by all experts"}[part]
         lines += ["", heading, *_coefficient_lines(rows, summary["dispersion_labels"])]
     lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
     return "\n".join(lines)
 
 
 def to_frame(summary):
-    """The coefficient rows as a DataFrame indexed by (part, expert, name); the header and
-    the component table in ``attrs``."""
+    """The coefficient rows as a DataFrame indexed by (part, expert, name), the expert
+    ``<NA>`` in the part ``"shared"``; the header and the component table in ``attrs``."""
     try:
         import pandas as pd
     except ImportError as error:  # pragma: no cover - pandas is a test dependency
         raise ImportError("summary(..., as_frame=True) needs pandas.") from error
-    frame = pd.DataFrame(summary["rows"]).set_index(["part", "expert", "name"])
+    frame = pd.DataFrame(summary["rows"])
+    frame["expert"] = frame["expert"].astype("Int64")  # <NA> for the shared block
+    frame = frame.set_index(["part", "expert", "name"])
     frame.attrs["header"] = dict(summary["header"])
     frame.attrs["components"] = pd.DataFrame(summary["components"]).rename_axis("expert")
     return frame

@@ -27,7 +27,7 @@ N_CHUNKS = 10
 
 def _fitted(model):
     names = ["expert_coef_", "expert_intercept_", "gate_coef_", "gate_intercept_",
-             "expert_variance_", "expert_dispersion_"]
+             "expert_variance_", "expert_dispersion_", "shared_coef_"]
     out = {name: np.copy(getattr(model, name)) for name in names if hasattr(model, name)}
     out["objective_trace_"] = model.objective_trace_.copy()
     return out
@@ -69,6 +69,8 @@ CASES = {
                         *_regression("poisson")),
     "hme": lambda: (HierarchicalMixtureOfExpertsRegressor(2, max_iter=8, **RANDOM),
                     *_regression()),
+    "shared": lambda: (MixtureOfExpertsRegressor(2, shared_features=[0], shared_variance=True,
+                                                 max_iter=8, **RANDOM), *_regression()),
     "classifier": lambda: (
         MixtureOfExpertsClassifier(2, max_iter=8, **RANDOM),
         *make_regional_classification(2000, random_state=0)[:2], None,

@@ -253,23 +253,7 @@ def test_the_old_strategies_stay_available_by_name():
 
 
 # ------------------------------------------------ what the defaults must do
-BREAST_CANCER_REASON = (
-    "On standardised breast cancer data with 3 experts two experts become class-pure (their "
-    "intercepts drift to 40 and -714, where their gradients vanish) and the gate does the "
-    "classifying, sharpening against gate_alpha=0.01. Its M-step is one Newton step per EM "
-    "iteration, and that generalised EM contracts at about 0.98 per SQUAREM cycle: at "
-    "max_iter=500 the estimated distance to the limit is still above tol. Five gate Newton "
-    "steps per M-step converge in 266 iterations (wine: 252 to 12), but as a default they "
-    "cost 1.8x on the regression benchmarks and lower mcycle K=4's hit rate; open in #12."
-)
-
-
-@pytest.mark.parametrize("load", [
-    load_wine,
-    pytest.param(load_breast_cancer,
-                 marks=pytest.mark.xfail(reason=BREAST_CANCER_REASON, strict=True,
-                                         raises=ConvergenceWarning)),
-])
+@pytest.mark.parametrize("load", [load_wine, load_breast_cancer])
 def test_the_classifier_converges_by_default_on_sklearn_datasets(load):
     X, y = load(return_X_y=True)
     X = StandardScaler().fit_transform(X)

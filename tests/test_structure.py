@@ -4,6 +4,7 @@ trials, shared coefficients and grouped observations, against R's flexmix
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from skmoe import (
@@ -139,8 +141,8 @@ def test_binomial_successes_above_trials_refused():
 def _poisson_shared(n_experts, shared, **kwargs):
     kwargs = {"gate_features": [], "gate_alpha": 0.0, "tol": 1e-10, "max_iter": 3000,
               "random_state": 0, "n_init": 3, **kwargs}
-    return MixtureOfExpertsRegressor(n_experts, expert="poisson", shared_features=shared,
-                                     **kwargs)
+    kwargs = {"expert": "poisson", **kwargs}
+    return MixtureOfExpertsRegressor(n_experts, shared_features=shared, **kwargs)
 
 
 def test_fabricfault_shared_log_length_reaches_flexmix():
@@ -176,22 +178,111 @@ def test_salmonella_shared_dose_terms_reach_flexmix():
                                atol=1e-4)
 
 
-def test_no_shared_column_leaves_the_fit_unchanged():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 2))
-    y = np.where(rng.random(200) < 0.5, X @ [1.0, -1.0], 3.0 + X @ [-1.0, 0.5])
-    y += 0.1 * rng.normal(size=200)
-    plain = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
-    for shared in ([], np.zeros(2, dtype=bool)):
-        model = MixtureOfExpertsRegressor(2, random_state=0, shared_features=shared).fit(X, y)
-        assert model.log_likelihood_ == plain.log_likelihood_
-        np.testing.assert_array_equal(model.expert_coef_, plain.expert_coef_)
+def _planted_shared(seed=0, n=1000):
+    """Column 0 has one coefficient for both experts, column 1 one per expert, column 2
+    drives the gate; a Gaussian, a Bernoulli and a three-class response."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    z = rng.random(n) < 1.0 / (1.0 + np.exp(-2.0 * X[:, 2]))
+    eta = np.where(z, 1.0 + 2.0 * X[:, 1], -1.0 - 1.5 * X[:, 1]) + 1.2 * X[:, 0]
+    y = eta + 0.3 * rng.normal(size=n)
+    binary = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    logits = np.column_stack([eta, -eta, 0.5 * X[:, 1]])
+    u = rng.random(n)[:, None]
+    p = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    classes = (u > np.cumsum(p, axis=1)).sum(axis=1)
+    return X, y, binary, classes
+
+
+def _estimators(**kwargs):
+    from skmoe import (
+        HierarchicalMixtureOfExpertsClassifier,
+        HierarchicalMixtureOfExpertsRegressor,
+        MixtureOfExpertsClassifier,
+    )
+
+    return [
+        ("y", MixtureOfExpertsRegressor(2, **kwargs)),
+        ("binary", MixtureOfExpertsClassifier(2, **kwargs)),
+        ("classes", MixtureOfExpertsClassifier(2, **kwargs)),
+        ("y", HierarchicalMixtureOfExpertsRegressor(depth=2, **kwargs)),
+        ("binary", HierarchicalMixtureOfExpertsClassifier(depth=2, **kwargs)),
+    ]
+
+
+@pytest.mark.parametrize("which", range(5))
+def test_no_shared_column_leaves_the_fit_unchanged(which):
+    X, y, binary, classes = _planted_shared(n=300)
+    targets = {"y": y, "binary": binary, "classes": classes}
+    target, plain = _estimators(random_state=0)[which]
+    plain.fit(X, targets[target])
+    for shared in ([], np.zeros(3, dtype=bool)):
+        _, model = _estimators(random_state=0, shared_features=shared)[which]
+        model.fit(X, targets[target])
+        assert model.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-10)
+        np.testing.assert_allclose(model.expert_coef_, plain.expert_coef_, atol=1e-10)
+        np.testing.assert_allclose(model.gate_coef_, plain.gate_coef_, atol=1e-10)
         assert not hasattr(model, "shared_coef_")
 
 
-def test_all_columns_shared_gaussian_is_a_location_mixture():
-    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2), constant weights: against a direct
-    # maximisation of the same likelihood
+@pytest.mark.parametrize("expert", ["gaussian", "poisson", "gamma", "negative_binomial",
+                                    "student_t", "bernoulli", "multinomial"])
+def test_one_expert_with_every_column_shared_is_the_plain_fit(expert):
+    # with one expert, shared and own coefficients are the same model: the joint M-step
+    # must reach the plain M-step's maximum (expert_alpha=0: shared ones are unpenalised)
+    from skmoe import MixtureOfExpertsClassifier
+
+    X, y, binary, classes = _planted_shared(1, n=400)
+    kwargs = {"expert_alpha": 0.0, "tol": 1e-12, "max_iter": 2000}
+    if expert not in ("bernoulli", "multinomial"):
+        y = {"poisson": np.round(np.exp(y / 3)), "negative_binomial": np.round(np.exp(y / 3)),
+             "gamma": np.exp(y / 3)}.get(expert, y)
+        make = lambda **kw: MixtureOfExpertsRegressor(1, expert=expert, **kwargs, **kw)  # noqa: E731
+    else:
+        y = binary if expert == "bernoulli" else classes
+        make = lambda **kw: MixtureOfExpertsClassifier(1, **kwargs, **kw)  # noqa: E731
+    plain = make().fit(X, y)
+    shared = make(shared_features=[0, 1, 2]).fit(X, y)
+    assert shared.expert_coef_.shape[-1] == 0
+    assert shared.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-10)
+    coef = plain.expert_coef_[0]
+    if expert == "multinomial":  # sum-to-zero coding: compare the class contrasts
+        coef, fitted = coef - coef[0], shared.shared_coef_ - shared.shared_coef_[0]
+    else:
+        fitted = shared.shared_coef_
+    np.testing.assert_allclose(fitted, coef, atol=1e-6)
+    assert shared._n_parameters() == plain._n_parameters()
+
+
+@pytest.mark.parametrize("which", range(5))
+def test_shared_features_on_every_estimator_recover_the_common_coefficient(which):
+    X, y, binary, classes = _planted_shared(2, n=1500)
+    targets = {"y": y, "binary": binary, "classes": classes}
+    target, model = _estimators(shared_features=[0], expert_features=[1], random_state=0,
+                                n_init=1 if which == 3 else 2)[which]
+    model.fit(X, targets[target])
+    K = model.expert_intercept_.shape[0]
+    if target == "classes":
+        # class 0 against class 2: 1.2 x0 in the logits of the planted model
+        assert model.shared_coef_.shape == (3, 1)
+        assert model.shared_coef_[0, 0] - model.shared_coef_[2, 0] == pytest.approx(1.2, abs=0.3)
+        n_own = K * 2 * 2  # (C - 1) (1 + 1) per expert
+        assert model._n_parameters() - model._model.gate.n_parameters(
+            model._params["gate"]) == n_own + 2
+    else:
+        assert model.shared_coef_.shape == (1,)
+        assert model.shared_coef_[0] == pytest.approx(1.2, abs=0.2)
+        dispersions = K if target == "y" else 0
+        assert model._n_parameters() - model._model.gate.n_parameters(
+            model._params["gate"]) == 2 * K + 1 + dispersions
+    assert model.expert_coef_.shape[-1] == 1
+
+
+@pytest.mark.parametrize("shared_variance", [False, True])
+def test_all_columns_shared_gaussian_is_a_location_mixture(shared_variance):
+    # y = mu_k + x'c + e_k, e_k ~ N(0, s_k^2) (or one s^2), constant weights: every
+    # expert has the same slopes, only the intercepts (and variances) differ; against a
+    # direct maximisation of that likelihood
     from scipy.optimize import minimize
 
     rng = np.random.default_rng(1)
@@ -201,10 +292,13 @@ def test_all_columns_shared_gaussian_is_a_location_mixture():
     y = np.where(z, -2.0, 2.0) + X @ [1.5, -0.5] + np.where(z, 0.5, 1.0) * rng.normal(size=n)
     model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
                                       max_iter=5000, shared_features=[0, 1],
+                                      shared_variance=shared_variance,
                                       random_state=0).fit(X, y)
+    n_scales = 1 if shared_variance else 2
 
     def negative_log_lik(theta):
-        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:6], theta[6]
+        mu, c, log_s, a = theta[:2], theta[2:4], theta[4:4 + n_scales], theta[-1]
+        log_s = np.broadcast_to(log_s, (2,))
         log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
         resid = y - X @ c - mu[:, None]
         dens = (log_pi[:, None] - log_s[:, None] - 0.5 * np.log(2 * np.pi)
@@ -213,22 +307,66 @@ def test_all_columns_shared_gaussian_is_a_location_mixture():
 
     weights = model.weights_
     start = np.r_[model.expert_intercept_, model.shared_coef_,
-                  0.5 * np.log(model.expert_variance_), np.log(weights[0] / weights[1])]
+                  0.5 * np.log(model.expert_variance_[:n_scales]),
+                  np.log(weights[0] / weights[1])]
     best = minimize(negative_log_lik, start + 0.05, method="BFGS",
                     options={"gtol": 1e-9, "maxiter": 10_000})
     assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
     np.testing.assert_allclose(start, best.x, atol=1e-4)
-    assert model._n_parameters() == 2 + 2 + 2 + 1
+    assert model._n_parameters() == 2 + 2 + n_scales + 1
+    assert model.expert_coef_.shape == (2, 0)
+    # the planted intercepts and common slopes
+    order = np.argsort(model.expert_intercept_)
+    np.testing.assert_allclose(model.expert_intercept_[order], [-2.0, 2.0], atol=0.3)
+    np.testing.assert_allclose(model.shared_coef_, [1.5, -0.5], atol=0.15)
 
 
-def test_shared_features_refused_where_not_supported_yet():
-    X = np.log(pd.read_csv(os.path.join(DATA, "fabricfault.csv"))[["Length"]].to_numpy(float))
-    y = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))["Faults"].to_numpy(float)
-    model = _poisson_shared(2, [0], n_init=1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="shared_features"):
-        model.standard_errors(X, y)
+def test_shared_fit_with_gate_restarts_and_squarem_ascends():
+    # the gate on another column, restarts, the default multistart start and SQUAREM,
+    # whose extrapolation includes the shared coefficients (and the pooled variance)
+    from skmoe._em import ParameterVector
+
+    X, y = _gaussian_shared_data(2)
+    kwargs = {"shared_features": [0], "gate_features": [1], "shared_variance": True,
+              "n_init": 2, "random_state": 0, "tol": 1e-10, "max_iter": 2000}
+    fast = MixtureOfExpertsRegressor(2, **kwargs).fit(X, y)
+    plain = MixtureOfExpertsRegressor(2, acceleration=None, **kwargs).fit(X, y)
+    assert fast.objective_ == pytest.approx(plain.objective_, abs=1e-6)
+    np.testing.assert_allclose(fast.shared_coef_, plain.shared_coef_, atol=1e-4)
+    assert fast.n_iter_ < plain.n_iter_
+    trace = fast.objective_trace_
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    experts = fast._params["experts"]
+    vector = ParameterVector(fast._family, fast._params).flatten(fast._params)
+    gate_size = sum(v.size for v in fast._params["gate"])
+    assert vector.size == gate_size + sum(v.size for v in experts.values())
+    # one EM (SQUAREM cycle) at a time from a poor start: the objective never drops
+    model = MixtureOfExpertsRegressor(2, **{**kwargs, "n_init": 1, "max_iter": 1,
+                                            "tol": 0.0, "init_params": "random"},
+                                      warm_start=True)
+    objectives = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(30):
+            objectives.append(model.fit(X, y).objective_)
+    assert np.all(np.diff(objectives) >= -1e-9 * np.abs(objectives[1:]))
+    assert objectives[-1] > objectives[0]
+
+
+def test_shared_features_and_variance_refused_where_they_make_no_sense():
+    d = pd.read_csv(os.path.join(DATA, "fabricfault.csv"))
+    X = pd.DataFrame({"log_length": np.log(d["Length"])})
+    y = d["Faults"].to_numpy(float)
     with pytest.raises(ValueError, match="shared_features"):
         _poisson_shared(2, [3]).fit(X, y)
+    with pytest.raises(ValueError, match="more than once"):
+        _poisson_shared(2, ["log_length", "log_length"]).fit(X, y)
+    with pytest.raises(ValueError, match="shared_variance=True needs experts with a variance"):
+        _poisson_shared(2, None, shared_variance=True).fit(X, y)
+    with pytest.raises(NotImplementedError, match="coefficient_statistics"):
+        _poisson_shared(2, [0], expert="zero_inflated_poisson").fit(X, y)
+    with pytest.raises(NotImplementedError, match="partial_fit"):
+        _poisson_shared(2, [0]).partial_fit(X, y)
 
 
 # ------------------------------------------------------------------ grouped observations
@@ -596,3 +734,161 @@ def test_weights_must_be_constant_within_groups():
     with pytest.raises(ValueError, match="class_weight"):
         MixtureOfExpertsClassifier(2, gate_features=[], class_weight="balanced").fit(
             X, labels, groups=groups)
+# ------------------------------------------ shared coefficients: inference, variance, scope
+def _params_from_names(model, result, theta):
+    """The model's parameters at the vector ``theta``, laid out as ``result.names`` says
+    (independently of the library's own layout)."""
+    experts = {key: np.array(value, dtype=float)
+               for key, value in model._params["experts"].items()}
+    K = experts["coef"].shape[0]
+    gate = np.zeros((K, len(model.gate_features_in_) + 1))
+    gate_columns = ["(Intercept)", *model._feature_labels(model.gate_features_in_)]
+    own = ["(Intercept)", *model._feature_labels(model.expert_features_in_)]
+    shared = model._feature_labels(model.shared_features_in_)
+    for (part, k, name), value in zip(result.names, theta):
+        if part == "gate":
+            gate[k, gate_columns.index(name)] = value
+        elif name == "variance":
+            experts["variance"][slice(None) if part == "shared" else k] = value
+        elif part == "shared":
+            experts["shared"][shared.index(name)] = value
+        else:
+            experts["coef"][k, own.index(name)] = value
+    return {"gate": [gate[None]], "experts": experts}
+
+
+def _finite_difference_se(model, X, y, result):
+    """Standard errors from a central finite-difference Hessian of the log-likelihood."""
+    data = model._predict_data(X, y)
+    theta = result.estimate
+
+    def log_lik(t):
+        params = _params_from_names(model, result, t)
+        return float(model._model.e_step(data, params)[0].sum())
+
+    P = theta.size
+    h = 1e-3 * result.se  # steps on each parameter's own scale (only the steps)
+    hessian = np.zeros((P, P))
+    for a in range(P):
+        for b in range(a, P):
+            def at(sa, sb, a=a, b=b):
+                t = theta.copy()
+                t[a] += sa * h[a]
+                t[b] += sb * h[b]
+                return log_lik(t)
+
+            hessian[a, b] = hessian[b, a] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (
+                4 * h[a] * h[b])
+    return np.sqrt(np.diag(np.linalg.inv(-hessian)))
+
+
+def _gaussian_shared_data(seed=0, n=400):
+    """Column 0 has one slope for both experts, column 1 one per expert and drives the
+    gate."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    z = rng.random(n) < 1.0 / (1.0 + np.exp(-1.5 * X[:, 1]))
+    y = (np.where(z, 2.0, -1.0) + 0.8 * X[:, 0] + np.where(z, 1.0, -0.5) * X[:, 1]
+         + np.where(z, 0.5, 0.7) * rng.normal(size=n))
+    return X, y
+
+
+@pytest.mark.parametrize("case", ["poisson", "gaussian", "gaussian_shared_variance"])
+def test_shared_standard_errors_match_a_finite_difference_hessian(case):
+    if case == "poisson":
+        d = pd.read_csv(os.path.join(DATA, "salmonellaTA98.csv"))
+        X = pd.DataFrame({"x": d["x"], "log(x + 10)": np.log(d["x"] + 10.0)})
+        y = d["y"].to_numpy(float)
+        model = _poisson_shared(2, ["x", "log(x + 10)"], tol=1e-12).fit(X, y)
+    else:
+        X, y = _gaussian_shared_data()
+        model = MixtureOfExpertsRegressor(
+            2, gate_alpha=0.0, tol=1e-12, max_iter=5000, random_state=0,
+            shared_features=[0], gate_features=[1],
+            shared_variance=case == "gaussian_shared_variance").fit(X, y)
+    result = model.standard_errors(X, y)
+    # every parameter once: the shared ones in their own block, counted once
+    assert result.se.size == result.covariance.shape[0] == model._n_parameters()
+    shared = [i for i, (part, _, _) in enumerate(result.names) if part == "shared"]
+    assert len(shared) == model.shared_coef_.size + (case == "gaussian_shared_variance")
+    np.testing.assert_allclose(result.estimate[shared[: model.shared_coef_.size]],
+                               model.shared_coef_, rtol=1e-12)
+    np.testing.assert_allclose(result.shared_coef, result.se[shared[: model.shared_coef_.size]])
+    np.testing.assert_allclose(result.se, _finite_difference_se(model, X, y, result), rtol=1e-4)
+
+
+def _varfix_data():
+    rng = np.random.default_rng(7)
+    n = 200
+    x = rng.uniform(-2, 2, size=n)
+    z = rng.random(n) < 0.4
+    y = np.where(z, 1.0 + 2.0 * x, -1.0 - 0.5 * x) + 0.6 * rng.normal(size=n)
+    return x[:, None], y
+
+
+def test_shared_variance_is_the_equal_variance_maximum_likelihood():
+    from scipy.optimize import minimize
+
+    X, y = _varfix_data()
+    model = MixtureOfExpertsRegressor(2, gate_features=[], gate_alpha=0.0, tol=1e-12,
+                                      max_iter=5000, shared_variance=True,
+                                      random_state=0).fit(X, y)
+    assert model.expert_variance_[0] == model.expert_variance_[1]
+    assert model._n_parameters() == 2 * 2 + 1 + 1
+
+    def negative_log_lik(theta):
+        coef, log_s, a = theta[:4].reshape(2, 2), theta[4], theta[5]
+        log_pi = np.array([-np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)])
+        resid = y - coef[:, :1] - coef[:, 1:] * X[:, 0]
+        dens = log_pi[:, None] - log_s - 0.5 * np.log(2 * np.pi) - 0.5 * resid**2 * np.exp(
+            -2 * log_s)
+        return -logsumexp(dens, axis=0).sum()
+
+    fitted = np.r_[np.column_stack([model.expert_intercept_, model.expert_coef_]).ravel(),
+                   0.5 * np.log(model.expert_variance_[0]),
+                   np.log(model.weights_[0] / model.weights_[1])]
+    best = minimize(negative_log_lik, fitted + 0.05, method="BFGS",
+                    options={"gtol": 1e-9, "maxiter": 10_000})
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-6)
+    np.testing.assert_allclose(fitted, best.x, atol=1e-4)
+    # R (flexmix 2.3-18; the same data written to CSV), best of 20 starts:
+    #   flexmix(y ~ x, data = d, k = 2, model = FLXMRglmfix(varFix = TRUE),
+    #           control = list(tolerance = 1e-12, iter.max = 5000, minprior = 0))
+    # logLik -272.616804606, sigma 0.567122351892, prior 0.580404161287 (Comp.1),
+    # Comp.1 (-1.168591769432, -0.565406511925), Comp.2 (0.908650839878, 1.999075595368)
+    flexmix = np.array([[-1.168591769432, -0.565406511925], [0.908650839878, 1.999075595368]])
+    sigma, prior = 0.567122351892, np.array([0.580404161287, 0.419595838713])
+    # flexmix's sigma is not the maximum likelihood one: it divides the pooled weighted
+    # RSS by n - 1 (at its fixed point), so the ML fit is a little higher and close
+    resid = y - flexmix[:, :1] - flexmix[:, 1:] * X[:, 0]
+    log_joint = np.log(prior)[:, None] + stats.norm.logpdf(resid, scale=sigma)
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=0))
+    assert np.sqrt(np.sum(resp * resid**2) / (len(y) - 1)) == pytest.approx(sigma, rel=1e-9)
+    assert logsumexp(log_joint, axis=0).sum() == pytest.approx(-272.616804606, abs=1e-8)
+    assert -272.616804606 < model.log_likelihood_ < -272.616804606 + 0.01
+    np.testing.assert_allclose(
+        np.column_stack([model.expert_intercept_, model.expert_coef_[:, 0]]), flexmix,
+        atol=1e-3)
+    assert np.sqrt(model.expert_variance_[0] * len(y) / (len(y) - 1)) == pytest.approx(
+        sigma, rel=1e-3)
+    # summary lists the shared variance once, in the shared block
+    text = model.summary(X, y)
+    assert text.count("variance") == 1
+    assert "Shared by all experts" in text
+    frame = model.summary(X, y, as_frame=True)
+    assert frame.loc["shared"].index.get_level_values("name").tolist() == ["variance"]
+    assert frame.loc["expert"].index.get_level_values("expert").tolist() == [0, 0, 1, 1]
+
+
+def test_shared_variance_with_shared_slopes_and_partial_fit():
+    # the pooled variance is a family statistic: partial_fit and the closed-form M-step
+    # pool it too, and the joint M-step of shared slopes does
+    X, y = _gaussian_shared_data(1)
+    both = MixtureOfExpertsRegressor(2, shared_features=[0], shared_variance=True,
+                                     gate_features=[1], random_state=0).fit(X, y)
+    assert np.ptp(both.expert_variance_) == 0.0
+    assert both._n_parameters() == 2 * 2 + 1 + 1 + 2
+    stream = MixtureOfExpertsRegressor(2, shared_variance=True, random_state=0)
+    for rows in np.array_split(np.arange(len(y)), 4):
+        stream.partial_fit(X[rows], y[rows])
+    assert np.ptp(stream.expert_variance_) == 0.0
