@@ -374,7 +374,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             source = InMemoryBlocks([data])
         if distributed and groups is not None:
             raise NotImplementedError("groups are not supported on dask collections yet.")
-        family.max_newton_steps = EM_NEWTON_STEPS
+        family.max_newton_steps = getattr(family, "em_newton_steps", None) or EM_NEWTON_STEPS
         if groups is None:
             model = MixtureOfExpertsModel(family, self._make_gate())
         else:

@@ -157,6 +157,8 @@ class ExpertFamily:
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
     #: partial M-step is a generalised EM step, and the next iteration warm-starts).
     max_newton_steps = 100
+    #: The ``max_newton_steps`` EM sets; None for the engine's default.
+    em_newton_steps = None
 
     #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
     #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
@@ -1210,17 +1212,54 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         )
 
 
+def ecm_df_root(constant, start, low, high, max_iter=100):
+    """Per expert the root in ``nu`` of ``1 + log(nu / 2) - digamma(nu / 2) + c = 0`` (the
+    ECM equation of t experts; its left side decreases in ``nu``), held in ``[low,
+    high]``: Newton in ``log nu`` from ``start`` (the previous degrees of freedom, so a few
+    steps), safeguarded by bisection inside a bracket kept for every expert at once."""
+
+    def equation(log_nu, c):
+        half = 0.5 * np.exp(log_nu)
+        return 1.0 + np.log(half) - digamma(half) + c, 1.0 - half * trigamma(half)
+
+    lo = np.full(constant.shape, np.log(low))
+    hi = np.full(constant.shape, np.log(high))
+    at_low, at_high = equation(lo, constant)[0] <= 0, equation(hi, constant)[0] >= 0
+    x = np.clip(np.log(start), lo, hi)
+    todo = ~(at_low | at_high)
+    for _ in range(max_iter):
+        if not todo.any():
+            break
+        value, slope = equation(x[todo], constant[todo])
+        xt, lt, ht = x[todo], lo[todo], hi[todo]
+        lt = np.where(value > 0, xt, lt)  # the root lies above a positive value
+        ht = np.where(value > 0, ht, xt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = xt - value / slope
+        # a step of 1e-12 in log nu is at the rounding of the cancelling value
+        done = (np.abs(step - xt) <= 1e-12) | (value == 0)
+        inside = (step > lt) & (step < ht)
+        new = np.where(inside | done, step, 0.5 * (lt + ht))
+        lo[todo], hi[todo], x[todo] = lt, ht, new
+        todo[np.flatnonzero(todo)[done]] = False
+    nu = np.exp(x)
+    nu[at_low] = low
+    nu[at_high] = high
+    return nu
+
+
 def _t_weights_block(block, family, params):
-    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
-    residuals ``r`` of Student-t experts."""
-    resid = _response(block) - linear_predictor(block.X_expert, params["coef"])
+    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` of Student-t
+    experts (r the residuals), (K, n)."""
+    u = linear_predictor(block.X_expert, params["coef"])
+    np.subtract(_response(block), u, out=u)
     nu = family.degrees_of_freedom(params)[:, None]
     # (nu + 1) / (nu + r^2 / s^2), in place
-    u = np.square(resid)
-    u /= params["scale"][:, None] ** 2
+    np.square(u, out=u)
+    u *= 1.0 / params["scale"][:, None] ** 2
     u += nu
     np.divide(nu + 1.0, u, out=u)
-    return u, resid
+    return u
 
 
 def _t_start_block(block):
@@ -1238,12 +1277,14 @@ class StudentTExperts(ExpertFamily):
     ``u = (nu + 1) / (nu + r^2 / s^2)`` and sums the weighted statistics ``X1' W u X1``,
     ``X1' W u y``, ``y' W u y``, ``sum W`` and ``sum W (log u - u)``; from them the
     coefficients are a weighted ridge, ``s^2 = (sum W u r^2 + alpha ||b||^2) / sum W``,
-    and ``nu`` the root (``scipy.optimize.brentq``) of the ECM equation
+    and ``nu`` the root (``ecm_df_root``, all experts at once) of the ECM equation
     ``1 + log(nu / 2) - digamma(nu / 2) + sum W (log u - u) / sum W
     + digamma((nu' + 1) / 2) - log((nu' + 1) / 2) = 0`` (``nu'`` the previous value). Each
     pass is one EM step of the weighted t likelihood, so it never decreases; batch, online
-    and dask fits share it. The penalty is ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian
-    experts.
+    and dask fits share it. Inside EM an M-step is one pass (``em_newton_steps``): the
+    E-step's responsibilities and the pass's weights ``u`` at the same parameters make
+    each EM iteration the ECM iteration of Peel & McLachlan. The penalty is
+    ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian experts.
 
     Parameters
     ----------
@@ -1262,10 +1303,11 @@ class StudentTExperts(ExpertFamily):
     dispersion_labels = ("scale",)
     #: Degrees of freedom a fit starts from when they are estimated.
     start_df = 10.0
-    #: ECM passes stop when no parameter moves by more than this (relative); EM sets a
-    #: few passes per M-step (``max_newton_steps``), an M-step alone runs to convergence.
+    #: ECM passes stop when no parameter moves by more than this (relative); EM sets
+    #: one pass per M-step (``em_newton_steps``), an M-step alone runs to convergence.
     newton_tol = 1e-12
     max_newton_steps = 5000
+    em_newton_steps = 1
 
     def __init__(self, n_experts=None, alpha=0.0, df=None, variance_floor=1e-12,
                  min_df=0.5, max_df=200.0):
@@ -1292,10 +1334,12 @@ class StudentTExperts(ExpertFamily):
     def log_prob(self, X, y, params, offset=None):
         nu = self.degrees_of_freedom(params)[:, None]
         s = params["scale"][:, None]
-        resid = y - self.eta(X, params, offset)
-        resid /= s
-        resid **= 2
-        out = np.log1p(resid / nu)
+        out = self.eta(X, params, offset)
+        np.subtract(y, out, out=out)
+        # -(nu + 1) / 2 log(1 + r^2 / (nu s^2)) + log normalising constant, in place
+        np.square(out, out=out)
+        out *= 1.0 / (nu * s * s)
+        np.log1p(out, out=out)
         out *= -0.5 * (nu + 1.0)
         out += gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
         out -= np.log(s)
@@ -1328,17 +1372,17 @@ class StudentTExperts(ExpertFamily):
 
     def statistics(self, block, params):
         """The ECM statistics at ``params`` (see the class docstring)."""
-        u, _ = _t_weights_block(block, self, params)
+        u = _t_weights_block(block, self, params)
         W = block.weights
-        Wu = W * u
+        log_u_minus_u = np.log(u)
+        log_u_minus_u -= u
+        log_u_minus_u = np.einsum("ki,ki->k", W, log_u_minus_u)
+        u *= W  # W u from here on
         y = _response(block)
-        log_u = np.log(u)
-        log_u -= u
+        Wuy = u * y
         return {
-            "gram": weighted_grams(block.X_expert, Wu), "xy": weighted_sums(block.X_expert,
-                                                                             Wu * y),
-            "yy": Wu @ (y * y), "weight": W.sum(axis=1),
-            "log_u_minus_u": np.einsum("ki,ki->k", W, log_u),
+            "gram": weighted_grams(block.X_expert, u), "xy": weighted_sums(block.X_expert, Wuy),
+            "yy": Wuy @ y, "weight": W.sum(axis=1), "log_u_minus_u": log_u_minus_u,
         }
 
     def solve(self, stats, params, scale=1.0, max_step=None):
@@ -1361,22 +1405,12 @@ class StudentTExperts(ExpertFamily):
 
     def _solve_df(self, mean_log_u_minus_u, previous, empty):
         """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
-        from scipy.optimize import brentq
-
         constant = (mean_log_u_minus_u + digamma(0.5 * (previous + 1.0))
                     - np.log(0.5 * (previous + 1.0)))
+        active = ~empty & np.isfinite(constant)
         df = previous.copy()
-        for k in np.flatnonzero(~empty & np.isfinite(constant)):
-            def equation(nu, c=constant[k]):
-                return 1.0 + np.log(0.5 * nu) - digamma(0.5 * nu) + c
-
-            # the left side decreases in nu: the root, or the bound it lies beyond
-            if equation(self.max_df) >= 0:
-                df[k] = self.max_df
-            elif equation(self.min_df) <= 0:
-                df[k] = self.min_df
-            else:
-                df[k] = brentq(equation, self.min_df, self.max_df, xtol=1e-14, rtol=1e-14)
+        df[active] = ecm_df_root(constant[active], previous[active], self.min_df,
+                                 self.max_df)
         return df
 
     def m_step_blocks(self, source, params=None):
