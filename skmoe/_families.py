@@ -597,8 +597,12 @@ class _NewtonGLMExperts(ExpertFamily):
 
     def expert_objective(self, source, params):
         """Penalised weighted log-likelihood of every expert, (K,): one pass."""
-        value = source.reduce(_glm_value_block, self, params)
+        value = source.reduce(self.weighted_log_likelihood, params)
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+
+    def weighted_log_likelihood(self, block, params):
+        """``sum_i W[k, i] log f_k(y_i | x_i)`` of one block, (K,)."""
+        return _glm_value_block(block, self, params)
 
     def m_step_blocks(self, source, params=None):
         if self.n_shared:
@@ -979,6 +983,46 @@ def _nb_size_terms(y, eta, size, exact=True, unique=None, log_r_mu=None):
     return first, second
 
 
+def _held_weights(W, unique):
+    """``held[k, v] = sum_{i: y_i = values[v]} W[k, i]``, (K, n_values), for ``unique =
+    (values, inverse)`` of ``_unique_values(y)``."""
+    values, inverse = unique
+    K, m = W.shape[0], values.size
+    index = inverse + m * np.arange(K)[:, None]
+    return np.bincount(index.ravel(), weights=W.ravel(), minlength=K * m).reshape(K, m)
+
+
+def _nb_size_sums(W, y, eta, size, unique=None, log_r_mu=None, held=None):
+    """``sum_i W[k, i]`` times d log f / dr and d2 log f / dr2 of the NB2 log density (see
+    ``_nb_size_terms``), (K,) each, in few (K, n) passes: with ``unique`` (``_unique_values(y)``)
+    the terms in ``y + r`` are summed over the distinct values, weighted by the weight each
+    value holds (``held``, ``_held_weights``)."""
+    r = size[:, None]
+    if log_r_mu is None:
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)
+    totals = W.sum(axis=1)
+    if unique is None:
+        digammas = np.einsum("ki,ki->k", W, digamma(y + r))
+        trigammas = np.einsum("ki,ki->k", W, trigamma(y + r))
+    else:
+        values = unique[0]
+        if held is None:
+            held = _held_weights(W, unique)
+        digammas = np.einsum("kv,kv->k", held, digamma(values + r))
+        trigammas = np.einsum("kv,kv->k", held, trigamma(values + r))
+    inv = np.exp(-log_r_mu)  # 1 / (r + mu)
+    Winv = inv * W
+    # sum W (r + y) / (r + mu) and sum W (r + y) / (r + mu)^2
+    ratio = size * Winv.sum(axis=1) + Winv @ y
+    Winv *= inv
+    ratio2 = size * Winv.sum(axis=1) + Winv @ y
+    first = (digammas + totals * (np.log(size) + 1.0 - digamma(size))
+             - np.einsum("ki,ki->k", W, log_r_mu) - ratio)
+    second = trigammas + totals * (1.0 / size - trigamma(size)) + ratio2
+    second -= 2.0 * np.einsum("ki,ki->k", W, inv)
+    return first, second
+
+
 class NegativeBinomialExperts(_NewtonGLMExperts):
     """Negative-binomial (NB2) experts with a log link and one size ``r_k`` per expert.
 
@@ -1018,13 +1062,15 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def init_target(self, y):
         return np.log1p(y)[:, None]
 
-    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block).
-    _lgamma_cache_size = 8
+    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block
+    #: and per row block of the E-step).
+    _lgamma_cache_size = 32
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_lgamma_cache", None)
         state.pop("_predictor_cache", None)
+        state.pop("_weights_cache", None)
         return state
 
     def _lgamma_terms(self, y, size):
@@ -1050,37 +1096,80 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         response), its distinct values (``_unique_values``), and the ``gammaln`` terms at
         the last sizes."""
         cache = self.__dict__.setdefault("_lgamma_cache", {})
-        entry = cache.get(id(y))
+        # keyed on the memory, not the object: the E-step's row slices are new views of
+        # the same rows at every iteration
+        key = (y.__array_interface__["data"][0], y.shape, y.strides)
+        entry = cache.get(key)
         if entry is not None and np.array_equal(entry["y"], y):
             return entry
         if entry is None and len(cache) >= self._lgamma_cache_size:
             cache.pop(next(iter(cache)))
         entry = {"y": np.array(y, copy=True), "unique": _unique_values(y), "size": None,
                  "terms": None}
-        cache[id(y)] = entry
+        cache[key] = entry
         return entry
 
     def m_step_blocks(self, source, params=None):
         """As for GLM experts; during the M-step the last linear predictors and
         ``log(r + mu)`` are kept (``_predictors``): the line searches, the size statistics
-        and the next Newton system often ask for them at the same parameters."""
-        self._predictor_cache = []
+        and the next Newton system often ask for them at the same parameters (not with
+        shared coefficients, which the cache does not key on)."""
+        self._predictor_cache = None if self.n_shared else []
+        self._weights_cache = {}
         try:
             return super().m_step_blocks(source, params)
         finally:
-            self._predictor_cache = None
+            self._predictor_cache = self._weights_cache = None
+
+    def _weight_sums(self, block):
+        """``(unique, held, W y)`` of a block: the distinct values of y
+        (``_unique_values``), the weight each holds (``_held_weights``, None without
+        ``unique``) and ``W * y``; kept during an M-step, whose weights do not change."""
+        W = block.weights
+        cache = self.__dict__.get("_weights_cache")
+        entry = None if cache is None else cache.get(id(W))
+        if entry is None or entry[0] is not W:
+            unique = self._response_entry(block.y)["unique"]
+            held = None if unique is None else _held_weights(W, unique)
+            entry = (W, unique, held, W * block.y)
+            if cache is not None:
+                cache[id(W)] = entry
+        return entry[1:]
+
+    def weighted_log_likelihood(self, block, params):
+        """``sum_i W log f`` from the weight each distinct y holds: ``sum_v held[k, v]
+        lgamma terms(v, r_k) + sum_i W (r log(r / (r + mu)) + y log(mu / (r + mu)))``."""
+        unique, held, Wy = self._weight_sums(block)
+        W = block.weights
+        eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+        r = params["size"]
+        if unique is None:  # the same sum row by row (blocks of either kind agree)
+            lgamma = np.einsum("ki,ki->k", W, self._lgamma_terms(block.y, r))
+        else:
+            values = unique[0]
+            lgamma = np.einsum("kv,kv->k", held, gammaln(values + r[:, None])
+                               - gammaln(r)[:, None] - gammaln(values + 1.0))
+        # the differences row by row before the sums: summed apart, their terms cancel
+        # to few digits (no digits at large r)
+        log_share = np.subtract(np.log(r)[:, None], log_r_mu)  # log(r / (r + mu))
+        log_rest = np.subtract(eta, log_r_mu)  # log(mu / (r + mu))
+        return (lgamma + r * np.einsum("ki,ki->k", W, log_share)
+                + np.einsum("ki,ki->k", Wy, log_rest))
 
     def _predictors(self, X, params, offset):
         """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
         (X, offset, coefficients, sizes); the arrays are not to be written to."""
         cache = self.__dict__.get("_predictor_cache")
+        eta = None
         if cache is not None:
             for entry in cache:
                 if (entry[0] is X and entry[1] is offset
-                        and np.array_equal(entry[2], params["coef"])
-                        and np.array_equal(entry[3], params["size"])):
-                    return entry[4], entry[5]
-        eta = self.eta(X, params, offset)
+                        and np.array_equal(entry[2], params["coef"])):
+                    if np.array_equal(entry[3], params["size"]):
+                        return entry[4], entry[5]
+                    eta = entry[4]  # a trial of new sizes: the same linear predictors
+        if eta is None:
+            eta = self.eta(X, params, offset)
         log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
         if cache is not None:
             cache.insert(0, (X, offset, params["coef"].copy(), params["size"].copy(), eta,
@@ -1155,12 +1244,10 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
         else:
             eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
-        first, second = _nb_size_terms(
-            block.y, eta, size, exact=False,
-            unique=self._response_entry(block.y)["unique"], log_r_mu=log_r_mu,
-        )
-        grad = np.einsum("ki,ki->k", W, first) * size
-        curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
+        unique, held, _ = self._weight_sums(block)
+        first, second = _nb_size_sums(W, block.y, eta, size, unique, log_r_mu, held)
+        grad = first * size
+        curv = -(second * size**2 + grad)
         curv = np.maximum(curv, 1e-3 * np.abs(grad) + 1e-8 * W.sum(axis=1))
         return {"size_linear": curv * np.log(size) + grad, "size_curvature": curv,
                 "weight": W.sum(axis=1)}
