@@ -1409,7 +1409,10 @@ class StudentTExperts(ExpertFamily):
         return ("scale",) if self.df is not None else ("scale", "df")
 
     def configure(self, targets=None, variance_floor=None, **options):
-        """The floor of ``s_k^2``, as Gaussian experts' variance floor."""
+        """The floor of ``s_k^2``, as Gaussian experts' variance floor; checks ``df``."""
+        if self.df is not None and not (np.isscalar(self.df) and self.df > 0):
+            raise ValueError(f"df of Student-t experts must be positive or None; got "
+                             f"{self.df!r}.")
         GaussianExperts.configure(self, targets, variance_floor=variance_floor)
 
     def degrees_of_freedom(self, params):
@@ -1566,6 +1569,44 @@ class StudentTExperts(ExpertFamily):
             f"expert {k}: scale held at its floor {np.sqrt(self.variance_floor):.3g}"
             for k in np.flatnonzero(self.at_bound(params))
         ]
+
+
+class StudentT(StudentTExperts):
+    """Student-t experts for ``expert=``, with the degrees of freedom estimated or fixed.
+
+    ``expert="student_t"`` estimates one number of degrees of freedom per expert;
+    ``expert=StudentT(df=4)`` holds every expert's at 4 (``expert_df_`` is then not set,
+    and BIC counts K parameters fewer). Its parameters are seen by ``get_params`` of the
+    estimator as ``expert__df``, so ``clone`` and ``GridSearchCV`` work with them.
+
+    Parameters
+    ----------
+    df : float or None, default=None
+        Degrees of freedom of every expert (positive), or None to estimate them.
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsRegressor, StudentT
+    >>> model = MixtureOfExpertsRegressor(2, expert=StudentT(df=4))
+    >>> model.get_params()["expert__df"]
+    4
+    """
+
+    def __init__(self, df=None):
+        super().__init__(df=df)
+
+    def get_params(self, deep=True):
+        return {"df": self.df}
+
+    def set_params(self, **params):
+        for key, value in params.items():
+            if key != "df":
+                raise ValueError(f"Invalid parameter {key!r} for StudentT; it has 'df'.")
+            self.df = value
+        return self
+
+    def __repr__(self):
+        return f"StudentT(df={self.df!r})"
 
 
 #: Log density of a nonzero response under the point mass at zero (finite, so that a

@@ -605,3 +605,40 @@ def test_zero_inflation_partial_fit_ascent_and_missing_standard_errors():
         model.standard_errors(X, y)
     quantiles = model.predict_quantiles(X[:10], [0.2, 0.5, 0.9])
     assert np.all(np.diff(quantiles, axis=1) >= 0)
+
+
+def test_t_fixed_df_is_public_and_survives_clone_and_grid_search():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from skmoe import StudentT
+
+    X, y, _, _, _ = _t_one_hot()
+    model = MixtureOfExpertsRegressor(3, expert=StudentT(df=4), random_state=0)
+    assert model.get_params()["expert__df"] == 4
+    copy = clone(model)
+    assert isinstance(copy.expert, StudentT) and copy.expert.df == 4
+    assert copy.expert is not model.expert
+    copy.set_params(expert__df=6)
+    assert model.expert.df == 4 and copy.expert.df == 6
+    fitted = clone(model).fit(X, y)
+    assert not hasattr(fitted, "expert_df_")
+    assert "df" not in fitted._params["experts"]
+    np.testing.assert_array_equal(fitted._family.degrees_of_freedom(fitted._params["experts"]),
+                                  4.0)
+    free = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0).fit(X, y)
+    assert (free._model.n_parameters(free._params)
+            == fitted._model.n_parameters(fitted._params) + 3)
+    np.testing.assert_allclose(
+        free.bic(X, y) - fitted.bic(X, y),
+        -2 * (free.log_likelihood_ - fitted.log_likelihood_) + 3 * np.log(len(y)),
+        rtol=1e-10)
+    search = GridSearchCV(MixtureOfExpertsRegressor(3, expert=StudentT(), random_state=0,
+                                                    max_iter=50),
+                          {"expert__df": [2.0, 30.0]}, cv=2).fit(X, y)
+    assert search.best_params_["expert__df"] in (2.0, 30.0)
+    assert search.best_estimator_.expert.df == search.best_params_["expert__df"]
+    with pytest.raises(ValueError, match="df of Student-t experts must be positive"):
+        MixtureOfExpertsRegressor(2, expert=StudentT(df=-1)).fit(X, y)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        StudentT().set_params(nu=3)
