@@ -724,7 +724,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         given, computed analytically with Louis' identity (see the user guide). The gate is
         reported against expert 0 (flexmix's convention: its coefficients are 0), so
         ``gate_coef`` has K - 1 rows. Flat models with Gaussian, Poisson, Gamma or
-        Bernoulli experts, or any family with ``information_terms``.
+        Bernoulli experts, or any family with ``information_terms``. Student-t experts
+        report the scale and, when estimated, the degrees of freedom (``df``, not its
+        logarithm); zero-inflated experts report no parameters for the point mass (it has
+        none; its gate output, the zero share, is in the gate's).
 
         Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
         encoding without ``drop`` next to the intercept) get a NaN standard error, with a
@@ -740,7 +743,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Bunch
             ``estimate`` and ``se`` (vectors), ``names`` (block, expert, name) per entry,
             ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
-            ``expert_coef``, ``expert_intercept`` and ``dispersion`` of standard errors.
+            ``expert_coef``, ``expert_intercept``, ``dispersion`` (the first dispersion)
+            and ``dispersions`` (all, (K, m)) of standard errors (NaN for a component
+            without expert parameters).
         """
         from ._information import standard_errors
 

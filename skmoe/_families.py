@@ -264,6 +264,14 @@ class ExpertFamily:
         """Experts whose dispersion is held at its bound (a degenerate fit), (K,) bool."""
         return np.zeros(self.n_experts, dtype=bool)
 
+    def fixed_experts(self, params):
+        """Components without expert parameters (their gate outputs are parameters), (K,)
+        bool: standard errors leave their coefficients and dispersions out."""
+        return np.zeros(self.n_experts, dtype=bool)
+
+    #: What ``summary`` calls the ``fixed_experts`` components.
+    fixed_label = None
+
     def bound_events(self, params):
         """Sentences for ``events_`` about dispersions held at their bounds."""
         return []
@@ -1387,7 +1395,6 @@ class StudentTExperts(ExpertFamily):
     """
 
     name = "student_t"
-    dispersion_labels = ("scale",)
     #: Degrees of freedom a fit starts from when they are estimated.
     start_df = 10.0
     #: ECM passes stop when no parameter moves by more than this (relative); EM sets
@@ -1407,6 +1414,10 @@ class StudentTExperts(ExpertFamily):
     @property
     def dispersion_keys(self):
         return ("scale",) if self.df is not None else ("scale", "df")
+
+    @property
+    def dispersion_labels(self):
+        return self.dispersion_keys
 
     def configure(self, targets=None, variance_floor=None, **options):
         """The floor of ``s_k^2``, as Gaussian experts' variance floor; checks ``df``."""
@@ -1524,8 +1535,9 @@ class StudentTExperts(ExpertFamily):
         return 1.0 / params["scale"] ** 2
 
     def penalty_information(self, params, n_coef):
-        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s)
-        out = np.zeros((self.n_experts, n_coef + 1, n_coef + 1))
+        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s) (none in df)
+        P = n_coef + len(self.dispersion_labels)
+        out = np.zeros((self.n_experts, P, P))
         mask = penalty_diagonal(n_coef, 1.0)
         s = params["scale"]
         b = params["coef"] * mask
@@ -1535,25 +1547,36 @@ class StudentTExperts(ExpertFamily):
         out[:, n_coef, n_coef] = 3.0 * self.alpha * np.sum(b * b, axis=1) / s**4
         return out
 
-    def reported_dispersions(self, params):
-        """The scale ``s_k``; standard errors hold the degrees of freedom at their value."""
-        return [params["scale"]]
-
     def information_terms(self, y, eta, params):
-        """Per (k, i): d/deta, d2/deta2, and in the scale s: d/ds, d2/ds2, d2/deta ds (the
-        degrees of freedom held)."""
+        """Per (k, i): d/deta, d2/deta2, and in the dispersions ``theta = (s, nu)`` (``s``
+        alone when ``df`` is fixed): d/dtheta (m, K, n), d2/dtheta2 (m, m, K, n) and
+        d2/deta dtheta (m, K, n). The degrees of freedom are reported as they are (not
+        their logarithm)."""
         nu = self.degrees_of_freedom(params)[:, None]
         s = params["scale"][:, None]
         r = y - eta
         r2 = r * r
-        denom = nu * s**2 + r2
-        return (
-            (nu + 1.0) * r / denom,
-            -(nu + 1.0) * (nu * s**2 - r2) / denom**2,
-            -1.0 / s + (nu + 1.0) * r2 / (s * denom),
-            1.0 / s**2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s**2) / (s**2 * denom**2),
-            -2.0 * (nu + 1.0) * nu * s * r / denom**2,
-        )
+        s2 = s * s
+        denom = nu * s2 + r2  # nu s^2 + r^2
+        d_eta = (nu + 1.0) * r / denom
+        d_eta2 = -(nu + 1.0) * (nu * s2 - r2) / denom**2
+        d_s = -1.0 / s + (nu + 1.0) * r2 / (s * denom)
+        d_s2 = 1.0 / s2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s2) / (s2 * denom**2)
+        d_eta_s = -2.0 * (nu + 1.0) * nu * s * r / denom**2
+        if self.df is not None:
+            return d_eta, d_eta2, d_s[None], d_s2[None, None], d_eta_s[None]
+        # log f = lgamma((nu+1)/2) - lgamma(nu/2) - log(nu pi)/2 - log s
+        #         - (nu+1)/2 log(denom / (nu s^2))
+        d_nu = (0.5 * (digamma(0.5 * (nu + 1.0)) - digamma(0.5 * nu)) - 0.5 / nu
+                - 0.5 * np.log(denom / (nu * s2)) + 0.5 * (nu + 1.0) * r2 / (nu * denom))
+        d_nu2 = (0.25 * (polygamma(1, 0.5 * (nu + 1.0)) - polygamma(1, 0.5 * nu))
+                 + 0.5 / nu**2 + r2 / (nu * denom)
+                 - 0.5 * (nu + 1.0) * r2 * (2.0 * nu * s2 + r2) / (nu * denom) ** 2)
+        d_s_nu = r2 * (r2 - s2) / (s * denom**2)
+        d_eta_nu = r * (r2 - s2) / denom**2
+        return (d_eta, d_eta2, np.stack([d_s, d_nu]),
+                np.stack([np.stack([d_s2, d_s_nu]), np.stack([d_s_nu, d_nu2])]),
+                np.stack([d_eta_s, d_eta_nu]))
 
     def project(self, params):
         new = dict(params, scale=np.maximum(params["scale"], np.sqrt(self.variance_floor)))
@@ -1635,7 +1658,8 @@ class ZeroInflatedExperts(ExpertFamily):
     gives the mixture mean, the zero component's mean being 0. The M-step is the base
     family's, run for every component, after which the zero component's parameters are
     reset (they play no part), so ``partial_fit`` and dask fits work as for the base
-    family. No standard errors.
+    family. Standard errors are the base family's, without parameters for the point mass
+    (``fixed_experts``); its gate output is a parameter of the gate.
 
     Parameters
     ----------
@@ -1649,7 +1673,6 @@ class ZeroInflatedExperts(ExpertFamily):
     name = "zero_inflated"
     accepts_offset = True
     positive_only = True
-    information_terms = None
 
     def __init__(self, base="poisson", n_experts=None, alpha=0.0):
         self.base = base
@@ -1737,6 +1760,26 @@ class ZeroInflatedExperts(ExpertFamily):
 
     def penalty(self, params):
         return self._base.penalty(self._base_params(params))
+
+    def fixed_experts(self, params):
+        return self._is_zero(params)
+
+    fixed_label = "point mass at zero"
+
+    def information_terms(self, y, eta, params):
+        """The base family's, zero for the point mass (its density has no parameters)."""
+        terms = self._base.information_terms(y, eta, self._base_params(params))
+        zero = self._is_zero(params)
+        out = []
+        for term in terms:
+            if term is not None:
+                term = np.array(term, dtype=float)  # a writable copy
+                term[..., zero, :] = 0.0
+            out.append(term)
+        return tuple(out)
+
+    def penalty_information(self, params, n_coef):
+        return self._base.penalty_information(self._base_params(params), n_coef)
 
     def n_parameters(self, params):
         d1 = params["coef"].shape[1]

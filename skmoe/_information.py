@@ -86,17 +86,15 @@ def observed_information(model, data, params):
         raise NotImplementedError("standard errors are available for flat models only.")
     K = gate.branching
     dg, de = data.X_gate.shape[1] + 1, data.X_expert.shape[1] + 1
-    if len(family.dispersion_labels) > 1:
-        raise NotImplementedError("standard errors take one dispersion per expert at most.")
-    has_dispersion = len(family.dispersion_labels) == 1
-    per_expert = de + has_dispersion
+    n_disp = len(family.dispersion_labels)
+    per_expert = de + n_disp
     n_gate = (K - 1) * dg
     P = n_gate + K * per_expert
     info = np.zeros((P, P))
     n = data.y.shape[0]
     for start in range(0, n, ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
-        info -= _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P)
+        info -= _block_hessian(model, data, params, rows, K, dg, de, n_disp, P)
     # penalty Hessians. Gate: alpha/2 sum_k ||V_k||^2 in the symmetric coding is, in the
     # reference coding V'_j = V_j - V_0, alpha/2 sum_k ||V'_k - mean(V')||^2.
     centring = np.eye(K - 1) - np.full((K - 1, K - 1), 1.0 / K)
@@ -110,7 +108,7 @@ def observed_information(model, data, params):
     return info
 
 
-def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
+def _block_hessian(model, data, params, rows, K, dg, de, n_disp, P):
     """Hessian of the observed log-likelihood summed over a block of rows."""
     family, experts = model.family, params["experts"]
     part = data.take(rows)
@@ -130,9 +128,11 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
     if offset is not None:
         eta += offset
     d_eta, d_eta2, d_t, d_t2, d_eta_t = family.information_terms(y, eta, experts)
+    if n_disp == 1 and np.ndim(d_t) == 2:  # one dispersion: (K, n) arrays
+        d_t, d_t2, d_eta_t = d_t[None], d_t2[None, None], d_eta_t[None]
 
     n_gate = (K - 1) * dg
-    per_expert = de + has_dispersion
+    per_expert = de + n_disp
     # scores s_ik, shape (n, K, P)
     S = np.zeros((n, K, P))
     for k in range(K):
@@ -140,8 +140,8 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
             S[:, k, (j - 1) * dg : j * dg] = ((k == j) - g[j])[:, None] * Xg1
         first = n_gate + k * per_expert
         S[:, k, first : first + de] = d_eta[k][:, None] * Xe1
-        if has_dispersion:
-            S[:, k, first + de] = d_t[k]
+        for a in range(n_disp):
+            S[:, k, first + de + a] = d_t[a, k]
     sbar = np.einsum("ki,ikp->ip", r, S)
     H = np.einsum("i,ki,ikp,ikq->pq", w, r, S, S) - np.einsum("i,ip,iq->pq", w, sbar, sbar)
     # gate curvature: the same for every k, and sum_k r_ik = 1
@@ -155,13 +155,27 @@ def _block_hessian(model, data, params, rows, K, dg, de, has_dispersion, P):
         coef = slice(first, first + de)
         rw = w * r[k]
         H[coef, coef] += np.einsum("i,ia,ib->ab", rw * d_eta2[k], Xe1, Xe1)
-        if has_dispersion:
-            t = first + de
-            cross = np.einsum("i,ia->a", rw * d_eta_t[k], Xe1)
+        for a in range(n_disp):
+            t = first + de + a
+            cross = np.einsum("i,ia->a", rw * d_eta_t[a, k], Xe1)
             H[coef, t] += cross
             H[t, coef] += cross
-            H[t, t] += np.sum(rw * d_t2[k])
+            for b in range(n_disp):
+                H[t, first + de + b] += np.sum(rw * d_t2[a, b, k])
     return H
+
+
+def free_parameters(family, params, K, dg, de):
+    """Mask of the parameter vector's entries that are parameters: not those of
+    components without expert parameters (``family.fixed_experts``, e.g. the point mass at
+    zero of zero-inflated experts, whose gate output stays a parameter)."""
+    per_expert = de + len(family.dispersion_labels)
+    free = np.ones((K - 1) * dg + K * per_expert, dtype=bool)
+    fixed = getattr(family, "fixed_experts", None)
+    for k in np.flatnonzero(np.zeros(K, dtype=bool) if fixed is None else fixed(params)):
+        first = (K - 1) * dg + k * per_expert
+        free[first : first + per_expert] = False
+    return free
 
 
 def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
@@ -178,8 +192,6 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
             "standard_errors (and summary) do not support shared_features yet."
         )
     info = observed_information(model, data, params)
-    covariance, aliased = covariance_from_information(info)
-    se = np.sqrt(np.diag(covariance))
     K = model.gate.n_leaves
     gate = params["gate"][0][0]
     experts = params["experts"]
@@ -195,6 +207,12 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
         estimator._feature_labels(estimator.gate_features_in_),
         estimator._feature_labels(estimator.expert_features_in_),
     )
+    dg, de = len(estimator.gate_features_in_) + 1, len(estimator.expert_features_in_) + 1
+    free = free_parameters(model.family, experts, K, dg, de)
+    info, estimate = info[np.ix_(free, free)], estimate[free]
+    names = [name for name, keep in zip(names, free) if keep]
+    covariance, aliased = covariance_from_information(info)
+    se = np.sqrt(np.diag(covariance))
     if aliased.any():
         # report the identified parameters as in the model without the aliased ones
         # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
@@ -214,10 +232,10 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
             f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
             UserWarning,
         )
-    dg = len(estimator.gate_features_in_) + 1
-    gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
-    per_expert = se[(K - 1) * dg :].reshape(K, -1)
-    de = len(estimator.expert_features_in_) + 1
+    se_all = np.full(free.shape, np.nan)  # NaN for what is not a parameter
+    se_all[free] = se
+    gate_se = se_all[: (K - 1) * dg].reshape(K - 1, dg)
+    per_expert = se_all[(K - 1) * dg :].reshape(K, -1)
     return Bunch(
         estimate=estimate,
         se=se,
@@ -228,4 +246,5 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None):
         expert_intercept=per_expert[:, 0],
         expert_coef=per_expert[:, 1:de],
         dispersion=per_expert[:, de] if per_expert.shape[1] > de else None,
+        dispersions=per_expert[:, de:],
     )
