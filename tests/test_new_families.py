@@ -743,3 +743,36 @@ def test_zero_inflated_standard_errors_match_a_finite_difference_hessian(base, s
     text = model.summary(X, y)
     assert f"expert {zero} (point mass at zero)" in text and "zero share = " in text
     assert any(line.split()[:1] == ["size"] for line in text.splitlines()) == (size is not None)
+
+
+@pytest.mark.parametrize("base", ["poisson", "negative_binomial"])
+def test_zero_inflated_one_hot_m_step_equals_weighted_maximum_likelihood(base):
+    from skmoe._families import ZeroInflatedExperts
+
+    X, y = _zero_inflated_counts(1500, seed=24, size=None if base == "poisson" else 3.0)
+    rng = np.random.default_rng(25)
+    weights = rng.integers(1, 4, size=len(y)).astype(float)
+    # one-hot: the point mass (component 1) takes some of the zeros, the counts the rest
+    to_zero = (y == 0) & (rng.uniform(size=len(y)) < 0.5)
+    W = np.zeros((2, len(y)))
+    W[1, to_zero] = weights[to_zero]
+    W[0, ~to_zero] = weights[~to_zero]
+    family = ZeroInflatedExperts(base, 2)
+    start = {"coef": np.zeros((2, 3)), "zero": np.array([0.0, 1.0])}
+    if base != "poisson":
+        start["size"] = np.ones(2)
+    new = family.m_step(X, y, W, start)
+    rows = ~to_zero
+    if base == "poisson":
+        from sklearn.linear_model import PoissonRegressor
+
+        ref = PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+        ref.fit(X[rows], y[rows], sample_weight=weights[rows])
+        coef = np.concatenate([[ref.intercept_], ref.coef_])
+    else:
+        coef, size = _nb_direct_fit(X[rows], y[rows], weights[rows])
+        np.testing.assert_allclose(new["size"][0], size, rtol=1e-6)
+        assert new["size"][1] == 1.0
+    np.testing.assert_allclose(new["coef"][0], coef, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(new["coef"][1], 0.0)
+    np.testing.assert_array_equal(new["zero"], [0.0, 1.0])
