@@ -1000,37 +1000,6 @@ def _held_weights(W, unique):
     return np.bincount(index.ravel(), weights=W.ravel(), minlength=K * m).reshape(K, m)
 
 
-def _nb_size_sums(W, y, eta, size, unique=None, log_r_mu=None, held=None):
-    """``sum_i W[k, i]`` times d log f / dr and d2 log f / dr2 of the NB2 log density (see
-    ``_nb_size_terms``), (K,) each, in few (K, n) passes: with ``unique`` (``_unique_values(y)``)
-    the terms in ``y + r`` are summed over the distinct values, weighted by the weight each
-    value holds (``held``, ``_held_weights``)."""
-    r = size[:, None]
-    if log_r_mu is None:
-        log_r_mu = _log_r_plus_mu(np.log(r), eta)
-    totals = W.sum(axis=1)
-    if unique is None:
-        digammas = np.einsum("ki,ki->k", W, digamma(y + r))
-        trigammas = np.einsum("ki,ki->k", W, trigamma(y + r))
-    else:
-        values = unique[0]
-        if held is None:
-            held = _held_weights(W, unique)
-        digammas = np.einsum("kv,kv->k", held, digamma(values + r))
-        trigammas = np.einsum("kv,kv->k", held, trigamma(values + r))
-    inv = np.exp(-log_r_mu)  # 1 / (r + mu)
-    Winv = inv * W
-    # sum W (r + y) / (r + mu) and sum W (r + y) / (r + mu)^2
-    ratio = size * Winv.sum(axis=1) + Winv @ y
-    Winv *= inv
-    ratio2 = size * Winv.sum(axis=1) + Winv @ y
-    first = (digammas + totals * (np.log(size) + 1.0 - digamma(size))
-             - np.einsum("ki,ki->k", W, log_r_mu) - ratio)
-    second = trigammas + totals * (1.0 / size - trigamma(size)) + ratio2
-    second -= 2.0 * np.einsum("ki,ki->k", W, inv)
-    return first, second
-
-
 class NegativeBinomialExperts(_NewtonGLMExperts):
     """Negative-binomial (NB2) experts with a log link and one size ``r_k`` per expert.
 
@@ -1132,7 +1101,8 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def _weight_sums(self, block):
         """``(unique, held, W y)`` of a block: the distinct values of y
         (``_unique_values``), the weight each holds (``_held_weights``, None without
-        ``unique``) and ``W * y``; kept during an M-step, whose weights do not change."""
+        ``unique``) and ``W * y``; kept during an M-step, whose weights do not change
+        (``weighted_log_likelihood``)."""
         W = block.weights
         cache = self.__dict__.get("_weights_cache")
         entry = None if cache is None else cache.get(id(W))
@@ -1252,10 +1222,14 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
         else:
             eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
-        unique, held, _ = self._weight_sums(block)
-        first, second = _nb_size_sums(W, block.y, eta, size, unique, log_r_mu, held)
-        grad = first * size
-        curv = -(second * size**2 + grad)
+        # row by row, then summed: the terms cancel to O(1 / r^2) near the Poisson limit,
+        # and weights and repeated rows must give the same sums to the last digits
+        first, second = _nb_size_terms(
+            block.y, eta, size, exact=False,
+            unique=self._response_entry(block.y)["unique"], log_r_mu=log_r_mu,
+        )
+        grad = np.einsum("ki,ki->k", W, first) * size
+        curv = -(np.einsum("ki,ki->k", W, second) * size**2 + grad)
         curv = np.maximum(curv, 1e-3 * np.abs(grad) + 1e-8 * W.sum(axis=1))
         return {"size_linear": curv * np.log(size) + grad, "size_curvature": curv,
                 "weight": W.sum(axis=1)}
