@@ -2,7 +2,7 @@
 
 from ._base import DegenerateFitWarning
 from ._classifier import MixtureOfExpertsClassifier
-from ._families import binomial_target
+from ._families import StudentT, binomial_target
 from ._hierarchical import (
     HierarchicalMixtureOfExpertsClassifier,
     HierarchicalMixtureOfExpertsRegressor,
@@ -20,5 +20,6 @@ __all__ = [
     "MixtureOfExpertsRegressor",
     "export_text",
     "select_n_experts",
+    "StudentT",
 ]
 __version__ = "0.1.0"

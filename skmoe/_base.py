@@ -440,7 +440,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 data, group_starts, _ = self._group_rows(data, groups)
             source = InMemoryBlocks([data])
         self._fitted_with_groups = groups is not None
-        family.max_newton_steps = EM_NEWTON_STEPS
+        family.max_newton_steps = getattr(family, "em_newton_steps", None) or EM_NEWTON_STEPS
         model = MixtureOfExpertsModel(family, self._make_gate())
         if groups is not None:
             model = model.grouped(group_starts, data.n_rows)
@@ -853,6 +853,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Bernoulli experts, or any family with ``information_terms``. With several
         responses the names carry the response (``"y0: x"``), ``expert_intercept`` has
         shape (K, R) and ``expert_coef`` and ``dispersion`` are lists per response.
+        Student-t experts report the scale and, when estimated, the degrees of freedom
+        (``df``, not its logarithm); zero-inflated experts report no parameters for the
+        point mass (it has none; its gate output, the zero share, is in the gate's).
 
         Parameters the data cannot identify (collinear or aliased columns, e.g. a one-hot
         encoding without ``drop`` next to the intercept) get a NaN standard error, with a
@@ -871,10 +874,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Bunch
             ``estimate`` and ``se`` (vectors), ``names`` (block, expert, name) per entry,
             ``covariance``, and the blocks ``gate_coef``, ``gate_intercept``,
-            ``expert_coef``, ``expert_intercept``, ``shared_coef`` and ``dispersion`` of
-            standard errors. What all experts share (``shared_features``,
-            ``shared_variance``) is one entry of the vector, named (``"shared"``, None,
-            name); ``dispersion`` repeats a shared one for every expert.
+            ``expert_coef``, ``expert_intercept``, ``shared_coef``, ``dispersion`` (the
+            first dispersion) and ``dispersions`` (all, (K, m)) of standard errors (NaN for
+            a component without expert parameters). What all experts share
+            (``shared_features``, ``shared_variance``) is one entry of the vector, named
+            (``"shared"``, None, name); ``dispersion`` repeats a shared one for every expert.
         """
         from ._information import standard_errors
 

@@ -196,6 +196,8 @@ class ExpertFamily:
     #: M-step is called alone; EM sets a few (each step raises the objective, so a
     #: partial M-step is a generalised EM step, and the next iteration warm-starts).
     max_newton_steps = 100
+    #: The ``max_newton_steps`` EM sets; None for the engine's default.
+    em_newton_steps = None
 
     #: Iterative families: ``newton_gain(source, params)``, per expert the gain one more
     #: Newton step of the M-step predicts on the weights ``W`` kept in the blocks (zero at
@@ -348,6 +350,14 @@ class ExpertFamily:
     def at_bound(self, params):
         """Experts whose dispersion is held at its bound (a degenerate fit), (K,) bool."""
         return np.zeros(self.n_experts, dtype=bool)
+
+    def fixed_experts(self, params):
+        """Components without expert parameters (their gate outputs are parameters), (K,)
+        bool: standard errors leave their coefficients and dispersions out."""
+        return np.zeros(self.n_experts, dtype=bool)
+
+    #: What ``summary`` calls the ``fixed_experts`` components.
+    fixed_label = None
 
     def bound_events(self, params):
         """Sentences for ``events_`` about dispersions held at their bounds."""
@@ -707,8 +717,12 @@ class _NewtonGLMExperts(ExpertFamily):
 
     def expert_objective(self, source, params):
         """Penalised weighted log-likelihood of every expert, (K,): one pass."""
-        value = source.reduce(_glm_value_block, self, params)
+        value = source.reduce(self.weighted_log_likelihood, params)
         return value - 0.5 * self.alpha * np.sum(params["coef"][:, 1:] ** 2, axis=1)
+
+    def weighted_log_likelihood(self, block, params):
+        """``sum_i W[k, i] log f_k(y_i | x_i)`` of one block, (K,)."""
+        return _glm_value_block(block, self, params)
 
     def m_step_blocks(self, source, params=None):
         if self.n_shared:
@@ -1090,6 +1104,15 @@ def _nb_size_terms(y, eta, size, exact=True, unique=None, log_r_mu=None):
     return first, second
 
 
+def _held_weights(W, unique):
+    """``held[k, v] = sum_{i: y_i = values[v]} W[k, i]``, (K, n_values), for ``unique =
+    (values, inverse)`` of ``_unique_values(y)``."""
+    values, inverse = unique
+    K, m = W.shape[0], values.size
+    index = inverse + m * np.arange(K)[:, None]
+    return np.bincount(index.ravel(), weights=W.ravel(), minlength=K * m).reshape(K, m)
+
+
 class NegativeBinomialExperts(_NewtonGLMExperts):
     """Negative-binomial (NB2) experts with a log link and one size ``r_k`` per expert.
 
@@ -1129,13 +1152,15 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
     def init_target(self, y):
         return np.log1p(y)[:, None]
 
-    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block).
-    _lgamma_cache_size = 8
+    #: How many (response, sizes) pairs keep their ``gammaln`` terms (one per data block
+    #: and per row block of the E-step).
+    _lgamma_cache_size = 32
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_lgamma_cache", None)
         state.pop("_predictor_cache", None)
+        state.pop("_weights_cache", None)
         return state
 
     def _lgamma_terms(self, y, size):
@@ -1161,38 +1186,81 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         response), its distinct values (``_unique_values``), and the ``gammaln`` terms at
         the last sizes."""
         cache = self.__dict__.setdefault("_lgamma_cache", {})
-        entry = cache.get(id(y))
+        # keyed on the memory, not the object: the E-step's row slices are new views of
+        # the same rows at every iteration
+        key = (y.__array_interface__["data"][0], y.shape, y.strides)
+        entry = cache.get(key)
         if entry is not None and np.array_equal(entry["y"], y):
             return entry
         if entry is None and len(cache) >= self._lgamma_cache_size:
             cache.pop(next(iter(cache)))
         entry = {"y": np.array(y, copy=True), "unique": _unique_values(y), "size": None,
                  "terms": None}
-        cache[id(y)] = entry
+        cache[key] = entry
         return entry
 
     def m_step_blocks(self, source, params=None):
         """As for GLM experts; during the M-step the last linear predictors and
         ``log(r + mu)`` are kept (``_predictors``): the line searches, the size statistics
-        and the next Newton system often ask for them at the same parameters."""
-        self._predictor_cache = []
+        and the next Newton system often ask for them at the same parameters (not with
+        shared coefficients, which the cache does not key on)."""
+        self._predictor_cache = None if self.n_shared else []
+        self._weights_cache = {}
         try:
             return super().m_step_blocks(source, params)
         finally:
-            self._predictor_cache = None
+            self._predictor_cache = self._weights_cache = None
+
+    def _weight_sums(self, block):
+        """``(unique, held, W y)`` of a block: the distinct values of y
+        (``_unique_values``), the weight each holds (``_held_weights``, None without
+        ``unique``) and ``W * y``; kept during an M-step, whose weights do not change
+        (``weighted_log_likelihood``)."""
+        W = block.weights
+        cache = self.__dict__.get("_weights_cache")
+        entry = None if cache is None else cache.get(id(W))
+        if entry is None or entry[0] is not W:
+            unique = self._response_entry(block.y)["unique"]
+            held = None if unique is None else _held_weights(W, unique)
+            entry = (W, unique, held, W * block.y)
+            if cache is not None:
+                cache[id(W)] = entry
+        return entry[1:]
+
+    def weighted_log_likelihood(self, block, params):
+        """``sum_i W log f`` from the weight each distinct y holds: ``sum_v held[k, v]
+        lgamma terms(v, r_k) + sum_i W (r log(r / (r + mu)) + y log(mu / (r + mu)))``."""
+        unique, held, Wy = self._weight_sums(block)
+        W = block.weights
+        eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+        r = params["size"]
+        if unique is None:  # the same sum row by row (blocks of either kind agree)
+            lgamma = np.einsum("ki,ki->k", W, self._lgamma_terms(block.y, r))
+        else:
+            values = unique[0]
+            lgamma = np.einsum("kv,kv->k", held, gammaln(values + r[:, None])
+                               - gammaln(r)[:, None] - gammaln(values + 1.0))
+        # the differences row by row before the sums: summed apart, their terms cancel
+        # to few digits (no digits at large r)
+        log_share = np.subtract(np.log(r)[:, None], log_r_mu)  # log(r / (r + mu))
+        log_rest = np.subtract(eta, log_r_mu)  # log(mu / (r + mu))
+        return (lgamma + r * np.einsum("ki,ki->k", W, log_share)
+                + np.einsum("ki,ki->k", Wy, log_rest))
 
     def _predictors(self, X, params, offset):
         """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
         (X, offset, coefficients, sizes); the arrays are not to be written to."""
         cache = self.__dict__.get("_predictor_cache")
         coef = self.full_coef(params)
+        eta = None
         if cache is not None:
             for entry in cache:
-                if (entry[0] is X and entry[1] is offset
-                        and np.array_equal(entry[2], coef)
-                        and np.array_equal(entry[3], params["size"])):
-                    return entry[4], entry[5]
-        eta = self.eta(X, params, offset)
+                if entry[0] is X and entry[1] is offset and np.array_equal(entry[2], coef):
+                    if np.array_equal(entry[3], params["size"]):
+                        return entry[4], entry[5]
+                    eta = entry[4]  # a trial of new sizes: the same linear predictors
+        if eta is None:
+            eta = self.eta(X, params, offset)
         log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
         if cache is not None:
             cache.insert(0, (X, offset, coef.copy(), params["size"].copy(), eta, log_r_mu))
@@ -1266,6 +1334,8 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
         else:
             eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
+        # row by row, then summed: the terms cancel to O(1 / r^2) near the Poisson limit,
+        # and weights and repeated rows must give the same sums to the last digits
         first, second = _nb_size_terms(
             block.y, eta, size, exact=False,
             unique=self._response_entry(block.y)["unique"], log_r_mu=log_r_mu,
@@ -1323,17 +1393,54 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         )
 
 
+def ecm_df_root(constant, start, low, high, max_iter=100):
+    """Per expert the root in ``nu`` of ``1 + log(nu / 2) - digamma(nu / 2) + c = 0`` (the
+    ECM equation of t experts; its left side decreases in ``nu``), held in ``[low,
+    high]``: Newton in ``log nu`` from ``start`` (the previous degrees of freedom, so a few
+    steps), safeguarded by bisection inside a bracket kept for every expert at once."""
+
+    def equation(log_nu, c):
+        half = 0.5 * np.exp(log_nu)
+        return 1.0 + np.log(half) - digamma(half) + c, 1.0 - half * trigamma(half)
+
+    lo = np.full(constant.shape, np.log(low))
+    hi = np.full(constant.shape, np.log(high))
+    at_low, at_high = equation(lo, constant)[0] <= 0, equation(hi, constant)[0] >= 0
+    x = np.clip(np.log(start), lo, hi)
+    todo = ~(at_low | at_high)
+    for _ in range(max_iter):
+        if not todo.any():
+            break
+        value, slope = equation(x[todo], constant[todo])
+        xt, lt, ht = x[todo], lo[todo], hi[todo]
+        lt = np.where(value > 0, xt, lt)  # the root lies above a positive value
+        ht = np.where(value > 0, ht, xt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = xt - value / slope
+        # a step of 1e-12 in log nu is at the rounding of the cancelling value
+        done = (np.abs(step - xt) <= 1e-12) | (value == 0)
+        inside = (step > lt) & (step < ht)
+        new = np.where(inside | done, step, 0.5 * (lt + ht))
+        lo[todo], hi[todo], x[todo] = lt, ht, new
+        todo[np.flatnonzero(todo)[done]] = False
+    nu = np.exp(x)
+    nu[at_low] = low
+    nu[at_high] = high
+    return nu
+
+
 def _t_weights_block(block, family, params):
-    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` and the
-    residuals ``r`` of Student-t experts."""
-    resid = _response(block) - linear_predictor(block.X_expert, family.full_coef(params))
+    """Per (k, i) the E-step scale weights ``u = (nu + 1) / (nu + r^2 / s^2)`` of Student-t
+    experts (r the residuals), (K, n)."""
+    u = linear_predictor(block.X_expert, family.full_coef(params))
+    np.subtract(_response(block), u, out=u)
     nu = family.degrees_of_freedom(params)[:, None]
     # (nu + 1) / (nu + r^2 / s^2), in place
-    u = np.square(resid)
-    u /= params["scale"][:, None] ** 2
+    np.square(u, out=u)
+    u *= 1.0 / params["scale"][:, None] ** 2
     u += nu
     np.divide(nu + 1.0, u, out=u)
-    return u, resid
+    return u
 
 
 def _t_start_block(block):
@@ -1351,12 +1458,14 @@ class StudentTExperts(ExpertFamily):
     ``u = (nu + 1) / (nu + r^2 / s^2)`` and sums the weighted statistics ``X1' W u X1``,
     ``X1' W u y``, ``y' W u y``, ``sum W`` and ``sum W (log u - u)``; from them the
     coefficients are a weighted ridge, ``s^2 = (sum W u r^2 + alpha ||b||^2) / sum W``,
-    and ``nu`` the root (``scipy.optimize.brentq``) of the ECM equation
+    and ``nu`` the root (``ecm_df_root``, all experts at once) of the ECM equation
     ``1 + log(nu / 2) - digamma(nu / 2) + sum W (log u - u) / sum W
     + digamma((nu' + 1) / 2) - log((nu' + 1) / 2) = 0`` (``nu'`` the previous value). Each
     pass is one EM step of the weighted t likelihood, so it never decreases; batch, online
-    and dask fits share it. The penalty is ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian
-    experts.
+    and dask fits share it. Inside EM an M-step is one pass (``em_newton_steps``): the
+    E-step's responsibilities and the pass's weights ``u`` at the same parameters make
+    each EM iteration the ECM iteration of Peel & McLachlan. The penalty is
+    ``alpha ||b_k||^2 / (2 s_k^2)``, as for Gaussian experts.
 
     Parameters
     ----------
@@ -1372,13 +1481,13 @@ class StudentTExperts(ExpertFamily):
     """
 
     name = "student_t"
-    dispersion_labels = ("scale",)
     #: Degrees of freedom a fit starts from when they are estimated.
     start_df = 10.0
-    #: ECM passes stop when no parameter moves by more than this (relative); EM sets a
-    #: few passes per M-step (``max_newton_steps``), an M-step alone runs to convergence.
+    #: ECM passes stop when no parameter moves by more than this (relative); EM sets
+    #: one pass per M-step (``em_newton_steps``), an M-step alone runs to convergence.
     newton_tol = 1e-12
     max_newton_steps = 5000
+    em_newton_steps = 1
 
     def __init__(self, n_experts=None, alpha=0.0, df=None, variance_floor=1e-12,
                  min_df=0.5, max_df=200.0):
@@ -1392,8 +1501,15 @@ class StudentTExperts(ExpertFamily):
     def dispersion_keys(self):
         return ("scale",) if self.df is not None else ("scale", "df")
 
+    @property
+    def dispersion_labels(self):
+        return self.dispersion_keys
+
     def configure(self, targets=None, variance_floor=None, **options):
-        """The floor of ``s_k^2``, as Gaussian experts' variance floor."""
+        """The floor of ``s_k^2``, as Gaussian experts' variance floor; checks ``df``."""
+        if self.df is not None and not (np.isscalar(self.df) and self.df > 0):
+            raise ValueError(f"df of Student-t experts must be positive or None; got "
+                             f"{self.df!r}.")
         GaussianExperts.configure(self, targets, variance_floor=variance_floor)
 
     def degrees_of_freedom(self, params):
@@ -1405,10 +1521,12 @@ class StudentTExperts(ExpertFamily):
     def log_prob(self, X, y, params, offset=None):
         nu = self.degrees_of_freedom(params)[:, None]
         s = params["scale"][:, None]
-        resid = y - self.eta(X, params, offset)
-        resid /= s
-        resid **= 2
-        out = np.log1p(resid / nu)
+        out = self.eta(X, params, offset)
+        np.subtract(y, out, out=out)
+        # -(nu + 1) / 2 log(1 + r^2 / (nu s^2)) + log normalising constant, in place
+        np.square(out, out=out)
+        out *= 1.0 / (nu * s * s)
+        np.log1p(out, out=out)
         out *= -0.5 * (nu + 1.0)
         out += gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
         out -= np.log(s)
@@ -1441,17 +1559,17 @@ class StudentTExperts(ExpertFamily):
 
     def statistics(self, block, params):
         """The ECM statistics at ``params`` (see the class docstring)."""
-        u, _ = _t_weights_block(block, self, params)
+        u = _t_weights_block(block, self, params)
         W = block.weights
-        Wu = W * u
+        log_u_minus_u = np.log(u)
+        log_u_minus_u -= u
+        log_u_minus_u = np.einsum("ki,ki->k", W, log_u_minus_u)
+        u *= W  # W u from here on
         y = _response(block)
-        log_u = np.log(u)
-        log_u -= u
+        Wuy = u * y
         return {
-            "gram": weighted_grams(block.X_expert, Wu), "xy": weighted_sums(block.X_expert,
-                                                                             Wu * y),
-            "yy": Wu @ (y * y), "weight": W.sum(axis=1),
-            "log_u_minus_u": np.einsum("ki,ki->k", W, log_u),
+            "gram": weighted_grams(block.X_expert, u), "xy": weighted_sums(block.X_expert, Wuy),
+            "yy": Wuy @ y, "weight": W.sum(axis=1), "log_u_minus_u": log_u_minus_u,
         }
 
     def solve(self, stats, params, scale=1.0, max_step=None):
@@ -1482,7 +1600,8 @@ class StudentTExperts(ExpertFamily):
         """The ECM step's system in every expert's coefficients on all the columns
         (``full_coef``): gradient ``X1' W u r / s^2`` and curvature ``X1' W u X1 / s^2``
         (``u`` the scale weights at ``params``), whose maximiser raises the likelihood."""
-        u, resid = _t_weights_block(block, self, params)
+        u = _t_weights_block(block, self, params)
+        resid = _response(block) - linear_predictor(block.X_expert, self.full_coef(params))
         u *= block.weights
         u /= params["scale"][:, None] ** 2
         return weighted_sums(block.X_expert, u * resid), weighted_grams(block.X_expert, u)
@@ -1498,22 +1617,12 @@ class StudentTExperts(ExpertFamily):
 
     def _solve_df(self, mean_log_u_minus_u, previous, empty):
         """Root of the ECM equation in ``nu`` per expert, held in ``[min_df, max_df]``."""
-        from scipy.optimize import brentq
-
         constant = (mean_log_u_minus_u + digamma(0.5 * (previous + 1.0))
                     - np.log(0.5 * (previous + 1.0)))
+        active = ~empty & np.isfinite(constant)
         df = previous.copy()
-        for k in np.flatnonzero(~empty & np.isfinite(constant)):
-            def equation(nu, c=constant[k]):
-                return 1.0 + np.log(0.5 * nu) - digamma(0.5 * nu) + c
-
-            # the left side decreases in nu: the root, or the bound it lies beyond
-            if equation(self.max_df) >= 0:
-                df[k] = self.max_df
-            elif equation(self.min_df) <= 0:
-                df[k] = self.min_df
-            else:
-                df[k] = brentq(equation, self.min_df, self.max_df, xtol=1e-14, rtol=1e-14)
+        df[active] = ecm_df_root(constant[active], previous[active], self.min_df,
+                                 self.max_df)
         return df
 
     def m_step_blocks(self, source, params=None):
@@ -1539,8 +1648,9 @@ class StudentTExperts(ExpertFamily):
         return 1.0 / params["scale"] ** 2
 
     def penalty_information(self, params, n_coef):
-        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s)
-        out = np.zeros((self.n_experts, n_coef + 1, n_coef + 1))
+        # alpha ||b||^2 / (2 s^2): its Hessian in (b, s) (none in df)
+        P = n_coef + len(self.dispersion_labels)
+        out = np.zeros((self.n_experts, P, P))
         mask = penalty_diagonal(n_coef, 1.0)
         s = params["scale"]
         b = params["coef"] * mask
@@ -1550,25 +1660,36 @@ class StudentTExperts(ExpertFamily):
         out[:, n_coef, n_coef] = 3.0 * self.alpha * np.sum(b * b, axis=1) / s**4
         return out
 
-    def reported_dispersions(self, params):
-        """The scale ``s_k``; standard errors hold the degrees of freedom at their value."""
-        return [params["scale"]]
-
     def information_terms(self, y, eta, params):
-        """Per (k, i): d/deta, d2/deta2, and in the scale s: d/ds, d2/ds2, d2/deta ds (the
-        degrees of freedom held)."""
+        """Per (k, i): d/deta, d2/deta2, and in the dispersions ``theta = (s, nu)`` (``s``
+        alone when ``df`` is fixed): d/dtheta (m, K, n), d2/dtheta2 (m, m, K, n) and
+        d2/deta dtheta (m, K, n). The degrees of freedom are reported as they are (not
+        their logarithm)."""
         nu = self.degrees_of_freedom(params)[:, None]
         s = params["scale"][:, None]
         r = y - eta
         r2 = r * r
-        denom = nu * s**2 + r2
-        return (
-            (nu + 1.0) * r / denom,
-            -(nu + 1.0) * (nu * s**2 - r2) / denom**2,
-            -1.0 / s + (nu + 1.0) * r2 / (s * denom),
-            1.0 / s**2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s**2) / (s**2 * denom**2),
-            -2.0 * (nu + 1.0) * nu * s * r / denom**2,
-        )
+        s2 = s * s
+        denom = nu * s2 + r2  # nu s^2 + r^2
+        d_eta = (nu + 1.0) * r / denom
+        d_eta2 = -(nu + 1.0) * (nu * s2 - r2) / denom**2
+        d_s = -1.0 / s + (nu + 1.0) * r2 / (s * denom)
+        d_s2 = 1.0 / s2 - (nu + 1.0) * r2 * (denom + 2.0 * nu * s2) / (s2 * denom**2)
+        d_eta_s = -2.0 * (nu + 1.0) * nu * s * r / denom**2
+        if self.df is not None:
+            return d_eta, d_eta2, d_s[None], d_s2[None, None], d_eta_s[None]
+        # log f = lgamma((nu+1)/2) - lgamma(nu/2) - log(nu pi)/2 - log s
+        #         - (nu+1)/2 log(denom / (nu s^2))
+        d_nu = (0.5 * (digamma(0.5 * (nu + 1.0)) - digamma(0.5 * nu)) - 0.5 / nu
+                - 0.5 * np.log(denom / (nu * s2)) + 0.5 * (nu + 1.0) * r2 / (nu * denom))
+        d_nu2 = (0.25 * (polygamma(1, 0.5 * (nu + 1.0)) - polygamma(1, 0.5 * nu))
+                 + 0.5 / nu**2 + r2 / (nu * denom)
+                 - 0.5 * (nu + 1.0) * r2 * (2.0 * nu * s2 + r2) / (nu * denom) ** 2)
+        d_s_nu = r2 * (r2 - s2) / (s * denom**2)
+        d_eta_nu = r * (r2 - s2) / denom**2
+        return (d_eta, d_eta2, np.stack([d_s, d_nu]),
+                np.stack([np.stack([d_s2, d_s_nu]), np.stack([d_s_nu, d_nu2])]),
+                np.stack([d_eta_s, d_eta_nu]))
 
     def project(self, params):
         new = dict(params, scale=np.maximum(params["scale"], np.sqrt(self.variance_floor)))
@@ -1584,6 +1705,44 @@ class StudentTExperts(ExpertFamily):
             f"expert {k}: scale held at its floor {np.sqrt(self.variance_floor):.3g}"
             for k in np.flatnonzero(self.at_bound(params))
         ]
+
+
+class StudentT(StudentTExperts):
+    """Student-t experts for ``expert=``, with the degrees of freedom estimated or fixed.
+
+    ``expert="student_t"`` estimates one number of degrees of freedom per expert;
+    ``expert=StudentT(df=4)`` holds every expert's at 4 (``expert_df_`` is then not set,
+    and BIC counts K parameters fewer). Its parameters are seen by ``get_params`` of the
+    estimator as ``expert__df``, so ``clone`` and ``GridSearchCV`` work with them.
+
+    Parameters
+    ----------
+    df : float or None, default=None
+        Degrees of freedom of every expert (positive), or None to estimate them.
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsRegressor, StudentT
+    >>> model = MixtureOfExpertsRegressor(2, expert=StudentT(df=4))
+    >>> model.get_params()["expert__df"]
+    4
+    """
+
+    def __init__(self, df=None):
+        super().__init__(df=df)
+
+    def get_params(self, deep=True):
+        return {"df": self.df}
+
+    def set_params(self, **params):
+        for key, value in params.items():
+            if key != "df":
+                raise ValueError(f"Invalid parameter {key!r} for StudentT; it has 'df'.")
+            self.df = value
+        return self
+
+    def __repr__(self):
+        return f"StudentT(df={self.df!r})"
 
 
 #: Log density of a nonzero response under the point mass at zero (finite, so that a
@@ -1612,7 +1771,8 @@ class ZeroInflatedExperts(ExpertFamily):
     gives the mixture mean, the zero component's mean being 0. The M-step is the base
     family's, run for every component, after which the zero component's parameters are
     reset (they play no part), so ``partial_fit`` and dask fits work as for the base
-    family. No standard errors.
+    family. Standard errors are the base family's, without parameters for the point mass
+    (``fixed_experts``); its gate output is a parameter of the gate.
 
     Parameters
     ----------
@@ -1626,7 +1786,6 @@ class ZeroInflatedExperts(ExpertFamily):
     name = "zero_inflated"
     accepts_offset = True
     positive_only = True
-    information_terms = None
 
     def __init__(self, base="poisson", n_experts=None, alpha=0.0):
         self.base = base
@@ -1714,6 +1873,26 @@ class ZeroInflatedExperts(ExpertFamily):
 
     def penalty(self, params):
         return self._base.penalty(self._base_params(params))
+
+    def fixed_experts(self, params):
+        return self._is_zero(params)
+
+    fixed_label = "point mass at zero"
+
+    def information_terms(self, y, eta, params):
+        """The base family's, zero for the point mass (its density has no parameters)."""
+        terms = self._base.information_terms(y, eta, self._base_params(params))
+        zero = self._is_zero(params)
+        out = []
+        for term in terms:
+            if term is not None:
+                term = np.array(term, dtype=float)  # a writable copy
+                term[..., zero, :] = 0.0
+            out.append(term)
+        return tuple(out)
+
+    def penalty_information(self, params, n_coef):
+        return self._base.penalty_information(self._base_params(params), n_coef)
 
     def n_parameters(self, params):
         d1 = params["coef"].shape[1]

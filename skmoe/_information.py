@@ -76,11 +76,9 @@ def covariance_from_information(info, tol=ALIASED_TOL):
 def _local_layout(parts, n_columns):
     """Per response: its part, the first position of its parameters among an expert's
     local ones, its number of coefficients (intercept, its columns, the shared columns)
-    and of dispersions (at most one)."""
+    and of all its local parameters (the coefficients, then the dispersions)."""
     layout, first = [], 0
     for part in parts:
-        if len(part.family.dispersion_labels) > 1:
-            raise NotImplementedError("standard errors take one dispersion per expert at most.")
         de = 1 + (n_columns if part.columns is None else len(part.columns))
         size = de + len(part.family.dispersion_labels)
         layout.append((part, first, de, size))
@@ -97,24 +95,24 @@ def parameter_layout(family, K, dg, n_own, parts):
     dispersion (as ``dispersion_labels``, if any). The vector holds the gate contrasts,
     then per expert its own coefficients and, unless pooled, its dispersion, then once the
     shared coefficients and a pooled dispersion (``family.pooled_keys``; one response
-    only). Returns the (K, L) positions of the local parameters, the vector's length and
-    the first position of what all experts share.
+    with one dispersion only). Returns the (K, L) positions of the local parameters, the
+    vector's length and the first position of what all experts share.
     """
     start = (K - 1) * dg
     if len(parts) > 1:  # several responses: nothing shared, each expert's block in turn
         _, per_expert = _local_layout(parts, n_own)
         index = start + np.arange(K)[:, None] * per_expert + np.arange(per_expert)
         return index, start + K * per_expert, start + K * per_expert
-    has_dispersion = len(family.dispersion_labels) == 1
-    pooled = has_dispersion and bool(family.pooled_keys)
+    n_disp = len(family.dispersion_labels)
+    pooled = n_disp == 1 and bool(family.pooled_keys)
     n_shared = family.n_shared
-    per_expert = 1 + n_own + (has_dispersion and not pooled)
+    per_expert = 1 + n_own + (0 if pooled else n_disp)
     shared = start + K * per_expert + np.arange(n_shared + pooled)
     index = []
     for k in range(K):
         own = start + k * per_expert + np.arange(per_expert)
         local = [own[: 1 + n_own], shared[:n_shared]]
-        if has_dispersion:
+        if n_disp:
             local.append(shared[n_shared:] if pooled else own[1 + n_own:])
         index.append(np.concatenate(local))
     first_shared = start + K * per_expert
@@ -214,18 +212,21 @@ def _block_hessian(model, data, params, rows, groups, dg, layout, index, P):
         X1 = np.column_stack([np.ones(n), response.X(Xe)])
         eta = response.family.eta(X1[:, 1:], response.params,
                                   offset if response.column is None else None)
-        terms.append((X1, first, de, size > de,
-                      response.family.information_terms(response.y(y), eta, response.params)))
+        d_eta, d_eta2, d_t, d_t2, d_eta_t = response.family.information_terms(
+            response.y(y), eta, response.params)
+        if size - de == 1 and np.ndim(d_t) == 2:  # one dispersion: (K, n) arrays
+            d_t, d_t2, d_eta_t = d_t[None], d_t2[None, None], d_eta_t[None]
+        terms.append((X1, first, de, size - de, (d_eta, d_eta2, d_t, d_t2, d_eta_t)))
 
     n_gate = (K - 1) * dg
     # the rows' local expert scores, summed over each group's rows; then the groups'
     # scores s_gk, shape (n_groups, K, P): the gate's, and expert k's at its positions
     local_S = np.zeros((n, K, L))
     for k in range(K):
-        for X1, first, de, has_dispersion, (d_eta, _, d_t, _, _) in terms:
+        for X1, first, de, n_disp, (d_eta, _, d_t, _, _) in terms:
             local_S[:, k, first : first + de] = d_eta[k][:, None] * X1
-            if has_dispersion:
-                local_S[:, k, first + de] = d_t[k]
+            for a in range(n_disp):
+                local_S[:, k, first + de + a] = d_t[a, k]
     local_S = np.add.reduceat(local_S, groups, axis=0)
     S = np.zeros((groups.size, K, P))
     for k in range(K):
@@ -243,15 +244,28 @@ def _block_hessian(model, data, params, rows, groups, dg, layout, index, P):
     for k in range(K):  # expert k's local Hessian, added at its positions
         rw = w * r[k][row_group]
         local = np.zeros((L, L))
-        for X1, first, de, has_dispersion, (_, d_eta2, _, d_t2, d_eta_t) in terms:
+        for X1, first, de, n_disp, (_, d_eta2, _, d_t2, d_eta_t) in terms:
             coef = slice(first, first + de)
             local[coef, coef] = np.einsum("i,ia,ib->ab", rw * d_eta2[k], X1, X1)
-            if has_dispersion:
-                t = first + de
-                local[coef, t] = local[t, coef] = rw * d_eta_t[k] @ X1
-                local[t, t] = np.sum(rw * d_t2[k])
+            t = slice(first + de, first + de + n_disp)
+            if n_disp:
+                local[coef, t] = (rw * d_eta_t[:, k] @ X1).T
+                local[t, coef] = local[coef, t].T
+                local[t, t] = np.einsum("abi,i->ab", d_t2[:, :, k], rw)
         H[np.ix_(index[k], index[k])] += local
     return H
+
+
+def free_parameters(family, params, index, P, first_shared):
+    """Mask of the parameter vector's entries that are parameters: not the local ones of
+    components without expert parameters (``family.fixed_experts``, e.g. the point mass at
+    zero of zero-inflated experts, whose gate output stays a parameter)."""
+    free = np.ones(P, dtype=bool)
+    fixed = getattr(family, "fixed_experts", None)
+    if fixed is not None:
+        for k in np.flatnonzero(fixed(params)):
+            free[index[k][index[k] < first_shared]] = False
+    return free
 
 
 def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=None):
@@ -265,8 +279,6 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
     family = model.family
     require(family, "standard_errors")
     info = observed_information(model, data, params)
-    covariance, aliased = covariance_from_information(info)
-    se = np.sqrt(np.diag(covariance))
     K = model.gate.n_leaves
     gate = params["gate"][0][0]
     experts = params["experts"]
@@ -274,7 +286,7 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
     parts = family.response_parts(experts)
     n_columns = len(estimator.expert_features_in_) + family.n_shared
     layout, _ = _local_layout(parts, n_columns)
-    index, P, _ = parameter_layout(family, K, dg, n_columns - family.n_shared, parts)
+    index, P, first_shared = parameter_layout(family, K, dg, n_columns - family.n_shared, parts)
     local = []
     for part in parts:
         local.append(part.family.full_coef(part.params))
@@ -290,6 +302,11 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
         experts,
         estimator._feature_labels(estimator.shared_features_in_),
     )
+    free = free_parameters(family, experts, index, P, first_shared)
+    info, estimate = info[np.ix_(free, free)], estimate[free]
+    names = [name for name, keep in zip(names, free) if keep]
+    covariance, aliased = covariance_from_information(info)
+    se = np.sqrt(np.diag(covariance))
     if aliased.any():
         # report the identified parameters as in the model without the aliased ones
         # (R's coefficients): the likelihood is flat along e_a - I_kk^-1 I_ka, so
@@ -309,19 +326,23 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
             f"them, e.g. collinear columns); their standard errors are NaN: {labels}.",
             UserWarning,
         )
-    gate_se = se[: (K - 1) * dg].reshape(K - 1, dg)
-    per_expert = se[index]
+    se_all = np.full(P, np.nan)  # NaN for what is not a parameter
+    se_all[free] = se
+    gate_se = se_all[: (K - 1) * dg].reshape(K - 1, dg)
+    per_expert = se_all[index]
     n_shared = family.n_shared
-    intercept, coef, dispersion = [], [], []
+    intercept, coef, dispersion, dispersions = [], [], [], []
     for _, first, de, size in layout:
         own = per_expert[:, first : first + size]
         intercept.append(own[:, 0])
         coef.append(own[:, 1 : de - n_shared])
         dispersion.append(own[:, de] if size > de else None)
+        dispersions.append(own[:, de:])
     _, first, de, _ = layout[0]
     shared_coef = per_expert[0, first + de - n_shared : first + de]
     if len(layout) == 1:
-        intercept, coef, dispersion = intercept[0], coef[0], dispersion[0]
+        intercept, coef, dispersion, dispersions = (intercept[0], coef[0], dispersion[0],
+                                                    dispersions[0])
     else:  # several responses: intercepts (K, R), a list of the rest per response
         intercept = np.column_stack(intercept)
     return Bunch(
@@ -335,4 +356,5 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
         expert_coef=coef,
         shared_coef=shared_coef,
         dispersion=dispersion,
+        dispersions=dispersions,
     )

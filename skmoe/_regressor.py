@@ -38,7 +38,7 @@ default="gaussian"
         trials of a row share its expert, and the log-likelihood includes
         ``log C(n, s)`` as R's ``dbinom``), negative binomial (NB2, log link, one size
         per expert) or Student t (identity link, one scale and one number of degrees of
-        freedom per expert; give ``StudentTExperts(df=...)`` to hold them fixed);
+        freedom per expert; ``expert=StudentT(df=4)`` holds them at 4, see ``StudentT``);
         "zero_inflated_poisson" and "zero_inflated_negative_binomial" make one of the
         ``n_experts`` components a point mass at zero with its own gate output; a list
         of these names (or families), one per column of y, fits a joint model of several

@@ -30,8 +30,10 @@ def summarize(model, X, y, sample_weight=None, exposure=None, groups=None):
 
     Returns
     -------
-    dict with ``header`` (dict), ``components`` (dict of arrays, one entry per expert) and
-    ``dispersion_labels`` (the family's names of its dispersions) and
+    dict with ``header`` (dict), ``components`` (dict of arrays, one entry per expert),
+    ``component_labels`` (per expert None, or the family's name of a component without
+    expert parameters, e.g. the point mass at zero), ``dispersion_labels`` (the family's
+    names of its dispersions) and
     ``rows``: one dict per parameter with ``part``, ``expert``, ``name`` and the
     ``COLUMNS`` (NaN where a standard error is not available, or z does not apply).
     """
@@ -58,8 +60,14 @@ def summarize(model, X, y, sample_weight=None, exposure=None, groups=None):
         "post>0": positive,
         "ratio": np.divide(hard, positive, out=np.full(hard.shape, np.nan), where=positive > 0),
     }
+    family = model._family
+    fixed = getattr(family, "fixed_experts", None)
+    fixed = (np.zeros(resp.shape[1], dtype=bool) if fixed is None
+             else fixed(model._params["experts"]))
+    component_labels = [getattr(family, "fixed_label", None) if hit else None
+                        for hit in fixed]
     rows = []
-    labels = tuple(model._family.dispersion_labels)
+    labels = tuple(family.dispersion_labels)
     for (part, k, name), estimate, se in zip(result.names, result.estimate, result.se):
         dispersion = part != "gate" and name in labels
         z = estimate / se if se > 0 and not dispersion else np.nan
@@ -75,7 +83,7 @@ def summarize(model, X, y, sample_weight=None, exposure=None, groups=None):
             }
         )
     return {"header": header, "components": components, "rows": rows,
-            "dispersion_labels": labels}
+            "dispersion_labels": labels, "component_labels": component_labels}
 
 
 # ------------------------------------------------------------------------- text
@@ -161,9 +169,14 @@ def render(summary, title):
         lines.append(f"  EM iterations = {h['n_iter']}    converged = {h['converged']}")
     c = summary["components"]
     K = len(c["prior"])
+    names = [f"expert {k}" + (f" ({label})" if label else "")
+             for k, label in enumerate(summary["component_labels"])]
+    lines += [f"  zero share = {c['prior'][k]:.4f} (the prior of expert {k}, the {label})"
+              for k, label in enumerate(summary["component_labels"])
+              if label == "point mass at zero"]
     lines += ["", "Components"]
     lines += format_table(
-        [f"expert {k}" for k in range(K)],
+        names,
         [
             [f"{v:.3f}" for v in c["prior"]],
             [_number(float(v)) for v in c["size"]],
@@ -176,7 +189,7 @@ def render(summary, title):
     for row in summary["rows"]:
         blocks.setdefault((row["part"], row["expert"]), []).append(row)
     for (part, k), rows in blocks.items():
-        heading = {"gate": f"Gate: expert {k} against expert 0", "expert": f"Expert {k}",
+        heading = {"gate": f"Gate: {names[k]} against expert 0", "expert": f"Expert {k}",
                    "shared": "Shared by all experts"}[part]
         lines += ["", heading, *_coefficient_lines(rows, summary["dispersion_labels"])]
     lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]

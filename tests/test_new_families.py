@@ -525,8 +525,10 @@ def test_t_information_terms_match_finite_differences():
     y = rng.normal(size=30) * 2
     eta = rng.normal(size=(2, 30))
     scale, df = np.array([0.7, 1.5]), np.array([3.0, 8.0])
-    d_eta, d_eta2, d_s, d_s2, d_eta_s = family.information_terms(
+    d_eta, d_eta2, d_t, d_t2, d_eta_t = family.information_terms(
         y, eta, {"scale": scale, "df": df})
+    # the scale's terms (those of df: the finite-difference Hessian test below)
+    d_s, d_s2, d_eta_s = d_t[0], d_t2[0, 0], d_eta_t[0]
 
     def ll(e, s):
         return stats.t.logpdf(y, df[:, None], loc=e, scale=s[:, None])
@@ -590,7 +592,7 @@ def test_zero_inflation_is_preferred_by_bic_and_finds_the_zero_share(base, size)
         -2 * zi.log_likelihood_ + (1 + 3 + (size is not None)) * np.log(len(y)), rel=1e-12)
 
 
-def test_zero_inflation_partial_fit_ascent_and_missing_standard_errors():
+def test_zero_inflation_partial_fit_and_ascent():
     X, y = _zero_inflated_counts(3000, seed=22)
     online = MixtureOfExpertsRegressor(2, expert="zero_inflated_poisson", gate_features=[],
                                        random_state=0)
@@ -601,7 +603,176 @@ def test_zero_inflation_partial_fit_ascent_and_missing_standard_errors():
     assert abs(online.weights_[zero][0] - 0.3) < 0.05
     model = MixtureOfExpertsRegressor(3, expert="zero_inflated_poisson", random_state=0)
     assert_log_likelihood_increasing(model, X, y, 30)
-    with pytest.raises(NotImplementedError, match="information_terms"):
-        model.standard_errors(X, y)
     quantiles = model.predict_quantiles(X[:10], [0.2, 0.5, 0.9])
     assert np.all(np.diff(quantiles, axis=1) >= 0)
+
+
+def test_t_fixed_df_is_public_and_survives_clone_and_grid_search():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from skmoe import StudentT
+
+    X, y, _, _, _ = _t_one_hot()
+    model = MixtureOfExpertsRegressor(3, expert=StudentT(df=4), random_state=0)
+    assert model.get_params()["expert__df"] == 4
+    copy = clone(model)
+    assert isinstance(copy.expert, StudentT) and copy.expert.df == 4
+    assert copy.expert is not model.expert
+    copy.set_params(expert__df=6)
+    assert model.expert.df == 4 and copy.expert.df == 6
+    fitted = clone(model).fit(X, y)
+    assert not hasattr(fitted, "expert_df_")
+    assert "df" not in fitted._params["experts"]
+    np.testing.assert_array_equal(fitted._family.degrees_of_freedom(fitted._params["experts"]),
+                                  4.0)
+    free = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0).fit(X, y)
+    assert (free._model.n_parameters(free._params)
+            == fitted._model.n_parameters(fitted._params) + 3)
+    np.testing.assert_allclose(
+        free.bic(X, y) - fitted.bic(X, y),
+        -2 * (free.log_likelihood_ - fitted.log_likelihood_) + 3 * np.log(len(y)),
+        rtol=1e-10)
+    search = GridSearchCV(MixtureOfExpertsRegressor(3, expert=StudentT(), random_state=0,
+                                                    max_iter=50),
+                          {"expert__df": [2.0, 30.0]}, cv=2).fit(X, y)
+    assert search.best_params_["expert__df"] in (2.0, 30.0)
+    assert search.best_estimator_.expert.df == search.best_params_["expert__df"]
+    with pytest.raises(ValueError, match="df of Student-t experts must be positive"):
+        MixtureOfExpertsRegressor(2, expert=StudentT(df=-1)).fit(X, y)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        StudentT().set_params(nu=3)
+
+
+# ------------------------------------------------------------ standard errors, checked
+def _finite_difference_information(model, X, y, h=1e-3):
+    """Minus the central finite-difference Hessian of the log-likelihood in the parameter
+    vector of ``standard_errors`` (gate against expert 0, then per expert its coefficients
+    and reported dispersions, none for a point mass), written from ``log_joint``."""
+    from skmoe._information import free_parameters
+
+    family, params = model._model.family, model._params
+    K = model._model.gate.n_leaves
+    dg, de = len(model.gate_features_in_) + 1, len(model.expert_features_in_) + 1
+    keys = family.dispersion_labels
+    free = free_parameters(family, params["experts"], K, dg, de)
+    data = model._predict_data(X, y)
+    full = np.concatenate(
+        [(params["gate"][0][0][1:] - params["gate"][0][0][0]).ravel()]
+        + [np.concatenate([params["experts"]["coef"][k]]
+                          + [params["experts"][key][k:k + 1] for key in keys])
+           for k in range(K)])
+
+    def log_lik(theta):
+        vector = full.copy()
+        vector[free] = theta
+        gate = np.zeros((K, dg))
+        gate[1:] = vector[: (K - 1) * dg].reshape(K - 1, dg)
+        experts = {key: np.array(value, dtype=float) for key, value in
+                   params["experts"].items()}
+        per_expert = vector[(K - 1) * dg:].reshape(K, de + len(keys))
+        experts["coef"] = per_expert[:, :de].copy()
+        for j, key in enumerate(keys):
+            experts[key] = per_expert[:, de + j].copy()
+        joint = model._model.log_joint(data, {"gate": [gate[None]], "experts": experts})
+        top = joint.max(axis=0)
+        return float(np.sum(top + np.log(np.exp(joint - top).sum(axis=0))))
+
+    theta = full[free]
+    P = theta.size
+    hessian = np.empty((P, P))
+    for a in range(P):
+        for b in range(a, P):
+            ea, eb = np.eye(P)[a] * h, np.eye(P)[b] * h
+            hessian[a, b] = hessian[b, a] = (
+                log_lik(theta + ea + eb) - log_lik(theta + ea - eb)
+                - log_lik(theta - ea + eb) + log_lik(theta - ea - eb)) / (4 * h * h)
+    return -hessian, theta
+
+
+def _assert_information_matches(model, X, y):
+    from skmoe._information import free_parameters, observed_information
+
+    info_fd, theta = _finite_difference_information(model, X, y)
+    K = model._model.gate.n_leaves
+    dg, de = len(model.gate_features_in_) + 1, len(model.expert_features_in_) + 1
+    free = free_parameters(model._model.family, model._params["experts"], K, dg, de)
+    info = observed_information(model._model, model._predict_data(X, y), model._params)
+    info = info[np.ix_(free, free)]
+    se = model.standard_errors(X, y)
+    np.testing.assert_allclose(se.estimate, theta, rtol=1e-12)
+    scale = np.sqrt(np.outer(np.diag(info), np.diag(info)))
+    assert np.max(np.abs(info - info_fd) / scale) < 1e-4, np.max(np.abs(info - info_fd) / scale)
+    np.testing.assert_allclose(se.se, np.sqrt(np.diag(np.linalg.inv(info_fd))), rtol=1e-4)
+    return se
+
+
+@pytest.mark.parametrize("expert", ["student_t", "fixed"])
+def test_t_standard_errors_with_df_match_a_finite_difference_hessian(expert):
+    from skmoe import StudentT
+
+    X, rng = _design(31, 800)
+    X = X[:, :1]
+    first = rng.uniform(size=800) < 1.0 / (1.0 + np.exp(2.0 * X[:, 0]))
+    y = np.where(first, 1.0 + X[:, 0], -1.0 - 0.5 * X[:, 0]) + np.where(
+        first, 0.3 * rng.standard_t(3.0, 800), 0.5 * rng.standard_t(6.0, 800))
+    model = MixtureOfExpertsRegressor(
+        2, expert=StudentT(df=4.0) if expert == "fixed" else "student_t", gate_alpha=0.0,
+        random_state=0).fit(X, y)
+    se = _assert_information_matches(model, X, y)
+    labels = [name for part, k, name in se.names if part == "expert" and k == 0]
+    assert labels == (["(Intercept)", "x0", "scale"] + (["df"] if expert != "fixed" else []))
+    assert se.dispersions.shape == (2, 1 if expert == "fixed" else 2)
+    rows = [line.split()[0] for line in model.summary(X, y).splitlines() if line.strip()]
+    assert ("df" in rows) == (expert != "fixed") and "scale" in rows
+
+
+@pytest.mark.parametrize("base, size", [("poisson", None), ("negative_binomial", 3.0)])
+def test_zero_inflated_standard_errors_match_a_finite_difference_hessian(base, size):
+    X, y = _zero_inflated_counts(1500, seed=23, size=size)
+    model = MixtureOfExpertsRegressor(2, expert=f"zero_inflated_{base}", gate_features=[0],
+                                      gate_alpha=0.0, random_state=0).fit(X, y)
+    se = _assert_information_matches(model, X, y)
+    zero = int(np.flatnonzero(model._params["experts"]["zero"] > 0.5)[0])
+    # the point mass has no expert parameters; its gate output (the zero share) has two
+    assert not any(part == "expert" and k == zero for part, k, _ in se.names)
+    assert np.isnan(se.expert_intercept[zero]) and np.all(np.isfinite(se.gate_coef))
+    assert [name for part, _, name in se.names if part == "gate"] == ["(Intercept)", "x0"]
+    if size is not None:
+        assert ("expert", 1 - zero, "size") in se.names
+    text = model.summary(X, y)
+    assert f"expert {zero} (point mass at zero)" in text and "zero share = " in text
+    assert any(line.split()[:1] == ["size"] for line in text.splitlines()) == (size is not None)
+
+
+@pytest.mark.parametrize("base", ["poisson", "negative_binomial"])
+def test_zero_inflated_one_hot_m_step_equals_weighted_maximum_likelihood(base):
+    from skmoe._families import ZeroInflatedExperts
+
+    X, y = _zero_inflated_counts(1500, seed=24, size=None if base == "poisson" else 3.0)
+    rng = np.random.default_rng(25)
+    weights = rng.integers(1, 4, size=len(y)).astype(float)
+    # one-hot: the point mass (component 1) takes some of the zeros, the counts the rest
+    to_zero = (y == 0) & (rng.uniform(size=len(y)) < 0.5)
+    W = np.zeros((2, len(y)))
+    W[1, to_zero] = weights[to_zero]
+    W[0, ~to_zero] = weights[~to_zero]
+    family = ZeroInflatedExperts(base, 2)
+    start = {"coef": np.zeros((2, 3)), "zero": np.array([0.0, 1.0])}
+    if base != "poisson":
+        start["size"] = np.ones(2)
+    new = family.m_step(X, y, W, start)
+    rows = ~to_zero
+    if base == "poisson":
+        from sklearn.linear_model import PoissonRegressor
+
+        ref = PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+        ref.fit(X[rows], y[rows], sample_weight=weights[rows])
+        coef = np.concatenate([[ref.intercept_], ref.coef_])
+    else:
+        coef, size = _nb_direct_fit(X[rows], y[rows], weights[rows])
+        np.testing.assert_allclose(new["size"][0], size, rtol=1e-6)
+        assert new["size"][1] == 1.0
+    np.testing.assert_allclose(new["coef"][0], coef, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(new["coef"][1], 0.0)
+    np.testing.assert_array_equal(new["zero"], [0.0, 1.0])
