@@ -256,10 +256,13 @@ def _block_hessian(model, data, params, rows, groups, dg, layout, index, P):
     return H
 
 
-def free_parameters(family, params, index, P, first_shared):
-    """Mask of the parameter vector's entries that are parameters: not the local ones of
-    components without expert parameters (``family.fixed_experts``, e.g. the point mass at
-    zero of zero-inflated experts, whose gate output stays a parameter)."""
+def free_parameters(family, params, K, dg, de):
+    """Mask of the parameter vector's entries that are parameters (``de``: one plus the
+    experts' own columns): not the local ones of components without expert parameters
+    (``family.fixed_experts``, e.g. the point mass at zero of zero-inflated experts, whose
+    gate output stays a parameter)."""
+    index, P, first_shared = parameter_layout(family, K, dg, de - 1,
+                                              family.response_parts(params))
     free = np.ones(P, dtype=bool)
     fixed = getattr(family, "fixed_experts", None)
     if fixed is not None:
@@ -286,7 +289,7 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
     parts = family.response_parts(experts)
     n_columns = len(estimator.expert_features_in_) + family.n_shared
     layout, _ = _local_layout(parts, n_columns)
-    index, P, first_shared = parameter_layout(family, K, dg, n_columns - family.n_shared, parts)
+    index, P, _ = parameter_layout(family, K, dg, n_columns - family.n_shared, parts)
     local = []
     for part in parts:
         local.append(part.family.full_coef(part.params))
@@ -302,7 +305,7 @@ def standard_errors(estimator, X, y, sample_weight=None, exposure=None, groups=N
         experts,
         estimator._feature_labels(estimator.shared_features_in_),
     )
-    free = free_parameters(family, experts, index, P, first_shared)
+    free = free_parameters(family, experts, K, dg, n_columns - family.n_shared + 1)
     info, estimate = info[np.ix_(free, free)], estimate[free]
     names = [name for name, keep in zip(names, free) if keep]
     covariance, aliased = covariance_from_information(info)

@@ -189,8 +189,8 @@ def render(summary, title):
     for row in summary["rows"]:
         blocks.setdefault((row["part"], row["expert"]), []).append(row)
     for (part, k), rows in blocks.items():
-        heading = {"gate": f"Gate: {names[k]} against expert 0", "expert": f"Expert {k}",
-                   "shared": "Shared by all experts"}[part]
+        heading = (f"Gate: {names[k]} against expert 0" if part == "gate"
+                   else "Shared by all experts" if part == "shared" else f"Expert {k}")
         lines += ["", heading, *_coefficient_lines(rows, summary["dispersion_labels"])]
     lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
     return "\n".join(lines)
