@@ -297,7 +297,7 @@ def test_bic_picks_the_depth_of_a_hierarchical_model():
         warnings.simplefilter("ignore", DegenerateFitWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         best, scores = select_n_experts(
-            HierarchicalMixtureOfExpertsRegressor(gate_alpha=0.0, n_init=3, random_state=0),
+            HierarchicalMixtureOfExpertsRegressor(gate_alpha=0.0, random_state=0),
             X, y, [1, 2, 3],
         )
     assert best.depth == 2, scores
