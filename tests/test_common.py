@@ -100,6 +100,7 @@ def _expected_failed_checks(estimator):
         expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
     if getattr(estimator, "expert", None) == "negative_binomial":
         expected["check_sample_weight_equivalence_on_dense_data"] = NB_FLAT_REASON
+        expected["check_sample_weight_equivalence_on_sparse_data"] = NB_FLAT_REASON
     if getattr(estimator, "expert", None) == "bernoulli":
         expected |= dict.fromkeys(BERNOULLI_CONTINUOUS_TARGET_CHECKS, BERNOULLI_REASON)
     return expected
