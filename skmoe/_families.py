@@ -854,11 +854,7 @@ class BinomialExperts(_NewtonGLMExperts):
     response_columns = 2
     response_columns_hint = "the successes and failures of every row, as flexmix's cbind(s, f)"
 
-    @staticmethod
-    def link(p):
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.log(p) - np.log1p(-p)
-
+    link = staticmethod(BernoulliExperts.link)  # the logit, as Bernoulli experts
     inverse_link = staticmethod(expit)
 
     def check_y(self, y):
