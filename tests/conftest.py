@@ -54,3 +54,12 @@ def assert_log_likelihood_increasing(model, X, y, n_iter, rtol=1e-12, **fit_para
     drops = values[:-1] - values[1:]
     assert np.all(drops <= rtol * np.abs(values[:-1])), drops.max()
     return values
+
+
+def assert_monotone(trace, rtol=1e-12):
+    """An objective trace never drops by more than rounding: ``rtol`` relative to the
+    objective, and absolute near zero (a separable fit's objective ends at about 0, where
+    summing rows leaves noise of order 1e-15)."""
+    trace = np.asarray(trace)
+    drops = trace[:-1] - trace[1:]
+    assert np.all(drops <= rtol * np.maximum(np.abs(trace[1:]), 1.0)), drops.max()
