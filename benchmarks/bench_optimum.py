@@ -12,7 +12,8 @@ model on planted regimes, the classifier on planted regions):
    ``minprior``) are spurious maxima of an unbounded likelihood and are not candidates.
 2. ``--seeds`` fits with the defaults (``init_params="multistart"`` and SQUAREM) and with
    the old behaviour, side by side in the same run. A fit
-   reaches the optimum when its objective is within 0.05 of the best known.
+   reaches the optimum when its objective is within 0.05 of the best known, or within
+   ``1e-6`` per sample (the default ``tol``) on large data.
 
 Reported per problem: the share of fits that reach the optimum, the median EM iterations
 (SQUAREM cycles for the new code; ``n_iter_`` of the kept run, the search's other runs are
@@ -77,6 +78,10 @@ def problems():
     yield "HME depth 2, planted K=4", HierarchicalMixtureOfExpertsRegressor(depth=2), X, y
     X, y = make_regional_classification(2000, noise=0.05, random_state=0)
     yield "classifier, 3 regions", MixtureOfExpertsClassifier(3), X, y
+    # large n: random soft starts all end in the same (poor) basin; the default search
+    # runs on a subsample of about 20,000 rows
+    X, y = make_moe_regression(200_000, 3, 3, random_state=0)[:2]
+    yield "planted K=3, n=200000", MixtureOfExpertsRegressor(3), X, y
 
 
 def degenerate(model, X, y):
@@ -129,7 +134,8 @@ def main():
         base_time = np.median([t for _, t in rows["old"]])
         line = f"{name:<30} {best:>12.4f}"
         for label in ("old", "new"):
-            hits = [m.objective_ >= best - REACHED for m, _ in rows[label]]
+            reach = max(REACHED, 1e-6 * len(y))
+            hits = [m.objective_ >= best - reach for m, _ in rows[label]]
             iters = np.median([m.n_iter_ for m, _ in rows[label]])
             cost = np.median([t for _, t in rows[label]]) / base_time
             totals[label] += hits

@@ -521,12 +521,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if kind == "warm":
             result = self._run_em(model, source, start, self.max_iter)
         elif isinstance(self.init_params, str) and self.init_params == "multistart":
-            result, candidates = search_start(
+            result, candidates, rows = search_start(
                 self, model, source, np.random.default_rng(start),
-                lambda params, max_iter: self._run_em(model, source, params, max_iter),
-                self.max_iter,
+                lambda rows, params, max_iter: self._run_em(model, rows, params, max_iter),
+                self.max_iter, subsample=not self._fitted_with_groups,
             )
             result["candidate_objectives"] = candidates
+            result["search_rows"] = rows
         else:
             initialise(self, source, np.random.default_rng(start))
             result = self._run_em(model, source, model.m_step_blocks(source, None),

@@ -100,7 +100,9 @@ shape (n_samples, n_experts), default="multistart"
         Initial responsibilities. "multistart" runs EM from successive starts (one
         "kmeans", one "random", then of the kind that found the best run) until two runs
         agree on the best objective found, at most 8 runs (a run with a degenerate expert
-        loses to any regular one).
+        loses to any regular one); above 40,000 samples (of unit weight) the search runs
+        on a subsample of about 20,000 rows drawn from row hashes, and one run on all
+        rows continues from its best.
         "random": random responsibilities (normalised Beta(0.3, 1) draws) drawn from a
         hash of each row and the seed (so the start, and the fit, do not depend on the row
         order, and integer sample weights equal repeated rows); "voronoi": the hard
@@ -157,7 +159,7 @@ shape (n_samples, n_experts), default="multistart"
     restarts_ : list of dict
         Per restart: objective, log_likelihood, n_iter, converged, objective_trace, time,
         degenerate and, for "multistart", candidate_objectives (the objective of every
-        run of its search).
+        run of its search) and search_rows (the rows it ran on).
         ``converged_`` to ``restarts_`` describe a ``fit``; ``partial_fit`` removes them.
     n_batches_seen_ : int
         Mini-batches learnt by ``partial_fit`` since its first call (or since ``fit``).

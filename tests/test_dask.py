@@ -16,6 +16,7 @@ from skmoe import (
     HierarchicalMixtureOfExpertsRegressor,
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
+    _init,
 )
 from skmoe.datasets import make_moe_regression, make_regional_classification
 
@@ -123,6 +124,22 @@ def test_dask_fit_equals_in_memory_fit(client, case):
     assert model.n_features_in_ == X.shape[1]
     # the fitted model predicts on in-memory data as usual
     assert np.all(np.isfinite(model.predict(X[:5])))
+
+
+def test_dask_search_on_a_subsample_equals_the_in_memory_one(client, monkeypatch):
+    # the subsample is chosen by row hashes on the workers and gathered in hash order
+    monkeypatch.setattr(_init, "SEARCH_SUBSAMPLE_ROWS", 600)
+    model, X, y, _ = CASES["gaussian"]()
+    model.set_params(random_state=0, max_iter=30)
+    expected = _fit(model, X, y, None, None)
+    searched = model.restarts_[0]
+    n = X.shape[0]
+    got = _fit(model, _chunked(X, n), _chunked(y, n), None, None)
+    record = model.restarts_[0]
+    assert record["search_rows"] == searched["search_rows"] < 1000
+    np.testing.assert_array_equal(record["candidate_objectives"],
+                                  searched["candidate_objectives"])
+    _assert_same_fit(expected, got)
 
 
 @pytest.mark.parametrize("case", ["gaussian", "hme"])

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import assert_log_likelihood_increasing, assert_monotone
+from joblib import parallel_backend
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
@@ -20,9 +21,10 @@ from skmoe import (
     HierarchicalMixtureOfExpertsRegressor,
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
+    _init,
     select_n_experts,
 )
-from skmoe._blocks import one_block
+from skmoe._blocks import InMemoryBlocks, one_block
 from skmoe._em import ConvergenceMonitor, ParameterVector
 from skmoe._families import GammaExperts, GaussianExperts
 from skmoe._init import SEARCH_RUNS, kmeans_start, voronoi_start
@@ -205,6 +207,84 @@ def test_default_fits_with_integer_weights_equal_fits_on_repeated_rows(expert):
     repeated.fit(np.repeat(X, w, axis=0), np.repeat(y, w))
     assert weighted.log_likelihood_ == pytest.approx(repeated.log_likelihood_, rel=1e-9)
     np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-5)
+
+
+# ---------------------------------------------------- the search on a subsample
+@pytest.fixture
+def small_subsample(monkeypatch):
+    """The search runs on a subsample of about 300 rows (above 600 rows)."""
+    monkeypatch.setattr(_init, "SEARCH_SUBSAMPLE_ROWS", 300)
+
+
+def test_on_many_rows_the_search_runs_on_a_subsample_and_ends_on_all_rows(small_subsample):
+    X, y = make_moe_regression(4000, 2, 3, noise=0.3, random_state=0)
+    model = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
+    record = model.restarts_[0]
+    assert 250 <= record["search_rows"] <= 350  # binomial(4000, 0.075): sd 17
+    assert model.converged_
+    _init.SEARCH_SUBSAMPLE_ROWS = 10**9  # the search on all rows
+    full = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
+    assert full.restarts_[0]["search_rows"] == len(y)
+    assert model.objective_ == pytest.approx(full.objective_, abs=1e-5 * len(y))
+    # the last run is on all rows: its trace ends at the fitted objective
+    assert model.objective_trace_[-1] == model.objective_
+    assert model.log_likelihood_ == pytest.approx(model.score_samples(X, y).sum(), rel=1e-12)
+
+
+def test_the_subsample_depends_only_on_the_rows_values():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(500, 2)), rng.normal(size=500)
+    repeats = rng.integers(0, 3, size=500)
+
+    def chosen(X, y, w, n_blocks=1):
+        blocks = [one_block(X_expert=X[i], X_gate=X[i], y=y[i], sample_weight=w[i]).blocks[0]
+                  for i in np.array_split(np.arange(len(y)), n_blocks)]
+        (sample,) = _init._subsample(InMemoryBlocks(blocks), np.random.default_rng(3),
+                                     0.2).blocks
+        return sample.y, sample.sample_weight
+
+    picked, _ = chosen(X, y, np.ones(500))
+    assert 60 <= len(picked) <= 140
+    # the same rows in the same order, whatever the order and the chunks of the data
+    order = rng.permutation(500)
+    np.testing.assert_array_equal(chosen(X[order], y[order], np.ones(500), n_blocks=4)[0],
+                                  picked)
+    # a row of weight w is kept exactly when its w repeats are
+    rows = np.repeat(np.arange(500), repeats)
+    repeated, _ = chosen(X[rows], y[rows], np.ones(len(rows)))
+    weighted, w = chosen(X, y, repeats.astype(float))
+    assert sorted(repeated) == sorted(np.repeat(weighted, w.astype(int)))
+
+
+def test_subsampled_default_fits_keep_the_invariances(small_subsample):
+    X, y = make_moe_regression(1000, 2, 3, noise=0.3, random_state=2)[:2]
+    order = np.random.default_rng(1).permutation(len(y))
+    a = MixtureOfExpertsRegressor(3, n_init=2, random_state=3).fit(X, y)
+    with parallel_backend("threading"):  # loky's workers would not see the monkeypatch
+        b = MixtureOfExpertsRegressor(3, n_init=2, random_state=3, n_jobs=2).fit(
+            X[order], y[order])
+    # the searches are bit-identical (the subsample is in the order of its hashes); the
+    # runs on all rows sum in another order, and SQUAREM's extrapolation 3 cycles from
+    # the start magnifies that rounding to about 1e-8 in the coefficients
+    for ra, rb in zip(a.restarts_, b.restarts_):
+        assert ra["search_rows"] == rb["search_rows"] < 600
+        np.testing.assert_array_equal(ra["candidate_objectives"], rb["candidate_objectives"])
+    np.testing.assert_allclose(a.expert_coef_, b.expert_coef_, rtol=1e-7, atol=1e-8)
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-12)
+    w = np.random.default_rng(1).integers(0, 4, size=len(y))
+    weighted = MixtureOfExpertsRegressor(3, random_state=0, tol=1e-10).fit(X, y, sample_weight=w)
+    repeated = MixtureOfExpertsRegressor(3, random_state=0, tol=1e-10).fit(
+        np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert weighted.restarts_[0]["search_rows"] < repeated.restarts_[0]["search_rows"]
+    assert weighted.log_likelihood_ == pytest.approx(repeated.log_likelihood_, rel=1e-9)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-5)
+
+
+def test_grouped_fits_search_on_all_rows(small_subsample):
+    X, y = make_moe_regression(1000, 2, 2, noise=0.3, random_state=0)[:2]
+    model = MixtureOfExpertsRegressor(2, gate_features=[], random_state=0)
+    model.fit(X, y, groups=np.arange(len(y)) // 2)
+    assert model.restarts_[0]["search_rows"] == len(y)
 
 
 @pytest.mark.parametrize("partition", [voronoi_start, kmeans_start])

@@ -235,7 +235,7 @@ def test_bic_picks_the_true_number_of_experts(K):
             warnings.simplefilter("ignore", DegenerateFitWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
             best, scores = select_n_experts(
-                MixtureOfExpertsRegressor(n_init=3, random_state=0), X, y, range(1, K + 3)
+                MixtureOfExpertsRegressor(random_state=0), X, y, range(1, K + 3)
             )
         assert best.n_experts == K, scores
 
