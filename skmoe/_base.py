@@ -20,7 +20,7 @@ from ._gate import GateTree
 from ._init import initial_responsibilities, initialise, search_start
 from ._linalg import products
 from ._sklearn_compat import Interval, StrOptions, validate_data
-from ._threads import em_threads, limit_blas_threads
+from ._threads import em_threads, fit_settings, keep_heap_slack
 from ._validation import check_n_draws, check_n_rows, check_squares_finite, check_weights  # noqa: F401
 
 #: Newton steps of an iterative family's M-step inside EM (a generalised EM step).
@@ -420,8 +420,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         as it was, since validation also sets attributes (``n_features_in_``, ...)."""
         state = dict(self.__dict__)
         try:
-            # BLAS held to the cores n_jobs gives each run (one by default): see _threads
-            with limit_blas_threads(em_threads(self.n_jobs, self.n_init)):
+            # BLAS held to the cores n_jobs gives each run (one by default), and the
+            # heap's slack kept: see _threads
+            with fit_settings(em_threads(self.n_jobs, self.n_init)):
                 return self._fit_unguarded(X, y, sample_weight, exposure, groups)
         except BaseException:
             self.__dict__.clear()
@@ -517,6 +518,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _fit_one(self, model, source, kind, start, label=0):
         """One restart: from the previous fit (``kind="warm"``) or from ``init_params``
         drawn with the seed ``start``."""
+        with keep_heap_slack():  # already kept by ``fit``, but not in joblib's workers
+            return self._fit_one_kept(model, source, kind, start, label)
+
+    def _fit_one_kept(self, model, source, kind, start, label):
         tic = time.perf_counter()
         if kind == "warm":
             result = self._run_em(model, source, start, self.max_iter)

@@ -55,4 +55,49 @@ def test_fit_runs_with_n_jobs_threads(monkeypatch, n_jobs, expected):
         MixtureOfExpertsRegressor(2, n_jobs=n_jobs, random_state=0).fit(X, y)
         assert set(_blas_threads()) == {2}
     assert seen == [expected]
-    assert _threads._active == 0
+    assert _threads._blas_setting.active == 0
+
+
+class _FakeGlibc:
+    """Records the allocator calls of ``keep_heap_slack``."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, option, value):
+        self.calls.append(("mallopt", option, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_a_fit_keeps_the_heaps_slack_and_restores_glibcs_default(monkeypatch):
+    fake = _FakeGlibc()
+    monkeypatch.setattr(_threads, "_glibc", lambda: fake)
+    during = []
+    fit_one = MixtureOfExpertsRegressor._fit_one
+
+    def spy(self, *args, **kwargs):
+        during.append(list(fake.calls))
+        return fit_one(self, *args, **kwargs)
+
+    monkeypatch.setattr(MixtureOfExpertsRegressor, "_fit_one", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = X[:, 0] + rng.normal(size=200)
+    with parallel_config(backend="threading"):  # two restarts at once share the setting
+        MixtureOfExpertsRegressor(2, n_init=2, n_jobs=2, random_state=0).fit(X, y)
+    pad = ("mallopt", _threads._M_TOP_PAD, _threads.FIT_HEAP_PAD)
+    assert during == [[pad], [pad]]
+    assert fake.calls == [pad, ("mallopt", _threads._M_TOP_PAD, _threads._GLIBC_TOP_PAD),
+                          ("malloc_trim", 0)]
+    assert _threads._heap_setting.active == 0
+
+
+def test_without_glibc_the_heap_is_left_alone(monkeypatch):
+    monkeypatch.setattr(_threads, "_glibc", lambda: None)
+    with _threads.keep_heap_slack():
+        assert _threads._heap_setting.active == 1
+    assert _threads._heap_setting.active == 0
