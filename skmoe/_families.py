@@ -750,10 +750,11 @@ class _NewtonGLMExperts(ExpertFamily):
             # a gain under 1e-12 nats per unit weight is taken whole (see NEGLIGIBLE_GAIN);
             # not with a dispersion: a Gamma shape near its bound makes the objective's
             # rounding noise large, and only the line search keeps it from wandering
-            negligible = (np.einsum("kd,kd->k", grad, direction)
-                          <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
+            predicted = np.einsum("kd,kd->k", grad, direction)
+            negligible = (predicted <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
             params["coef"], value = step_halving(
-                evaluate, params["coef"], direction, value, negligible, ~empty
+                evaluate, params["coef"], direction, value, negligible, ~empty,
+                predicted=predicted,
             )
             if self.has_dispersion:
                 params, value = self.update_dispersion_value(source, params, value)
@@ -1040,15 +1041,44 @@ def trigamma(x):
 
 
 def _log_r_plus_mu(log_r, eta):
-    """``log(r + exp(eta))`` as ``np.logaddexp(log_r, eta)``, (K, n), in fewer passes
-    (numpy's ``logaddexp`` is several times slower than ``exp`` and ``log1p``)."""
-    out = np.subtract(eta, log_r)
-    np.abs(out, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.log1p(out, out=out)
-    out += np.maximum(log_r, eta)
-    return out
+    """``log(r + mu)`` and ``share = log(1 + mu / r)``, (K, n), for ``mu = exp(eta)``.
+
+    ``share`` is the softplus of ``eta - log r``, ``max(d, 0) + log1p(exp(-|d|))``, in
+    fewer passes than numpy's ``logaddexp``. The log density needs ``r log(r / (r + mu))
+    = -r share``: taken as ``log r - log(r + mu)`` it would lose all digits near the Poisson
+    limit (at r = 1e8, 1e-7 per row, which line searches then take for losses)."""
+    share = np.subtract(eta, log_r)
+    top = np.maximum(share, 0.0)
+    np.abs(share, out=share)
+    np.negative(share, out=share)
+    np.exp(share, out=share)
+    np.log1p(share, out=share)
+    share += top
+    return np.add(share, log_r, out=top), share
+
+
+def _nb_lgamma(y, r):
+    """``gammaln(y + r) - gammaln(r) - gammaln(y + 1)`` for ``y >= 0`` and sizes ``r``
+    (K, 1), broadcast. From r = 100 on by Stirling's series, as ``(r - 1/2) log1p(y / r) +
+    y log(r + y) - y + S(r + y) - S(r)`` with ``S(x) = 1/(12 x) - 1/(360 x^3) + 1/(1260
+    x^5) - 1/(1680 x^7)`` (its error is below 1e-20 from x = 100): the difference of
+    gammaln would cancel to about ``eps r log r`` (2e-7 at r = 1e8)."""
+    y = np.asarray(y, dtype=float)
+    r = np.asarray(r, dtype=float)
+    naive = gammaln(y + r) - gammaln(r)
+    large = np.broadcast_to(r >= 100.0, naive.shape)
+    if large.any():
+        rl = np.where(r >= 100.0, r, 100.0)
+
+        def series(x):
+            inv2 = 1.0 / (x * x)
+            return (1.0 / x) * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (
+                1.0 / 1260.0 - inv2 / 1680.0)))
+
+        stirling = ((rl - 0.5) * np.log1p(y / rl) + y * np.log(rl + y) - y
+                    + (series(rl + y) - series(rl)))
+        naive = np.where(large, stirling, naive)
+    return naive - gammaln(y + 1.0)
 
 
 def _unique_values(y):
@@ -1086,7 +1116,7 @@ def _nb_size_terms(y, eta, size, exact=True, unique=None, log_r_mu=None):
     ``_unique_values(y)`` (or None)."""
     r = size[:, None]
     if log_r_mu is None:
-        log_r_mu = _log_r_plus_mu(np.log(r), eta)
+        log_r_mu = _log_r_plus_mu(np.log(r), eta)[0]
     inv_r_mu = np.exp(-log_r_mu)
     ratio = (r + y) * inv_r_mu  # (r + y) / (r + mu)
     # in place, in the order of digamma(y + r) - digamma(r) + log r + 1 - log(r + mu) - ratio
@@ -1174,10 +1204,9 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         r = size[:, None]
         unique = entry["unique"]
         if unique is None:
-            terms = gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+            terms = _nb_lgamma(y, r)
         else:
-            terms = np.take(gammaln(unique[0] + r) - gammaln(r) - gammaln(unique[0] + 1.0),
-                            unique[1], axis=1)
+            terms = np.take(_nb_lgamma(unique[0], r), unique[1], axis=1)
         entry.update(size=size.copy(), terms=terms)
         return terms
 
@@ -1232,24 +1261,22 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         lgamma terms(v, r_k) + sum_i W (r log(r / (r + mu)) + y log(mu / (r + mu)))``."""
         unique, held, Wy = self._weight_sums(block)
         W = block.weights
-        eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+        eta, log_r_mu, share = self._predictors(block.X_expert, params, block.offset)
         r = params["size"]
         if unique is None:  # the same sum row by row (blocks of either kind agree)
             lgamma = np.einsum("ki,ki->k", W, self._lgamma_terms(block.y, r))
         else:
-            values = unique[0]
-            lgamma = np.einsum("kv,kv->k", held, gammaln(values + r[:, None])
-                               - gammaln(r)[:, None] - gammaln(values + 1.0))
+            lgamma = np.einsum("kv,kv->k", held, _nb_lgamma(unique[0], r[:, None]))
         # the differences row by row before the sums: summed apart, their terms cancel
-        # to few digits (no digits at large r)
-        log_share = np.subtract(np.log(r)[:, None], log_r_mu)  # log(r / (r + mu))
+        # to few digits (no digits at large r); log(r / (r + mu)) is -share
         log_rest = np.subtract(eta, log_r_mu)  # log(mu / (r + mu))
-        return (lgamma + r * np.einsum("ki,ki->k", W, log_share)
+        return (lgamma - r * np.einsum("ki,ki->k", W, share)
                 + np.einsum("ki,ki->k", Wy, log_rest))
 
     def _predictors(self, X, params, offset):
-        """``eta`` and ``log(r + mu)``, (K, n): kept during an M-step for the last two
-        (X, offset, coefficients, sizes); the arrays are not to be written to."""
+        """``eta``, ``log(r + mu)`` and ``log(1 + mu / r)`` (``_log_r_plus_mu``), (K, n):
+        kept during an M-step for the last two (X, offset, coefficients, sizes); the
+        arrays are not to be written to."""
         cache = self.__dict__.get("_predictor_cache")
         coef = self.full_coef(params)
         eta = None
@@ -1257,25 +1284,25 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
             for entry in cache:
                 if entry[0] is X and entry[1] is offset and np.array_equal(entry[2], coef):
                     if np.array_equal(entry[3], params["size"]):
-                        return entry[4], entry[5]
+                        return entry[4], entry[5], entry[6]
                     eta = entry[4]  # a trial of new sizes: the same linear predictors
         if eta is None:
             eta = self.eta(X, params, offset)
-        log_r_mu = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
+        log_r_mu, share = _log_r_plus_mu(np.log(params["size"])[:, None], eta)
         if cache is not None:
-            cache.insert(0, (X, offset, coef.copy(), params["size"].copy(), eta, log_r_mu))
+            cache.insert(0, (X, offset, coef.copy(), params["size"].copy(), eta, log_r_mu,
+                             share))
             del cache[2:]
-        return eta, log_r_mu
+        return eta, log_r_mu, share
 
     def log_prob(self, X, y, params, offset=None):
-        eta, log_r_mu = self._predictors(X, params, offset)
-        return self._log_density(y, eta, log_r_mu, params)
+        eta, log_r_mu, share = self._predictors(X, params, offset)
+        return self._log_density(y, eta, log_r_mu, share, params)
 
-    def _log_density(self, y, eta, log_r_mu, params):
+    def _log_density(self, y, eta, log_r_mu, share, params):
         r = params["size"][:, None]
-        # gammaln terms + r (log r - log(r + mu)) + y (eta - log(r + mu)), in place
-        ll = np.subtract(np.log(r), log_r_mu)
-        ll *= r
+        # gammaln terms - r log(1 + mu / r) + y (eta - log(r + mu)), in place
+        ll = np.multiply(share, -r)
         ll += self._lgamma_terms(y, params["size"])
         term = np.subtract(eta, log_r_mu)
         term *= y
@@ -1284,8 +1311,8 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
 
     def derivatives(self, y, eta, params, order=2):
         r = params["size"][:, None]
-        log_r_mu = _log_r_plus_mu(np.log(r), eta)
-        ll = self._log_density(y, eta, log_r_mu, params)
+        log_r_mu, share = _log_r_plus_mu(np.log(r), eta)
+        ll = self._log_density(y, eta, log_r_mu, share, params)
         if order == 0:
             return (ll,)
         p = np.exp(eta - log_r_mu)  # mu / (r + mu)
@@ -1296,7 +1323,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         """The Newton system in the coefficients (as ``derivatives``, without the log
         density, whose ``gammaln`` the system does not need)."""
         X, W = block.X_expert, block.weights
-        eta, log_r_mu = self._predictors(X, params, block.offset)
+        eta, log_r_mu, _ = self._predictors(X, params, block.offset)
         r = params["size"][:, None]
         p = np.subtract(eta, log_r_mu)
         np.exp(p, out=p)  # mu / (r + mu)
@@ -1331,7 +1358,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         size = params.get("size", np.ones(self.n_experts))
         W = block.weights
         if "size" in params:
-            eta, log_r_mu = self._predictors(block.X_expert, params, block.offset)
+            eta, log_r_mu, _ = self._predictors(block.X_expert, params, block.offset)
         else:
             eta, log_r_mu = self.eta(block.X_expert, params, block.offset), None
         # row by row, then summed: the terms cancel to O(1 / r^2) near the Poisson limit,

@@ -75,17 +75,6 @@ RIDGE_REASON = (
 )
 
 
-NB_FLAT_REASON = (
-    "On the check's 15 rows of 30 features the negative binomial fits creep along a flat "
-    "ridge at about 1e-11 per sample per cycle, where rounding decides SQUAREM's steps and "
-    "which stop EM reaches depends on the path: the weighted and repeated fits end 9e-7 "
-    "(relative) apart in predict, over the check's 1e-7. Which of the dense and the sparse "
-    "check passes has changed with unrelated edits of the stopping rule and the family "
-    "(measured); integer weights equal repeated rows on a well-posed problem "
-    "(tests/test_default_fit.py)."
-)
-
-
 def _expected_failed_checks(estimator):
     expected = {
         "check_methods_sample_order_invariance": SCORE_SAMPLES_REASON,
@@ -98,9 +87,6 @@ def _expected_failed_checks(estimator):
         expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
     if isinstance(estimator, HierarchicalMixtureOfExpertsRegressor):
         expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
-    if getattr(estimator, "expert", None) == "negative_binomial":
-        expected["check_sample_weight_equivalence_on_dense_data"] = NB_FLAT_REASON
-        expected["check_sample_weight_equivalence_on_sparse_data"] = NB_FLAT_REASON
     if getattr(estimator, "expert", None) == "bernoulli":
         expected |= dict.fromkeys(BERNOULLI_CONTINUOUS_TARGET_CHECKS, BERNOULLI_REASON)
     return expected
