@@ -750,11 +750,10 @@ class _NewtonGLMExperts(ExpertFamily):
             # a gain under 1e-12 nats per unit weight is taken whole (see NEGLIGIBLE_GAIN);
             # not with a dispersion: a Gamma shape near its bound makes the objective's
             # rounding noise large, and only the line search keeps it from wandering
-            predicted = np.einsum("kd,kd->k", grad, direction)
-            negligible = (predicted <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
+            negligible = (np.einsum("kd,kd->k", grad, direction)
+                          <= NEGLIGIBLE_GAIN * totals) & (not self.has_dispersion)
             params["coef"], value = step_halving(
-                evaluate, params["coef"], direction, value, negligible, ~empty,
-                predicted=predicted,
+                evaluate, params["coef"], direction, value, negligible, ~empty
             )
             if self.has_dispersion:
                 params, value = self.update_dispersion_value(source, params, value)

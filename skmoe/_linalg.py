@@ -279,27 +279,18 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
     return x, value
 
 
-def step_halving(evaluate, x, direction, value, negligible, active, max_halvings=40,
-                 predicted=None):
+def step_halving(evaluate, x, direction, value, negligible, active, max_halvings=40):
     """Per model ``m`` (first axis), the longest step ``x[m] + 2^-j direction[m]`` that does
     not lower ``value[m]`` beyond rounding; ``evaluate(x)`` gives every model's objective.
 
     A step whose gain is ``negligible[m]`` is taken whole unless it loses more than
-    ``NEGLIGIBLE_LOSS``. Models not ``active`` keep their ``x``. With ``predicted`` (the
-    gain the full step promises, ``grad . direction`` for Newton's), a model stops halving
-    once the promised gain of its step is below rounding of its value: shorter steps can
-    only gain less, and at an optimum every trial would be rejected by rounding noise
-    (forty evaluations for nothing). Returns the new ``x`` and values (``x`` is updated in
-    place).
+    ``NEGLIGIBLE_LOSS``. Models not ``active`` keep their ``x``. Returns the new ``x`` and
+    values (``x`` is updated in place).
     """
     expand = (slice(None),) + (None,) * (x.ndim - 1)
     step = np.ones(x.shape[0])
     active = active.copy()
     for _halving in range(max_halvings):
-        if predicted is not None:
-            active &= step * predicted > ROUNDING * np.abs(value)
-            if not active.any():
-                break
         trial = x + step[expand] * direction
         trial_value = evaluate(trial)
         accept = active & (
