@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import reduce as _fold
 
 import numpy as np
+from scipy import sparse
 
 #: The cache key of ``W``, sample weight times responsibility (K, n_rows): written by the
 #: E-step and the initialisations, read by every M-step (through ``Block.weights``).
@@ -61,6 +62,20 @@ class Block:
             if array is not None:
                 return array.shape[0]
         raise ValueError("empty block")
+
+
+def concatenate(blocks):
+    """One block of the rows of ``blocks`` in turn (per-row arrays only, no state)."""
+
+    def stack(arrays):
+        if arrays[0] is None:
+            return None
+        if sparse.issparse(arrays[0]):
+            return sparse.vstack(arrays, format="csr")
+        return np.concatenate(arrays)
+
+    names = [f.name for f in fields(Block) if f.name != "cache"]
+    return Block(**{name: stack([getattr(b, name) for b in blocks]) for name in names})
 
 
 def combine(parts, op=np.add):

@@ -19,12 +19,12 @@ and integer sample weights equal repeated rows.
 """
 
 import operator
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 from scipy import sparse
 
-from ._blocks import WEIGHTS, Block, InMemoryBlocks
+from ._blocks import WEIGHTS, InMemoryBlocks, concatenate
 from ._linalg import row_blocks
 
 #: Most Lloyd iterations of the ``"kmeans"`` start.
@@ -43,8 +43,9 @@ SEARCH_AGREEMENT = 1e-5
 #: stops there (``search_start``).
 SEARCH_PRUNE_FACTOR = 5
 SEARCH_PRUNE_MIN = 50
-#: Above twice ``SEARCH_SUBSAMPLE_ROWS`` rows, the search runs on a subsample of about that
-#: many rows, and one run on all rows continues from its best (``search_start``).
+#: Above a total sample weight of twice ``SEARCH_SUBSAMPLE_ROWS``, the search runs on a
+#: subsample of about that many rows (of unit weight), and one run on all rows continues
+#: from its best (``search_start``).
 SEARCH_SUBSAMPLE_ROWS = 20_000
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -393,16 +394,14 @@ def search_start(estimator, model, source, rng, run, max_iter, subsample=True):
     ``params``, ``objective``, ...). Returns the best result, the objective of every run
     of the search and the number of rows the search ran on.
     """
-    sample, weight = None, source.total_weight
+    searched, weight = source, source.total_weight
     if subsample and weight > 2 * SEARCH_SUBSAMPLE_ROWS:
-        sample = _subsample(source, rng, SEARCH_SUBSAMPLE_ROWS / weight)
-    if sample is None:
-        best, reached = _search(estimator, model, source, rng,
-                                lambda params, n: run(source, params, n), max_iter)
-        return best, reached, source.reduce(_block_rows)
-    best, reached = _search(estimator, model, sample, rng,
-                            lambda params, n: run(sample, params, n), max_iter)
-    return run(source, best["params"], max_iter), reached, sample.reduce(_block_rows)
+        searched = _subsample(source, rng, SEARCH_SUBSAMPLE_ROWS / weight) or source
+    best, reached = _search(estimator, model, searched, rng,
+                            lambda params, n: run(searched, params, n), max_iter)
+    if searched is not source:
+        best = run(source, best["params"], max_iter)
+    return best, reached, searched.reduce(_block_rows)
 
 
 def _search(estimator, model, source, rng, run, max_iter):
@@ -447,21 +446,8 @@ def _subsample(source, rng, share):
     draws = np.concatenate([d for _, d in parts])
     if draws.size == 0:
         return None
-    block = _stack([b for b, _ in parts]).take(np.argsort(draws, kind="stable"))
+    block = concatenate([b for b, _ in parts]).take(np.argsort(draws, kind="stable"))
     return InMemoryBlocks([block])
-
-
-def _stack(blocks):
-    """One block of the rows of ``blocks``, in turn."""
-    def stack(arrays):
-        if arrays[0] is None:
-            return None
-        if sparse.issparse(arrays[0]):
-            return sparse.vstack(arrays, format="csr")
-        return np.concatenate(arrays)
-
-    names = [f.name for f in fields(Block) if f.name != "cache"]
-    return Block(**{name: stack([getattr(b, name) for b in blocks]) for name in names})
 
 
 def _pruned_run(run, params, max_iter, best, agreement):
