@@ -565,6 +565,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             "log_likelihood": log_lik,
             "n_iter": n_iter,
             "converged": monitor.converged,
+            "remaining": monitor.remaining(),
             "objective_trace": np.array(monitor.history),
             "mass": mass,
             "degenerate": bool(

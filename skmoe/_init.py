@@ -375,8 +375,12 @@ def search_start(estimator, model, source, rng, run, max_iter, subsample=True):
     optimum the other runs reached in 10). So after the first run, a run that has taken
     ``SEARCH_PRUNE_FACTOR`` times the best run's iterations (at least ``SEARCH_PRUNE_MIN``)
     and is still below the best objective by more than the agreement stops there, as in
-    the short-runs stage of emEM (Biernacki, Celeux & Govaert 2003); one that is level with
-    the best continues to convergence.
+    the short-runs stage of emEM (Biernacki, Celeux & Govaert 2003). One that is level with
+    the best stops there too, as a run that agrees with it, unless Aitken's estimate of
+    its remaining climb (``ConvergenceMonitor.remaining``) takes it above the best by more
+    than the agreement: then it continues to convergence. (On a TF-IDF classifier, a level
+    run crawled on for 189 SQUAREM cycles, more than half the fit's time, to end 1.3e-6
+    per sample above the best.)
 
     On a total sample weight above twice ``SEARCH_SUBSAMPLE_ROWS`` (rows of unit weight;
     and ``subsample``), the search runs on the rows whose hash falls below
@@ -412,7 +416,8 @@ def _search(estimator, model, source, rng, run, max_iter):
     for index in range(SEARCH_RUNS):
         kind = sequence[index] if index < len(sequence) else best_kind
         initialise(estimator, source, rng, kind)
-        result = _pruned_run(run, model.m_step_blocks(source, None), max_iter, best, agreement)
+        result = _pruned_run(run, model.m_step_blocks(source, None), max_iter, best, agreement,
+                             source.total_weight)
         reached.append(result["objective"])
         regular.append(not result["degenerate"])
         if best is None or _better(result, best):
@@ -450,7 +455,7 @@ def _subsample(source, rng, share):
     return InMemoryBlocks([block])
 
 
-def _pruned_run(run, params, max_iter, best, agreement):
+def _pruned_run(run, params, max_iter, best, agreement, weight):
     """``run(params, max_iter)``, stopped early if it lags behind ``best`` (see
     ``search_start``); a run that continues past its budget is one record."""
     budget = max_iter if best is None else max(
@@ -459,9 +464,13 @@ def _pruned_run(run, params, max_iter, best, agreement):
     if budget >= max_iter:
         return run(params, max_iter)
     result = run(params, budget)
-    if result["converged"] or (
-        result["objective"] < best["objective"] - agreement and not _better(result, best)
-    ):
+    lagging = result["objective"] < best["objective"] - agreement
+    # level with the best, and Aitken's estimate of its remaining climb does not take it
+    # above the best by more than the agreement: the best's optimum, reached again
+    rejoined = not lagging and (
+        result["objective"] + result["remaining"] * weight <= best["objective"] + agreement
+    )
+    if result["converged"] or ((lagging or rejoined) and not _better(result, best)):
         result["pruned"] = not result["converged"]
         return result
     rest = run(result["params"], max_iter - budget)

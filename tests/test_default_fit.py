@@ -370,8 +370,9 @@ def test_bic_picks_the_planted_number_of_experts():
     assert right >= 9
 
 
-def _fake_run(finish, plateau):
-    """EM runs on a made-up objective: ``plateau`` until iteration ``finish``, then 0."""
+def _fake_run(finish, plateau, remaining=0.0):
+    """EM runs on a made-up objective: ``plateau`` until iteration ``finish``, then 0;
+    ``remaining`` is the climb the monitor would estimate before the finish."""
     calls = []
 
     def run(params, max_iter):
@@ -381,7 +382,8 @@ def _fake_run(finish, plateau):
         calls.append(max_iter)
         return {"params": {"iteration": stop}, "objective": trace[-1],
                 "objective_trace": np.array(trace), "n_iter": stop - start,
-                "converged": stop == finish, "degenerate": False}
+                "converged": stop == finish, "degenerate": False,
+                "remaining": 0.0 if stop == finish else remaining}
 
     return run, calls
 
@@ -392,12 +394,27 @@ def test_a_search_run_that_lags_behind_the_best_is_stopped_at_its_budget():
     best = {"objective": 0.0, "n_iter": 10, "degenerate": False}
     budget = max(SEARCH_PRUNE_MIN, SEARCH_PRUNE_FACTOR * best["n_iter"])
     run, calls = _fake_run(finish=400, plateau=-100.0)
-    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3)
+    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3, weight=10.0)
     assert calls == [budget] and result["pruned"] and result["n_iter"] == budget
-    # the first run, and a run level with the best, go on to convergence as one record
+    # the first run goes on to convergence as one record
     run, calls = _fake_run(finish=400, plateau=-100.0)
-    assert _pruned_run(run, {"iteration": 0}, 500, None, 1e-3)["n_iter"] == 400
-    run, calls = _fake_run(finish=400, plateau=0.0)
-    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3)
-    assert calls == [budget, 500 - budget] and result["converged"]
-    assert result["n_iter"] == 400 and len(result["objective_trace"]) == 401
+    assert _pruned_run(run, {"iteration": 0}, 500, None, 1e-3, 10.0)["n_iter"] == 400
+
+
+def test_a_search_run_level_with_the_best_stops_unless_it_is_heading_above_it():
+    from skmoe._init import SEARCH_PRUNE_FACTOR, SEARCH_PRUNE_MIN, _pruned_run
+
+    best = {"objective": 0.0, "n_iter": 10, "degenerate": False}
+    budget = max(SEARCH_PRUNE_MIN, SEARCH_PRUNE_FACTOR * best["n_iter"])
+    # level, and its estimated remaining climb (per unit of weight, times 10 units) keeps
+    # it within the agreement of the best: the best's optimum again, stopped
+    run, calls = _fake_run(finish=400, plateau=-5e-4, remaining=1e-4)
+    result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3, weight=10.0)
+    assert calls == [budget] and result["pruned"]
+    # level but still climbing (or not contracting: an infinite estimate): it goes on to
+    # convergence as one record
+    for remaining in (1e-3, np.inf):
+        run, calls = _fake_run(finish=400, plateau=-5e-4, remaining=remaining)
+        result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3, weight=10.0)
+        assert calls == [budget, 500 - budget] and result["converged"]
+        assert result["n_iter"] == 400 and len(result["objective_trace"]) == 401
