@@ -489,7 +489,7 @@ def _e_step_block(block, model, params, hessian=False):
     state = gate.start_state(block.cache, W)
     log_lik, gate_start = 0.0, 0.0
     for rows in row_blocks(n):
-        part = block.take(rows)
+        part = block if n <= BLOCK_ROWS else block.take(rows)  # a sparse take copies
         joint = model.family.log_prob(part.X_expert, part.y, params["experts"], part.offset)
         log_prior, nodes = gate.log_prob_rows(part.X_gate, params["gate"])
         joint += log_prior

@@ -49,6 +49,17 @@ def row_blocks(n, size=BLOCK_ROWS):
     return [slice(start, start + size) for start in range(0, n, size)]
 
 
+def row_views(X, size=BLOCK_ROWS):
+    """``(rows, X[rows])`` for the ``row_blocks`` of X, lazily; X itself when one block
+    holds every row (slicing a sparse matrix copies it, on every pass)."""
+    n = X.shape[0]
+    if n <= size:
+        yield slice(0, n), X
+        return
+    for rows in row_blocks(n, size):
+        yield rows, X[rows]
+
+
 def linear_predictor(X, coef):
     """``coef @ X1.T`` for ``coef`` of shape (..., d + 1), intercept first; shape (..., n).
 
@@ -112,8 +123,8 @@ def weighted_square_sums(X, W):
     if sparse.issparse(X):
         return weighted_sums(X.multiply(X).tocsr(), W)
     out = np.zeros((W.shape[0], X.shape[1] + 1))
-    for rows in row_blocks(X.shape[0]):
-        out += weighted_sums(X[rows] ** 2, W[:, rows])
+    for rows, Xb in row_views(X):
+        out += weighted_sums(Xb**2, W[:, rows])
     return out
 
 
@@ -122,13 +133,20 @@ def weighted_square_sums(X, W):
 GRAM_BUFFER = 1 << 18
 
 
+def _use_row_products(n_weights, d):
+    """Whether ``_grams_from_row_products`` is the faster way (measured at n = 1e5 on one
+    BLAS thread: from 8 weight vectors on at d <= 10, from 16 at d = 20, 20 at d = 40)."""
+    return n_weights >= 8 + d / 4
+
+
 def weighted_grams(X, W):
     """Weighted Gram matrices ``X1' diag(W[m]) X1`` of shape (M, d + 1, d + 1).
 
     Dense X: per block of rows, the M weighted copies ``W[m] * Xb'`` are written into one
     reused buffer, and all M Grams come from one product of that stack with ``Xb`` (no
     loop over the models, no temporary per model; about twice as fast as a product per
-    model, the BLAS floor of the M-step).
+    model, the BLAS floor of the M-step). For many weight vectors (the category pairs of
+    a gate's Hessian), ``_grams_from_row_products``.
     """
     n, d = X.shape
     M = W.shape[0]
@@ -136,6 +154,10 @@ def weighted_grams(X, W):
     if sparse.issparse(X):
         for m in range(M):
             gram[m, 1:, 1:] = (X.T @ X.multiply(W[m][:, None]).tocsc()).toarray()
+    elif n > 0 and d > 0 and _use_row_products(M, d):
+        upper = np.triu_indices(d)
+        gram[:, upper[0] + 1, upper[1] + 1] = _grams_from_row_products(X, W)
+        gram[:, upper[1] + 1, upper[0] + 1] = gram[:, upper[0] + 1, upper[1] + 1]
     elif n > 0 and d > 0:
         size = int(min(2048, max(64, GRAM_BUFFER // (M * d))))
         stack = np.empty((M, d, min(size, n)))
@@ -153,6 +175,26 @@ def weighted_grams(X, W):
     gram[:, 0, :] = sums
     gram[:, :, 0] = sums
     return gram
+
+
+def _grams_from_row_products(X, W, size=512):
+    """The upper triangles (M, d (d + 1) / 2) of ``X' diag(W[m]) X``, row-major: per block
+    of rows, ``W Z`` with ``Z`` the products ``x_ij x_ik`` (j <= k) of every row, in one
+    reused buffer. Half the multiplications of the Grams, and one product for all M:
+    2.3x faster than ``weighted_grams``' stack at M = 36, d = 20 (the Hessian of a gate
+    over 8 experts), 2x at the 16 leaves of a depth-4 tree, d = 5; slower for few weight
+    vectors, where building ``Z`` costs more than the product saves."""
+    n, d = X.shape
+    ends = np.cumsum(np.arange(d, 0, -1))
+    upper = np.zeros((W.shape[0], ends[-1]))
+    Z = np.empty((min(size, n), ends[-1]))
+    for start in range(0, n, size):
+        Xb = X[start : start + size]
+        Zb = Z[: Xb.shape[0]]
+        for j in range(d):
+            np.multiply(Xb[:, j : j + 1], Xb[:, j:], out=Zb[:, ends[j] - (d - j) : ends[j]])
+        upper += W[:, start : start + size] @ Zb
+    return upper
 
 
 def penalty_diagonal(n_coef, alpha):
@@ -229,7 +271,7 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
     value, grad = evaluate(x) if start is None else start
     for iteration in range(max_iter):
         last = objective is not None and iteration == max_iter - 1
-        grad_norm = np.sqrt(np.sum(grad**2))
+        grad_norm = np.sqrt(_dot(grad, grad))
         if grad_norm == 0.0:
             break
         # conjugate gradients for (-Hess) step = grad, to a relative residual
@@ -240,20 +282,22 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
         forcing = min(0.5, np.sqrt(grad_norm)) * grad_norm
         for _cg in range(max_cg):
             H_dir = curvature(direction)
-            dHd = np.sum(direction * H_dir)
-            if dHd <= 1e-16 * np.sum(direction**2):
+            dHd = _dot(direction, H_dir)
+            if dHd <= 1e-16 * _dot(direction, direction):
                 break
             a = rr / dHd
             step += a * direction
-            resid -= a * H_dir
-            rr_new = np.sum(resid**2)
+            H_dir *= a
+            resid -= H_dir
+            rr_new = _dot(resid, resid)
             if np.sqrt(rr_new) <= forcing:
                 break
-            direction = resid + (rr_new / rr) * direction
+            direction *= rr_new / rr
+            direction += resid
             rr = rr_new
         if not np.any(step):
             step = grad
-        slope = np.sum(grad * step)
+        slope = _dot(grad, step)
         t = 1.0
         # the kept state is that of the last evaluation: the loop ends either on an
         # accepted step or by leaving the search, so curvature always sees the iterate
@@ -277,6 +321,12 @@ def truncated_newton(evaluate, curvature, x, *, max_iter=3, max_cg=10, tol=1e-12
         if gain <= tol * (abs(value) + 1.0):
             break
     return x, value
+
+
+def _dot(a, b):
+    """``sum(a * b)`` by pairwise summation (``np.vdot`` rounds differently, and the
+    fits that equal each other to rounding, weighted and repeated rows, part ways)."""
+    return float(np.sum(a * b))
 
 
 def step_halving(evaluate, x, direction, value, negligible, active, max_halvings=40):

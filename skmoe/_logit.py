@@ -24,7 +24,7 @@ from ._linalg import (
     linear_predictor,
     log_softmax,
     penalty_diagonal,
-    row_blocks,
+    row_views,
     solve_spd,
     step_halving,
     truncated_newton,
@@ -260,8 +260,7 @@ def _tn_evaluate_block(block, design, counts, V):
     X, S = getattr(block, design), counts(block)
     state = evaluation_state(block.cache, S.shape, design)
     value, grad = 0.0, np.zeros(V.shape)
-    for rows in row_blocks(X.shape[0]):
-        Xb = X[rows]
+    for rows, Xb in row_views(X):
         log_pb, pb = log_proba(Xb, V)
         part_value, part_grad = evaluate_rows(Xb, S[..., rows], log_pb, pb, state, rows, design)
         value += part_value
@@ -273,8 +272,8 @@ def _tn_value_block(block, design, counts, V):
     """Unpenalised objective of one block (no gradient, no state)."""
     X, S = getattr(block, design), counts(block)
     value = 0.0
-    for rows in row_blocks(X.shape[0]):
-        value += np.einsum("mci,mci->", S[..., rows], log_proba(X[rows], V)[0])
+    for rows, Xb in row_views(X):
+        value += np.einsum("mci,mci->", S[..., rows], log_proba(Xb, V)[0])
     return value
 
 
@@ -285,8 +284,8 @@ def _tn_curvature_block(block, design, counts, D):
         return _tn_curvature_binary(X, block.cache[_state_key(design, "q")], D)
     p, weights = block.cache[_state_key(design, "p")], block.cache[_state_key(design, "w")]
     out = np.zeros(D.shape)
-    for rows in row_blocks(X.shape[0]):
-        Xb, pb = X[rows], p[..., rows]
+    for rows, Xb in row_views(X):
+        pb = p[..., rows]
         A = linear_predictor(Xb, D)
         A -= np.sum(pb * A, axis=1, keepdims=True)
         A *= pb
@@ -299,8 +298,7 @@ def _tn_curvature_binary(X, q, D):
     """``_tn_curvature_block`` for two categories: rows ``+-X1' diag(q) X1 (d_1 - d_0)``."""
     out = np.zeros(D.shape)
     delta = D[:, 1] - D[:, 0]
-    for rows in row_blocks(X.shape[0]):
-        Xb = X[rows]
+    for rows, Xb in row_views(X):
         A = linear_predictor(Xb, delta)
         A *= q[:, rows]
         out[:, 1] += weighted_sums(Xb, A)

@@ -141,3 +141,19 @@ def test_warnings_point_at_the_callers_fit():
     with pytest.warns(ConvergenceWarning) as record:
         MixtureOfExpertsRegressor(2, max_iter=1, random_state=0).fit(X, y)
     assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("n_weights", [1, 4, 16, 36])
+@pytest.mark.parametrize("d", [1, 5, 20])
+def test_weighted_grams_equal_the_sum_over_rows_by_either_product(n_weights, d):
+    # few weight vectors take the stacked product, many the row-wise products; both are
+    # the same symmetric matrices, over more rows than one block of either
+    from skmoe._linalg import weighted_grams
+
+    rng = np.random.default_rng(d)
+    X, W = rng.normal(size=(3000, d)), rng.random((n_weights, 3000))
+    X1 = np.column_stack([np.ones(len(X)), X])
+    gram = weighted_grams(X, W)
+    np.testing.assert_allclose(gram, np.einsum("mi,ia,ib->mab", W, X1, X1), rtol=1e-12,
+                               atol=1e-12 * len(X))
+    np.testing.assert_array_equal(gram, gram.transpose(0, 2, 1))
