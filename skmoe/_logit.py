@@ -82,14 +82,30 @@ def _unpenalised_gradient(X, S, p):
 
 def hessian_blocks(X, S, P):
     """``X1' diag(w_m (p_c delta_cc' - p_c p_c')) X1`` for the category pairs c <= c',
-    shape (M, n_pairs, d + 1, d + 1)."""
+    shape (M, n_pairs, d + 1, d + 1).
+
+    Only the C (C - 1) / 2 off-diagonal blocks are Gram matrices of the data: the rows of
+    the Hessian sum to zero (``sum_c' p_c (delta_cc' - p_c') = 0``), so block (c, c) is
+    ``sum_{c' != c} X1' diag(w_m p_c p_c') X1``. At C = 8 that is 28 weighted Grams instead
+    of 36, at C = 2 one instead of three.
+    """
     M, C, n = S.shape
+    d1 = X.shape[1] + 1
     w = S.sum(axis=1)
     iu, ju = np.triu_indices(C)
-    curv = -P[:, iu] * P[:, ju]
-    curv[:, iu == ju] += P
+    blocks = np.zeros((M, len(iu), d1, d1))
+    off = iu != ju
+    if not off.any():
+        return blocks
+    curv = P[:, iu[off]] * P[:, ju[off]]
     curv *= w[:, None, :]
-    return weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), X.shape[1] + 1, -1)
+    grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, int(off.sum()), d1, d1)
+    blocks[:, off] = -grams
+    diagonal = np.flatnonzero(~off)
+    for k, (a, b) in enumerate(zip(iu[off], ju[off])):
+        blocks[:, diagonal[a]] += grams[:, k]
+        blocks[:, diagonal[b]] += grams[:, k]
+    return blocks
 
 
 def _assemble_newton_matrix(grams, C, alpha):
@@ -455,10 +471,7 @@ class SoftmaxSurrogate:
             curvature, HV = gram, 0.5 * (V @ gram)
         else:
             iu, ju = np.triu_indices(C)
-            curv = -p[:, iu] * p[:, ju]
-            curv[:, iu == ju] += p
-            curv *= weight[:, None, :]
-            grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, len(iu), d1, d1)
+            grams = hessian_blocks(X, S, p)
             H = np.zeros((M, C, d1, C, d1))
             H[:, iu, :, ju, :] = grams.transpose(1, 0, 2, 3)
             H[:, ju, :, iu, :] = grams.transpose(1, 0, 2, 3)

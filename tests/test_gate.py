@@ -119,3 +119,23 @@ def test_gate_step_never_lowers_its_objective():
         value = _logit.objective(S, _logit.log_proba(X, V[0])[0], V[0], 0.0)[0]
         assert value >= previous - 1e-12 * abs(value)
         previous = value
+
+
+@pytest.mark.parametrize("C", [1, 2, 3, 5])
+def test_hessian_blocks_equal_the_sum_over_rows(C):
+    """The diagonal blocks come from the off-diagonal ones (Hessian rows sum to zero)."""
+    rng = np.random.default_rng(104)
+    S = _soft_counts(M=2, C=C)
+    V = rng.normal(size=(2, C, D + 1))
+    _, p = _logit.log_proba(X, V)
+    X1 = np.column_stack([np.ones(N), X])
+    w = S.sum(axis=1)
+    iu, ju = np.triu_indices(C)
+    blocks = _logit.hessian_blocks(X, S, p)
+    assert blocks.shape == (2, len(iu), D + 1, D + 1)
+    for m in range(2):
+        for k, (a, b) in enumerate(zip(iu, ju)):
+            curvature = w[m] * p[m, a] * ((a == b) - p[m, b])
+            np.testing.assert_allclose(
+                blocks[m, k], (X1 * curvature[:, None]).T @ X1, rtol=1e-10, atol=1e-12
+            )
