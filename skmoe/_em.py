@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ._blocks import WEIGHTS, Block, InMemoryBlocks
-from ._linalg import BLOCK_ROWS, log_sum_exp, row_blocks
+from ._linalg import BLOCK_ROWS, log_sum_exp, normalise_log, row_blocks
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
@@ -147,10 +147,7 @@ class MixtureOfExpertsModel:
         gates' M-step needs no other E-step quantity.
         """
         joint = self.log_joint(data, params)
-        log_lik = log_sum_exp(joint, axis=0)
-        joint -= log_lik
-        np.exp(joint, out=joint)
-        return log_lik, joint
+        return normalise_log(joint), joint
 
     def unit_e_step(self, data, params):
         """The E-step per independent unit of ``data`` (here a row): their weights, their
@@ -244,10 +241,7 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
 
     @staticmethod
     def _normalise(joint):
-        log_lik = log_sum_exp(joint, axis=0)
-        joint -= log_lik
-        np.exp(joint, out=joint)
-        return log_lik, joint
+        return normalise_log(joint), joint
 
     def group_e_step(self, data, params):
         """Per-group log-likelihood (n_groups,) and posteriors (K, n_groups)."""
@@ -302,9 +296,7 @@ class GroupedMixtureOfExpertsModel(MixtureOfExpertsModel):
             X_gate, weight = groups.X_gate[units], groups.sample_weight[units]
             log_gate, nodes = self.gate.log_prob_rows(X_gate, params["gate"])
             joint += log_gate
-            ll = log_sum_exp(joint, axis=0)
-            joint -= ll
-            np.exp(joint, out=joint)
+            ll = normalise_log(joint)
             joint *= weight
             W_groups[:, units] = joint
             W[:, rows] = joint[:, self.row_group[rows] - units.start]  # weights are the group's

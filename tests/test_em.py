@@ -157,3 +157,18 @@ def test_weighted_grams_equal_the_sum_over_rows_by_either_product(n_weights, d):
     np.testing.assert_allclose(gram, np.einsum("mi,ia,ib->mab", W, X1, X1), rtol=1e-12,
                                atol=1e-12 * len(X))
     np.testing.assert_array_equal(gram, gram.transpose(0, 2, 1))
+
+
+def test_normalise_log_equals_logsumexp_and_softmax():
+    from scipy.special import logsumexp, softmax
+
+    from skmoe._linalg import normalise_log
+
+    rng = np.random.default_rng(7)
+    a = rng.normal(scale=300.0, size=(4, 50))
+    a[1, 1] = -np.inf  # an expert that cannot explain a row gets no weight on it
+    expected_log, expected_p = logsumexp(a, axis=0), softmax(a, axis=0)
+    log_total = normalise_log(a)
+    np.testing.assert_allclose(log_total, expected_log, rtol=1e-13)
+    np.testing.assert_allclose(a, expected_p, rtol=1e-12, atol=1e-300)
+    assert a[1, 1] == 0.0
