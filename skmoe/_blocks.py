@@ -114,7 +114,7 @@ class InMemoryBlocks:
 
     def fresh(self):
         """The same rows with no per-row state (for an independent restart)."""
-        return InMemoryBlocks([replace(block, cache={}) for block in self.blocks])
+        return type(self)([replace(block, cache={}) for block in self.blocks])
 
     @property
     def total_weight(self):

@@ -469,30 +469,47 @@ class ParameterVector:
         return {"gate": gate, "experts": self.family.project(experts)}
 
 
+#: Row blocks of a chunk whose gates' Hessian a costly source's E-step computes, at most
+#: about: the Hessian only shapes the conjugate-gradient steps (their gradient and line
+#: search use every row, so the M-step's fixed point is the same), and from every row it
+#: would cost twice the experts' statistics (28 weighted Grams at K = 8).
+HESSIAN_ROW_BLOCKS = 8
+
+
 def _e_step_block(block, model, params, hessian=False):
     """E-step of one block in cache-sized row blocks, writing ``W`` over the previous one
     (no ``(K, n)`` temporaries beside it), and the gates' M-step start at ``params``
-    (``GateTree.start_rows``, with the gates' Hessian if ``hessian``) from the same rows."""
+    (``GateTree.start_rows``) from the same rows.
+
+    With ``hessian``, the start also holds the gates' Hessian blocks, from every row block
+    of a block of at most ``2 HESSIAN_ROW_BLOCKS - 1`` and otherwise from evenly spaced
+    row blocks, scaled by the nodes' masses (all rows over the sampled ones)."""
     n = block.n_rows
     W = block.cache.get(WEIGHTS)
     if W is None or W.shape != (model.gate.n_leaves, n):
         W = np.empty((model.gate.n_leaves, n))
     gate = model.gate
     state = gate.start_state(block.cache, W)
-    log_lik, gate_start = 0.0, 0.0
-    for rows in row_blocks(n):
+    log_lik, gate_start, sampled = 0.0, 0.0, 0.0
+    slices = row_blocks(n)
+    stride = max(1, len(slices) // HESSIAN_ROW_BLOCKS)
+    for index, rows in enumerate(slices):
         part = block if n <= BLOCK_ROWS else block.take(rows)  # a sparse take copies
         joint = model.family.log_prob(part.X_expert, part.y, params["experts"], part.offset)
         log_prior, nodes = gate.log_prob_rows(part.X_gate, params["gate"])
         joint += log_prior
-        ll = log_sum_exp(joint, axis=0)
-        joint -= ll
-        np.exp(joint, out=joint)
+        ll = normalise_log(joint)
         joint *= part.sample_weight
         W[:, rows] = joint
         log_lik += float(part.sample_weight @ ll)
+        if hessian and index % stride == 0:  # before start_rows, which overwrites nodes
+            sampled = _add(sampled, gate.hessian_rows(part.X_gate, W[:, rows], nodes))
         gate_start = _add(gate_start, gate.start_rows(part.X_gate, W[:, rows], nodes, state,
-                                                      rows, hessian))
+                                                      rows))
+    if hessian:
+        mass, blocks = sampled
+        scale = gate_start[0] / np.where(mass > 0, mass, 1.0)
+        gate_start = (*gate_start, blocks * scale[:, None, None, None])
     return {WEIGHTS: W, **state}, (log_lik, W.sum(axis=1), *gate_start)
 
 

@@ -83,22 +83,24 @@ class GateTree:
                 counts = np.empty(shape)
         return {"gate_counts": counts, **_logit.evaluation_state(cache, shape, "X_gate")}
 
-    def start_rows(self, X, W, nodes, state, rows, hessian=False):
+    def start_rows(self, X, W, nodes, state, rows):
         """The M-step's first evaluation at the E-step's coefficients, on the rows ``rows``
         of a block: node masses (n_nodes,), objective and gradient (unpenalised), from the
         rows' weighted posteriors ``W`` (n_leaves, rows) and ``nodes`` (``log_prob_rows``);
-        the rows' soft counts and curvature state go into ``state``. With ``hessian``, also
-        the blocks of the unpenalised negative Hessian (``_logit.hessian_blocks``), so that
-        conjugate gradients need no pass over the data (for sources whose passes cost)."""
+        the rows' soft counts and curvature state go into ``state``."""
         counts = self.node_counts(W)
         if self.depth > 1:
             state["gate_counts"][..., rows] = counts
         log_p, p = nodes
-        blocks = _logit.hessian_blocks(X, counts, p) if hessian else None
         value, grad = _logit.evaluate_rows(X, counts, log_p, p, state, rows, "X_gate")
-        if blocks is None:
-            return counts.sum(axis=(1, 2)), value, grad
-        return counts.sum(axis=(1, 2)), value, grad, blocks
+        return counts.sum(axis=(1, 2)), value, grad
+
+    def hessian_rows(self, X, W, nodes):
+        """The node masses (n_nodes,) and the blocks of the unpenalised negative Hessian
+        (``_logit.hessian_blocks``) on these rows, so that conjugate gradients need no pass
+        over the data (for sources whose passes cost)."""
+        counts = self.node_counts(W)
+        return counts.sum(axis=(1, 2)), _logit.hessian_blocks(X, counts, nodes[1])
 
     def preconditioner(self, source):
         """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.

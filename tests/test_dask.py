@@ -209,6 +209,43 @@ def test_chunked_in_memory_blocks_equal_one_block():
     _assert_same_fit(expected, got)
 
 
+def test_costly_passes_with_a_sampled_hessian_reach_the_in_memory_optimum(monkeypatch):
+    """A costly source (dask) takes the gates' Hessian from a sample of each chunk's row
+    blocks (here one of four): the path differs from the in-memory fit's, the optimum not."""
+    from skmoe import _base, _em
+    from skmoe._blocks import InMemoryBlocks
+
+    class Costly(InMemoryBlocks):
+        costly_passes = True
+
+    X, y = make_moe_regression(4 * 2 * 16384, 3, 3, random_state=4)[:2]
+    model = MixtureOfExpertsRegressor(3, tol=1e-13, max_iter=2000, random_state=0)
+    expected = _fit(model, X, y, None, None)
+
+    def split(blocks):
+        (block,) = blocks
+        return Costly([
+            type(block)(X_expert=block.X_expert[i], X_gate=block.X_gate[i], y=block.y[i],
+                        sample_weight=block.sample_weight[i])
+            for i in np.array_split(np.arange(block.n_rows), 2)
+        ])
+
+    sampled = []
+    hessian_rows = _base.GateTree.hessian_rows
+    monkeypatch.setattr(_base.GateTree, "hessian_rows",
+                        lambda self, X, *args: sampled.append(X.shape[0])
+                        or hessian_rows(self, X, *args))
+    monkeypatch.setattr(_em, "HESSIAN_ROW_BLOCKS", 1)
+    monkeypatch.setattr(_base, "InMemoryBlocks", split)
+    got = _fit(model, X, y, None, None)
+    assert set(sampled) == {16384} and len(sampled) % 2 == 0  # a quarter of the rows
+    assert np.all(np.diff(got.pop("objective_trace_")) >= -1e-12 * X.shape[0])
+    expected.pop("objective_trace_")
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-8, atol=1e-8,
+                                   err_msg=name)
+
+
 def test_predictions_map_over_the_chunks_of_a_dask_array(client):
     X, y, _ = _regression(n=1000)
     model = MixtureOfExpertsRegressor(2, max_iter=20, random_state=0)
