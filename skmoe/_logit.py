@@ -101,10 +101,10 @@ def hessian_blocks(X, S, P):
     curv *= w[:, None, :]
     grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, int(off.sum()), d1, d1)
     blocks[:, off] = -grams
-    diagonal = np.flatnonzero(~off)
-    for k, (a, b) in enumerate(zip(iu[off], ju[off])):
-        blocks[:, diagonal[a]] += grams[:, k]
-        blocks[:, diagonal[b]] += grams[:, k]
+    pairs = np.arange(grams.shape[1])
+    incidence = np.zeros((C, pairs.size))  # category c belongs to pair k
+    incidence[iu[off], pairs] = incidence[ju[off], pairs] = 1.0
+    blocks[:, ~off] = np.einsum("ck,mkab->mcab", incidence, grams)
     return blocks
 
 
