@@ -428,9 +428,10 @@ def test_single_row_groups_equal_the_ungrouped_fit_for_every_estimator(name):
     groups = np.arange(len(y))[::-1]
     grouped = clone(model).fit(X, y, groups=groups)
     assert grouped.objective_ == pytest.approx(plain.objective_, abs=1e-10)
-    # the HME classifier's objective is nearly flat along a direction, where the
-    # log-likelihood moves by ~1e-10 (one part in 1e12)
-    assert grouped.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-11)
+    # the HME classifier's penalised objective is nearly flat along a direction, where
+    # the two fits' log-likelihoods (not their objectives) differ by up to 1.5e-9 (one
+    # part in 1e11, measured), decided by rounding in the E-step
+    assert grouped.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-10)
     np.testing.assert_allclose(grouped.expert_coef_, plain.expert_coef_, atol=1e-6)
     np.testing.assert_allclose(grouped.gate_coef_, plain.gate_coef_, atol=1e-6)
     np.testing.assert_allclose(grouped.score_samples(X, y, groups=groups),
