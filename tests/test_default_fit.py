@@ -24,7 +24,7 @@ from skmoe import (
     _init,
     select_n_experts,
 )
-from skmoe._blocks import InMemoryBlocks, one_block
+from skmoe._blocks import WEIGHTS, InMemoryBlocks, one_block
 from skmoe._em import ConvergenceMonitor, ParameterVector
 from skmoe._families import GammaExperts, GaussianExperts
 from skmoe._init import SEARCH_RUNS, kmeans_start, voronoi_start
@@ -172,6 +172,40 @@ def test_multistart_finds_the_optimum_a_single_random_start_often_misses():
     assert sum(m.objective_ > best - 0.05 for m in default) >= 4
     assert sum(m.objective_ > best - 0.05 for m in single) < sum(
         m.objective_ > best - 0.05 for m in default)
+
+
+def _broad_expert_start(X, y):
+    """Responsibilities of a poor basin of planted K=3 (seed 0): the two smallest regimes
+    of the optimum's fit in one expert, the largest one shared by the other two."""
+    good = MixtureOfExpertsRegressor(3, random_state=0, init_params="kmeans").fit(X, y)
+    R = good.predict_responsibilities(X, y)
+    small, middle, large = np.argsort(R.sum(axis=0))
+    alternate = np.arange(len(y)) % 2
+    start = np.column_stack([R[:, small] + R[:, middle], R[:, large] * alternate,
+                             R[:, large] * (1 - alternate)])
+    return good.objective_, start + 1e-3
+
+
+def test_the_search_ends_with_a_split_and_merge_move_out_of_a_broad_expert_basin(
+        monkeypatch):
+    X, y = make_moe_regression(3000, 2, 3, noise=0.3, random_state=0)
+    optimum, start = _broad_expert_start(X, y)
+    stuck = MixtureOfExpertsRegressor(3, random_state=0, init_params=start).fit(X, y)
+    assert stuck.objective_ < optimum - 1000  # -5406.5 against -2085.3
+
+    def poor_start(estimator, source, rng, strategy=None):
+        block, = source.blocks
+        block.cache[WEIGHTS] = start.T * block.sample_weight
+
+    # every run of the search starts in the poor basin: two agree there at once
+    monkeypatch.setattr(_init, "initialise", poor_start)
+    model = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
+    record = model.restarts_[0]
+    assert len(record["candidate_objectives"]) == 2
+    assert np.all(record["candidate_objectives"] < optimum - 1000)
+    assert model.objective_ == pytest.approx(optimum, abs=1e-6 * len(y))
+    assert record["split_merge_objective"] == model.objective_
+    assert_monotone(record["objective_trace"])
 
 
 def test_default_fits_do_not_depend_on_row_order_or_n_jobs():
