@@ -147,6 +147,11 @@ def _standardised_rows(block, target):
     return np.column_stack([block.X_expert, block.X_gate, target(block.y)])
 
 
+def _standardised(block, mean, scale, target):
+    """``_standardised_rows`` centred by ``mean`` and divided by ``scale`` (``_standardiser``)."""
+    return (_standardised_rows(block, target) - mean) / scale
+
+
 def _moments_block(block, target):
     Z, w = _standardised_rows(block, target), block.sample_weight
     return w.sum(), w @ Z, w @ Z**2
@@ -179,7 +184,7 @@ class _MergeSmallest:
 
 def _voronoi_block(block, seeds, mean, scale, target):
     """Hard responsibilities: each row to its nearest seed in the standardised space."""
-    Z = (_standardised_rows(block, target) - mean) / scale
+    Z = _standardised(block, mean, scale, target)
     S = (seeds - mean) / scale
     distance = (S**2).sum(axis=1)[:, None] - 2.0 * S @ Z.T  # + |z|^2, the same for all seeds
     W = np.zeros(distance.shape)
@@ -214,7 +219,7 @@ def _standardiser(source, target):
 
 def _squared_distances(block, centres, mean, scale, target):
     """Squared distances (m, n) from each row to each centre, in standardised units."""
-    Z = (_standardised_rows(block, target) - mean) / scale
+    Z = _standardised(block, mean, scale, target)
     S = (centres - mean) / scale
     return np.maximum((S**2).sum(axis=1)[:, None] - 2.0 * S @ Z.T + (Z**2).sum(axis=1), 0.0)
 
@@ -457,7 +462,7 @@ def _expert_fit_block(block, model, params):
 def _split_moments_block(block, split, mean, scale, target):
     """Weight, weighted sum and weighted cross-products of the standardised rows under
     expert ``split``'s weights."""
-    Z = (_standardised_rows(block, target) - mean) / scale
+    Z = _standardised(block, mean, scale, target)
     w = block.weights[split]
     return w.sum(), w @ Z, (Z * w[:, None]).T @ Z
 
@@ -467,7 +472,7 @@ def _split_merge_block(block, split, keep, merged, centre, direction, mean, scal
     positive side of the hyperplane through ``centre`` normal to ``direction`` go to
     ``merged``, the others stay."""
     W = block.weights.copy()
-    Z = (_standardised_rows(block, target) - mean) / scale
+    Z = _standardised(block, mean, scale, target)
     positive = (Z - centre) @ direction > 0
     W[keep] += W[merged]
     W[merged] = np.where(positive, W[split], 0.0)
