@@ -985,9 +985,15 @@ class GammaExperts(_NewtonGLMExperts):
         return stats.gamma(a=1.0 / dispersion, scale=mean * dispersion)
 
     def derivatives(self, y, eta, params, order=2):
+        # -v (r - 1 - log r) + v log v - v - gammaln(v) - log y, r = y / mu: the terms
+        # v log v and gammaln(v) would cancel to eps v log v per row at large shapes v
         shape = (1.0 / params["dispersion"])[:, None]
-        ratio = y * np.exp(-eta)
-        ll = shape * (np.log(shape) - eta - ratio) + (shape - 1.0) * np.log(y) - gammaln(shape)
+        log_y = np.log(y)
+        log_ratio = log_y - eta
+        ratio = np.exp(log_ratio)
+        ll = _gamma_unit_deviance(ratio, log_ratio)
+        ll *= -shape
+        ll += _gamma_log_norm(shape) - log_y
         if order == 0:
             return (ll,)
         return ll, shape * (ratio - 1.0), shape * ratio
@@ -995,20 +1001,22 @@ class GammaExperts(_NewtonGLMExperts):
     def information_terms(self, y, eta, params):
         """Per (k, i): d/deta, d2/deta2, and in the shape nu: d/dnu, d2/dnu2, d2/deta dnu."""
         nu = (1.0 / params["dispersion"])[:, None]
-        ratio = y * np.exp(-eta)
+        log_ratio = np.log(y) - eta
+        ratio = np.exp(log_ratio)
         return (
             nu * (ratio - 1.0),
             -nu * ratio,
-            np.log(nu) + 1.0 - eta - ratio + np.log(y) - polygamma(0, nu),
-            np.broadcast_to(1.0 / nu - polygamma(1, nu), eta.shape),
+            _log_minus_digamma(nu) - _gamma_unit_deviance(ratio, log_ratio),
+            np.broadcast_to(_inverse_minus_trigamma(nu), eta.shape),
             ratio - 1.0,
         )
 
     def dispersion_statistics(self, block, params):
         """The deviance term ``sum W (r - log r - 1)``, ``r = y / mu``, and the weight."""
         W = block.weights
-        ratio = block.y * np.exp(-self.eta(block.X_expert, params, block.offset))
-        return {"deviance": np.einsum("ki,ki->k", W, ratio - np.log(ratio) - 1.0),
+        log_ratio = np.log(block.y) - self.eta(block.X_expert, params, block.offset)
+        deviance = _gamma_unit_deviance(np.exp(log_ratio), log_ratio)
+        return {"deviance": np.einsum("ki,ki->k", W, deviance),
                 "weight": W.sum(axis=1)}
 
     def solve_dispersion(self, stats, params):
@@ -1021,6 +1029,57 @@ class GammaExperts(_NewtonGLMExperts):
         if "dispersion" in params:
             dispersion[empty] = params["dispersion"][empty]
         return {"dispersion": dispersion}
+
+
+def _stirling_tail(x):
+    """``S(x) = gammaln(x) - (x - 1/2) log x + x - log(2 pi) / 2`` by its series ``1/(12 x)
+    - 1/(360 x^3) + 1/(1260 x^5) - 1/(1680 x^7)``, whose error is below 1e-20 from x = 100."""
+    inv2 = 1.0 / (x * x)
+    return (1.0 / x) * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (
+        1.0 / 1260.0 - inv2 / 1680.0)))
+
+
+def _large(v, function, series):
+    """``function(v)``, and from v = 100 on ``series(v)`` (there the direct form cancels)."""
+    v = np.asarray(v, dtype=float)
+    large = v >= 100.0
+    return np.where(large, series(np.where(large, v, 100.0)),
+                    function(np.where(large, 1.0, v)))
+
+
+def _gamma_log_norm(v):
+    """``v log v - v - gammaln(v)``: ``log(v / (2 pi)) / 2 - S(v)`` from v = 100 on."""
+    return _large(v, lambda a: a * np.log(a) - a - gammaln(a),
+                  lambda a: 0.5 * np.log(a / (2.0 * np.pi)) - _stirling_tail(a))
+
+
+def _log_minus_digamma(v):
+    """``log v - digamma(v)``, by ``1/(2v) + 1/(12 v^2) - 1/(120 v^4) + 1/(252 v^6)
+    - 1/(240 v^8)`` from v = 100 on."""
+    def series(a):
+        inv2 = 1.0 / (a * a)
+        return 0.5 / a + inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (
+            1.0 / 252.0 - inv2 / 240.0)))
+    return _large(v, lambda a: np.log(a) - digamma(a), series)
+
+
+def _inverse_minus_trigamma(v):
+    """``1 / v - trigamma(v)``, by ``-(1/(2 v^2) + 1/(6 v^3) - 1/(30 v^5) + 1/(42 v^7)
+    - 1/(30 v^9))`` from v = 100 on."""
+    def series(a):
+        inv = 1.0 / a
+        inv2 = inv * inv
+        return -inv2 * (0.5 + inv * (1.0 / 6.0 - inv2 * (1.0 / 30.0 - inv2 * (
+            1.0 / 42.0 - inv2 / 30.0))))
+    return _large(v, lambda a: 1.0 / a - polygamma(1, a), series)
+
+
+def _gamma_unit_deviance(ratio, log_ratio):
+    """``r - 1 - log r`` from ``r`` and ``log r``, as ``expm1(log r) - log r`` (near
+    r = 1 exact to eps |log r| rather than eps)."""
+    out = np.expm1(log_ratio)
+    out -= log_ratio
+    return out
 
 
 def trigamma(x):
@@ -1068,14 +1127,8 @@ def _nb_lgamma(y, r):
     large = np.broadcast_to(r >= 100.0, naive.shape)
     if large.any():
         rl = np.where(r >= 100.0, r, 100.0)
-
-        def series(x):
-            inv2 = 1.0 / (x * x)
-            return (1.0 / x) * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (
-                1.0 / 1260.0 - inv2 / 1680.0)))
-
         stirling = ((rl - 0.5) * np.log1p(y / rl) + y * np.log(rl + y) - y
-                    + (series(rl + y) - series(rl)))
+                    + (_stirling_tail(rl + y) - _stirling_tail(rl)))
         naive = np.where(large, stirling, naive)
     return naive - gammaln(y + 1.0)
 
@@ -2366,8 +2419,8 @@ def gamma_shape(target, max_shape):
     shape = (3.0 - target + np.sqrt((target - 3.0) ** 2 + 24.0 * target)) / (12.0 * target)
     shape = np.minimum(shape, max_shape)
     for _ in range(20):
-        f = np.log(shape) - digamma(shape) - target
-        fprime = 1.0 / shape - polygamma(1, shape)
+        f = _log_minus_digamma(shape) - target
+        fprime = _inverse_minus_trigamma(shape)
         shape = np.clip(shape - f / fprime, shape / 10.0, max_shape)
     return shape
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import assert_log_likelihood_increasing
 from scipy import stats
+from scipy.special import digamma
 from sklearn.linear_model import GammaRegressor, LogisticRegression, PoissonRegressor, Ridge
 
 from skmoe import MixtureOfExpertsRegressor
@@ -13,6 +14,7 @@ from skmoe._families import (
     GaussianExperts,
     MultinomialExperts,
     PoissonExperts,
+    gamma_shape,
 )
 
 _DATA_RNG = np.random.default_rng(0)  # the module's fixed data, drawn at import
@@ -145,6 +147,27 @@ def test_gamma_dispersion_is_the_ml_estimate():
             negative, bounds=(0.01, 100), method="bounded", options={"xatol": 1e-10}
         )
         assert 1 / params["dispersion"][k] == pytest.approx(best.x, rel=1e-5)
+
+
+def test_gamma_log_density_keeps_its_digits_at_huge_shapes():
+    # at y = mu the density is log(v / 2 pi) / 2 - log mu - 1 / (12 v) + O(v^-3) (Stirling);
+    # the direct v log v - gammaln(v) loses eps v log v (4e-8 at v = 2e7)
+    family = GammaExperts(3)
+    shape = np.array([150.0, 2e7, 1e10])
+    params = {"coef": np.zeros((3, 1)), "dispersion": 1.0 / shape}
+    y = np.exp(np.array([-2.0, 0.0, 1.0, 3.0]))
+    eta = np.log(y)
+    ll = family.derivatives(y, np.tile(eta, (3, 1)), params, order=0)[0]
+    expected = 0.5 * np.log(shape[:, None] / (2 * np.pi)) - eta - 1.0 / (12 * shape[:, None])
+    np.testing.assert_allclose(ll[1:], expected[1:], rtol=0, atol=1e-12)
+    # and it is scipy's density where that is accurate; the shape's ML equation agrees too
+    y = np.exp(np.linspace(-1.0, 1.0, 7))
+    ll = family.derivatives(y, np.zeros((3, 7)), params, order=0)[0]
+    np.testing.assert_allclose(ll[0], stats.gamma.logpdf(y, a=150.0, scale=1.0 / 150.0),
+                               rtol=1e-12)
+    for v in [0.3, 50.0, 150.0, 3e3]:
+        target = np.log(v) - digamma(v)
+        assert gamma_shape(np.array([target]), 1e10)[0] == pytest.approx(v, rel=1e-9)
 
 
 @pytest.mark.parametrize("family_cls", [PoissonExperts, GammaExperts, BernoulliExperts])
