@@ -88,6 +88,8 @@ def main():
         ("MixtureOfExpertsClassifier(2)", lambda: MixtureOfExpertsClassifier(2, random_state=0)),
         ("MixtureOfExpertsClassifier(2, tol=1e-4)",
          lambda: MixtureOfExpertsClassifier(2, tol=1e-4, random_state=0)),
+        ('... (2, acceleration="squarem-lbfgs")',
+         lambda: MixtureOfExpertsClassifier(2, acceleration="squarem-lbfgs", random_state=0)),
     ]
     print(f"load_digits: n_train={len(y_train)}, p={X.shape[1]}, C=10; best of {args.repeats}")
     print(f"{'model':<42}{'seconds':>9}{'EM iter':>9}{'accuracy':>10}")

@@ -84,6 +84,10 @@ def main():
         ("... MixtureOfExpertsClassifier(2, tol=1e-4)",
          lambda: make_pipeline(TfidfVectorizer(max_features=args.features),
                                MixtureOfExpertsClassifier(2, tol=1e-4, random_state=0))),
+        ('... (2, acceleration="squarem-lbfgs")',
+         lambda: make_pipeline(TfidfVectorizer(max_features=args.features),
+                               MixtureOfExpertsClassifier(2, acceleration="squarem-lbfgs",
+                                                          random_state=0))),
     ]
     print(f"{'pipeline':<50}{'seconds':>9}{'peak MiB':>10}{'EM iter':>9}{'accuracy':>10}")
     times = []

@@ -165,7 +165,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "expert_features": ["array-like", None],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "acceleration": [StrOptions({"squarem"}), None],
+        "acceleration": [StrOptions({"squarem", "squarem-lbfgs"}), None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "init_params": [
             StrOptions({"multistart", "kmeans", "random", "voronoi", "tree"}),

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from . import _direct
 from ._blocks import WEIGHTS, Block, InMemoryBlocks
 from ._linalg import BLOCK_ROWS, log_sum_exp, normalise_log, row_blocks
 
@@ -348,7 +349,7 @@ def _gate_start(source, params):
 
 
 #: EM accelerations ``run_em`` knows (None is plain EM).
-ACCELERATIONS = ("squarem", None)
+ACCELERATIONS = ("squarem", "squarem-lbfgs", None)
 
 #: The initial bound on SQUAREM's step length (``-a`` of ``_squarem_cycle``).
 SQUAREM_STEP_MAX = 1.0
@@ -360,8 +361,11 @@ def run_em(model, source, params, monitor, acceleration="squarem"):
     With ``acceleration="squarem"`` one iteration is one SQUAREM cycle (Varadhan & Roland
     2008): two EM steps, then an extrapolation along them that is kept only when its
     penalised objective is at least that of the second EM step (else the EM step is kept).
-    With ``None`` one iteration is one EM step. Either way the monitored objective never
-    decreases.
+    With ``None`` one iteration is one EM step. With ``"squarem-lbfgs"``, for the models
+    ``_direct.supports``, SQUAREM hands over to L-BFGS on the penalised objective after
+    ``_direct.SWITCH_AFTER`` cycles (one iteration is then one quasi-Newton step), and
+    SQUAREM resumes if L-BFGS stops before the monitor's convergence. Every way the
+    monitored objective never decreases.
 
     Returns the final parameters, their weighted log-likelihood, the leaves' masses (from
     the E-step at the final parameters) and the number of iterations done.
@@ -372,7 +376,15 @@ def run_em(model, source, params, monitor, acceleration="squarem"):
     monitor.report(log_lik - model.penalty(params))
     step_max = SQUAREM_STEP_MAX
     n_iter = 0
+    switch = acceleration == "squarem-lbfgs" and _direct.supports(model)
     while n_iter < monitor.max_iter:
+        if switch and n_iter == _direct.SWITCH_AFTER:
+            switch = False
+            params, log_lik, mass, done = _direct.lbfgs_run(
+                model, source, params, monitor, monitor.max_iter - n_iter)
+            n_iter += done
+            if monitor.converged or n_iter >= monitor.max_iter:
+                break
         n_iter += 1
         if acceleration is None:
             params = model.m_step_blocks(source, params)

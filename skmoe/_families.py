@@ -2482,6 +2482,14 @@ class MultinomialExperts(ExpertFamily):
         return {"coef": np.zeros((self.n_experts, self.n_classes,
                                   source.n_expert_features + 1))}
 
+    def score_block(self, block, params):
+        """The weighted score ``sum_i W_ki (e_{y_i} - p_k(x_i)) x1_i'`` of one block, per
+        expert (K, C, d + 1): the experts' part of the observed gradient (``_direct``)."""
+        _, p = _logit.log_proba(block.X_expert, self.full_coef(params))
+        p *= -block.weights[:, None, :]
+        p += _ClassCounts(self.n_classes)(block)
+        return _logit._weighted_sums_3d(block.X_expert, p)
+
     def statistics(self, block, params):
         return self._surrogate.statistics(
             block.X_expert, _ClassCounts(self.n_classes)(block), params["coef"]

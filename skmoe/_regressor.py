@@ -87,11 +87,15 @@ default="gaussian"
         Convergence threshold on the estimated distance of the per-sample penalised
         log-likelihood to its limit (Aitken's estimate from the last changes; see the user
         guide). An objective constant to rounding stops EM whatever ``tol`` is.
-    acceleration : {"squarem"} or None, default="squarem"
+    acceleration : {"squarem", "squarem-lbfgs"} or None, default="squarem"
         SQUAREM extrapolation of the EM map (Varadhan & Roland 2008) followed by one EM
         step, kept only when it does not lower the objective; then one iteration is one
         SQUAREM cycle (two EM steps, the extrapolation and its EM step). None runs plain EM
-        (one iteration is one EM step).
+        (one iteration is one EM step). "squarem-lbfgs" runs 10
+        SQUAREM cycles, then L-BFGS on the penalised log-likelihood itself (one iteration
+        is one quasi-Newton step; the gradient by Fisher's identity, from one E-pass), then
+        SQUAREM again if the monitor has not converged; it needs multinomial experts
+        without shared features, and is "squarem" for every other model.
     n_init : int, default=1
         Number of independent fits (each with its own ``init_params`` search); the best
         is kept.

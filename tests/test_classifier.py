@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import assert_log_likelihood_increasing
+from conftest import assert_log_likelihood_increasing, assert_monotone
 from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
@@ -77,3 +78,72 @@ def test_parameter_count():
     model = MixtureOfExpertsClassifier(2, gate_features=[0], random_state=0).fit(X, y)
     # gate (K-1)(1+1) = 2; experts K (C-1)(p+1) = 2 * 2 * 5 = 20
     assert model._n_parameters() == 22
+
+
+# ------------------------------------------------ the L-BFGS end of EM (squarem-lbfgs)
+def _observed(estimator, X, y, sample_weight=None):
+    from skmoe._blocks import InMemoryBlocks
+    from skmoe._direct import objective_and_gradient
+    from skmoe._em import ParameterVector
+
+    data, _ = estimator._validate_fit_data(X, y, sample_weight, None)
+    source = InMemoryBlocks([data])
+    vector = ParameterVector(estimator._model.family, estimator._params)
+
+    def value_and_gradient(theta):
+        value, grad, _ = objective_and_gradient(estimator._model, source,
+                                                vector.unflatten(theta))
+        return value, np.concatenate([g.ravel() for g in grad["gate"]]
+                                     + [grad["experts"]["coef"].ravel()])
+
+    return value_and_gradient, vector.flatten(estimator._params)
+
+
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_observed_gradient_matches_finite_differences(hierarchical):
+    from skmoe import HierarchicalMixtureOfExpertsClassifier
+
+    X, y = load_iris(return_X_y=True)
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    params = {"random_state": 0, "max_iter": 3, "expert_alpha": 0.3, "gate_alpha": 0.2}
+    model = (HierarchicalMixtureOfExpertsClassifier(2, 2, **params) if hierarchical
+             else MixtureOfExpertsClassifier(3, **params))
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, y, sample_weight=weights)
+    value_and_gradient, theta = _observed(model, X, y, weights)
+    value, gradient = value_and_gradient(theta)
+    assert value == pytest.approx(model.objective_, rel=1e-12)
+    h = 1e-6
+    numeric = [(value_and_gradient(theta + h * e)[0] - value_and_gradient(theta - h * e)[0])
+               / (2 * h) for e in np.eye(theta.size)]
+    np.testing.assert_allclose(gradient, numeric, rtol=0, atol=1e-6)
+
+
+def test_lbfgs_end_reaches_ems_maximum_and_is_monotone():
+    # four digits on 32 pixels: nearly separable, EM's convergence rate is close to 1
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(n_class=4, return_X_y=True)
+    X, y = X[:300, ::2] / 16.0, y[:300]
+    start = np.random.default_rng(1).dirichlet(np.ones(3), size=len(y))
+    common = {"init_params": start, "tol": 1e-8, "max_iter": 5000}
+    em = MixtureOfExpertsClassifier(3, acceleration="squarem", **common).fit(X, y)
+    direct = MixtureOfExpertsClassifier(3, acceleration="squarem-lbfgs", **common).fit(X, y)
+    assert em.converged_ and direct.converged_
+    # the same maximum (L-BFGS to a gradient of 1e-9 from either end: -16.381234)
+    assert direct.objective_ == pytest.approx(em.objective_, abs=1e-4)
+    assert direct.objective_ == pytest.approx(-16.381234, abs=1e-4)
+    assert_monotone(direct.objective_trace_, rtol=1e-9)
+    value_and_gradient, theta = _observed(direct, X, y)
+    assert np.abs(value_and_gradient(theta)[1]).max() < 1e-3
+
+
+def test_lbfgs_acceleration_is_squarem_where_it_does_not_apply():
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.datasets import make_moe_regression
+
+    X, y = make_moe_regression(300, 2, 2, random_state=0)
+    fits = [MixtureOfExpertsRegressor(2, acceleration=a, random_state=0).fit(X, y)
+            for a in ("squarem", "squarem-lbfgs")]
+    assert fits[0].objective_ == fits[1].objective_
+    assert fits[0].n_iter_ == fits[1].n_iter_
