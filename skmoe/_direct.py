@@ -32,25 +32,18 @@ def supports(model):
 
 
 def objective_and_gradient(model, source, params):
-    """The penalised observed log-likelihood at ``params``, its gradient as a params-shaped
-    dict, and the E-pass's ``(log_lik, mass)`` (whose ``W`` the blocks now hold)."""
+    """The penalised observed log-likelihood at ``params`` and its gradient in the order of
+    ``ParameterVector.flatten`` (the gate levels, then the experts' ``coef``); the blocks
+    then hold the E-step at ``params``."""
     from ._em import _GATE_START
 
-    log_lik, mass = model.e_pass(source, params)
-    gate_grad = np.array(source.cache[_GATE_START][1][2], dtype=float)  # mass, value, gradient
-    alpha = model.gate.alpha
-    start = 0
-    gate = []
-    for coef in params["gate"]:
-        part = gate_grad[start : start + coef.shape[0]]
-        start += coef.shape[0]
-        part[..., 1:] -= alpha * coef[..., 1:]
-        gate.append(part)
+    log_lik, _ = model.e_pass(source, params)
+    gate = np.array(source.cache[_GATE_START][1][2], dtype=float)  # mass, value, gradient
+    gate[..., 1:] -= model.gate.alpha * np.concatenate(params["gate"])[..., 1:]
     family = model.family
     score = source.reduce(family.score_block, params["experts"])
     score[..., 1:] -= family.alpha * params["experts"]["coef"][..., 1:]
-    value = log_lik - model.penalty(params)
-    return value, {"gate": gate, "experts": {"coef": score}}, (log_lik, mass)
+    return log_lik - model.penalty(params), np.concatenate([gate.ravel(), score.ravel()])
 
 
 def lbfgs_run(model, source, params, monitor, max_iter):
@@ -62,10 +55,8 @@ def lbfgs_run(model, source, params, monitor, max_iter):
     vector = ParameterVector(model.family, params)
 
     def negative(theta):
-        value, grad, _ = objective_and_gradient(model, source, vector.unflatten(theta))
-        flat = np.concatenate([g.ravel() for g in grad["gate"]]
-                              + [grad["experts"]["coef"].ravel()])
-        return -value, -flat
+        value, gradient = objective_and_gradient(model, source, vector.unflatten(theta))
+        return -value, -gradient
 
     n_iter = 0
 

@@ -91,10 +91,7 @@ def _observed(estimator, X, y, sample_weight=None):
     vector = ParameterVector(estimator._model.family, estimator._params)
 
     def value_and_gradient(theta):
-        value, grad, _ = objective_and_gradient(estimator._model, source,
-                                                vector.unflatten(theta))
-        return value, np.concatenate([g.ravel() for g in grad["gate"]]
-                                     + [grad["experts"]["coef"].ravel()])
+        return objective_and_gradient(estimator._model, source, vector.unflatten(theta))
 
     return value_and_gradient, vector.flatten(estimator._params)
 
