@@ -71,14 +71,18 @@ class ConvergenceMonitor:
 
     ``verbose=2`` prints every iteration (the objective, its per-sample change and the
     estimated per-sample distance to the limit, against ``tol``).
+
+    ``floor``, an objective the run must reach by ``max_iter`` to be of use (a search run
+    against the best run so far), makes ``out_of_reach`` true once it cannot.
     """
 
-    def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None):
+    def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None, floor=-np.inf):
         self.tol = tol
         self.max_iter = max_iter
         self.total_weight = total_weight
         self.verbose = verbose
         self.stream = stream if stream is not None else sys.stdout
+        self.floor = floor
         self.history = []
 
     def report(self, objective):
@@ -123,6 +127,21 @@ class ConvergenceMonitor:
         last = abs(self.history[-1] - self.history[-2])
         noise = _NOISE * max(abs(self.history[-1]), 1.0)
         return last <= max(self.tol * self.total_weight, noise) and self.remaining() <= self.tol
+
+    @property
+    def out_of_reach(self):
+        """Whether the objective stays below ``floor`` at ``max_iter`` if it keeps climbing
+        at its last change, once its last three changes shrink. Near a fixed point EM's
+        changes shrink, so this stops early a run that would end below the floor anyway;
+        a run leaving a saddle (changes that grow, as from a random start near the
+        symmetric point) goes on."""
+        if len(self.history) < 4 or self.floor == -np.inf:
+            return False
+        changes = np.diff(self.history[-4:])
+        if not np.all(changes[1:] <= changes[:-1]):
+            return False
+        left = self.max_iter - (len(self.history) - 1)
+        return self.history[-1] + left * max(changes[-1], 0.0) < self.floor
 
 
 class MixtureOfExpertsModel:
@@ -356,7 +375,8 @@ SQUAREM_STEP_MAX = 1.0
 
 
 def run_em(model, source, params, monitor, acceleration="squarem"):
-    """Iterate the EM map from ``params`` until ``monitor`` says converged.
+    """Iterate the EM map from ``params`` until ``monitor`` says converged (or its floor is
+    out of reach).
 
     With ``acceleration="squarem"`` one iteration is one SQUAREM cycle (Varadhan & Roland
     2008): two EM steps, then an extrapolation along them that is kept only when its
@@ -394,7 +414,7 @@ def run_em(model, source, params, monitor, acceleration="squarem"):
                 model, source, params, monitor.history[-1], step_max
             )
         monitor.report(log_lik - model.penalty(params))
-        if monitor.converged:
+        if monitor.converged or monitor.out_of_reach:
             break
     return params, log_lik, mass, n_iter
 

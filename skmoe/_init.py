@@ -184,13 +184,20 @@ class _MergeSmallest:
 
 def _voronoi_block(block, seeds, mean, scale, target):
     """Hard responsibilities: each row to its nearest seed in the standardised space."""
-    Z = _standardised(block, mean, scale, target)
-    S = (seeds - mean) / scale
-    distance = (S**2).sum(axis=1)[:, None] - 2.0 * S @ Z.T  # + |z|^2, the same for all seeds
-    W = np.zeros(distance.shape)
-    W[np.argmin(distance, axis=0), np.arange(Z.shape[0])] = 1.0
-    W *= block.sample_weight
+    nearest = _nearest(_standardised_rows(block, target), seeds, mean, scale)
+    W = np.zeros((seeds.shape[0], block.n_rows))
+    W[nearest, np.arange(block.n_rows)] = block.sample_weight
     return {WEIGHTS: W}, None
+
+
+def _nearest(rows, points, mean, scale):
+    """Index of the nearest of ``points`` (m, q) to each of ``rows`` (n, q), in the units
+    standardised by ``mean`` and ``scale``."""
+    # with s, z the standardised point and row, |s - z|^2 less the |z|^2 that every point
+    # shares is |s|^2 - 2 s'z, and s'z = (s / scale)' row - (s / scale)' mean
+    S = (points - mean) / scale
+    A = S / scale
+    return np.argmin(((S**2).sum(axis=1) + 2.0 * A @ mean)[:, None] - 2.0 * A @ rows.T, axis=0)
 
 
 def voronoi_start(source, rng, n_leaves, target):
@@ -253,10 +260,11 @@ def _potential_block(block, centres, candidates, mean, scale, target):
 
 def _lloyd_block(block, centres, mean, scale, target):
     """Weights (m,) and weighted row sums (m, q) of the rows nearest to each centre."""
-    nearest = np.argmin(_squared_distances(block, centres, mean, scale, target), axis=0)
+    rows = _standardised_rows(block, target)
+    nearest = _nearest(rows, centres, mean, scale)
     W = np.zeros((centres.shape[0], block.n_rows))
     W[nearest, np.arange(block.n_rows)] = block.sample_weight
-    return W.sum(axis=1), W @ _standardised_rows(block, target)
+    return W.sum(axis=1), W @ rows
 
 
 def kmeans_start(source, rng, n_leaves, target):
@@ -406,15 +414,17 @@ def search_start(estimator, model, source, rng, run, max_iter, subsample=True):
     three or more experts, dense X), kept if its run ends above the best; its objective is
     ``best["split_merge_objective"]``.
 
-    ``run(source, params, max_iter)`` runs EM and returns its result (a dict with
-    ``params``, ``objective``, ...). Returns the best result, the objective of every run
-    of the search and the number of rows the search ran on.
+    ``run(source, params, max_iter, floor)`` runs EM, giving up when it cannot reach the
+    objective ``floor`` by ``max_iter`` (``ConvergenceMonitor.out_of_reach``), and returns
+    its result (a dict with ``params``, ``objective``, ...). Returns the best result, the
+    objective of every run of the search and the number of rows the search ran on.
     """
     searched, weight = source, source.total_weight
     if subsample and weight > 2 * SEARCH_SUBSAMPLE_ROWS:
         searched = _subsample(source, rng, SEARCH_SUBSAMPLE_ROWS / weight) or source
     best, reached = _search(estimator, model, searched, rng,
-                            lambda params, n: run(searched, params, n), max_iter)
+                            lambda params, n, floor=-np.inf: run(searched, params, n, floor),
+                            max_iter)
     if searched is not source:
         moved = best.get("split_merge_objective")
         best = run(source, best["params"], max_iter)
@@ -548,16 +558,18 @@ def _subsample(source, rng, share):
 
 
 def _pruned_run(run, params, max_iter, best, agreement, weight, budget=None):
-    """``run(params, max_iter)``, stopped early if it lags behind ``best`` after ``budget``
-    iterations (by default as in ``search_start``); a run that continues past its budget
-    is one record."""
+    """``run(params, max_iter, floor)``, stopped early if it lags behind ``best`` after
+    ``budget`` iterations (by default as in ``search_start``), or before if its pace
+    cannot bring it level with ``best`` within the budget; a run that continues past its
+    budget is one record."""
     if budget is None:
         budget = max_iter if best is None else max(
             SEARCH_PRUNE_MIN, SEARCH_PRUNE_FACTOR * best["n_iter"]
         )
     if budget >= max_iter:
         return run(params, max_iter)
-    result = run(params, budget)
+    # given up as soon as it cannot be level with the best within its budget
+    result = run(params, budget, best["objective"] - agreement)
     lagging = result["objective"] < best["objective"] - agreement
     # level with the best, and Aitken's estimate of its remaining climb does not take it
     # above the best by more than the agreement: the best's optimum, reached again

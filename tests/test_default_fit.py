@@ -409,7 +409,7 @@ def _fake_run(finish, plateau, remaining=0.0):
     ``remaining`` is the climb the monitor would estimate before the finish."""
     calls = []
 
-    def run(params, max_iter):
+    def run(params, max_iter, floor=-np.inf):
         start = params["iteration"]
         stop = min(start + max_iter, finish)
         trace = [plateau if i < finish else 0.0 for i in range(start, stop + 1)]
