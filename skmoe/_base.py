@@ -528,8 +528,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         elif isinstance(self.init_params, str) and self.init_params == "multistart":
             result, candidates, rows = search_start(
                 self, model, source, np.random.default_rng(start),
-                lambda rows, params, max_iter, floor=-np.inf: self._run_em(
-                    model, rows, params, max_iter, floor),
+                lambda rows, params, max_iter, *give_up: self._run_em(
+                    model, rows, params, max_iter, *give_up),
                 self.max_iter, subsample=not self._fitted_with_groups,
             )
             result["candidate_objectives"] = candidates
@@ -556,11 +556,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         return np.random.SeedSequence(seed).spawn(self.n_init)
 
-    def _run_em(self, model, source, params, max_iter, floor=-np.inf):
-        """EM from ``params``, with the estimator's monitor and acceleration; it gives up
-        when it can no longer reach the objective ``floor`` (``ConvergenceMonitor``)."""
+    def _run_em(self, model, source, params, max_iter, floor=-np.inf, patience=3):
+        """EM from ``params``, with the estimator's monitor and acceleration; from iteration
+        ``patience`` on it gives up when it can no longer reach the objective ``floor``
+        (``ConvergenceMonitor.out_of_reach``)."""
         monitor = ConvergenceMonitor(self.tol, max_iter, source.total_weight, self.verbose,
-                                     floor=floor)
+                                     floor=floor, patience=patience)
         params, log_lik, mass, n_iter = run_em(model, source, params, monitor, self.acceleration)
         return {
             "params": params,

@@ -73,16 +73,19 @@ class ConvergenceMonitor:
     estimated per-sample distance to the limit, against ``tol``).
 
     ``floor``, an objective the run must reach by ``max_iter`` to be of use (a search run
-    against the best run so far), makes ``out_of_reach`` true once it cannot.
+    against the best run so far), makes ``out_of_reach`` true once it cannot, judged from
+    iteration ``patience`` on.
     """
 
-    def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None, floor=-np.inf):
+    def __init__(self, tol, max_iter, total_weight, verbose=0, stream=None, floor=-np.inf,
+                 patience=3):
         self.tol = tol
         self.max_iter = max_iter
         self.total_weight = total_weight
         self.verbose = verbose
         self.stream = stream if stream is not None else sys.stdout
         self.floor = floor
+        self.patience = max(patience, 3)
         self.history = []
 
     def report(self, objective):
@@ -131,17 +134,18 @@ class ConvergenceMonitor:
     @property
     def out_of_reach(self):
         """Whether the objective stays below ``floor`` at ``max_iter`` if it keeps climbing
-        at its last change, once its last three changes shrink. Near a fixed point EM's
-        changes shrink, so this stops early a run that would end below the floor anyway;
-        a run leaving a saddle (changes that grow, as from a random start near the
-        symmetric point) goes on."""
-        if len(self.history) < 4 or self.floor == -np.inf:
+        at the largest of its last three changes, once these shrink. Near a fixed point
+        EM's changes shrink, so this stops early a run that would end below the floor
+        anyway; a run leaving a saddle (changes that grow, as from a random start near the
+        symmetric point) goes on, and so does one whose climb would reach the floor after a
+        lull shorter than three changes."""
+        if len(self.history) <= self.patience or self.floor == -np.inf:
             return False
         changes = np.diff(self.history[-4:])
         if not np.all(changes[1:] <= changes[:-1]):
             return False
         left = self.max_iter - (len(self.history) - 1)
-        return self.history[-1] + left * max(changes[-1], 0.0) < self.floor
+        return self.history[-1] + left * max(changes[0], 0.0) < self.floor
 
 
 class MixtureOfExpertsModel:

@@ -414,8 +414,9 @@ def search_start(estimator, model, source, rng, run, max_iter, subsample=True):
     three or more experts, dense X), kept if its run ends above the best; its objective is
     ``best["split_merge_objective"]``.
 
-    ``run(source, params, max_iter, floor)`` runs EM, giving up when it cannot reach the
-    objective ``floor`` by ``max_iter`` (``ConvergenceMonitor.out_of_reach``), and returns
+    ``run(source, params, max_iter[, floor, patience])`` runs EM, giving up from iteration
+    ``patience`` on when it cannot reach the objective ``floor`` by ``max_iter``
+    (``ConvergenceMonitor.out_of_reach``), and returns
     its result (a dict with ``params``, ``objective``, ...). Returns the best result, the
     objective of every run of the search and the number of rows the search ran on.
     """
@@ -423,7 +424,7 @@ def search_start(estimator, model, source, rng, run, max_iter, subsample=True):
     if subsample and weight > 2 * SEARCH_SUBSAMPLE_ROWS:
         searched = _subsample(source, rng, SEARCH_SUBSAMPLE_ROWS / weight) or source
     best, reached = _search(estimator, model, searched, rng,
-                            lambda params, n, floor=-np.inf: run(searched, params, n, floor),
+                            lambda params, n, *give_up: run(searched, params, n, *give_up),
                             max_iter)
     if searched is not source:
         moved = best.get("split_merge_objective")
@@ -502,8 +503,11 @@ def _split_merge_run(estimator, model, source, run, max_iter, best, agreement):
     four-regime problem (``benchmarks/bench_search.py``) 2 of 10 default fits ended there,
     0.47 per row below the optimum, and one move from it reached the optimum in 7 SQUAREM
     cycles. The run stops after ``SPLIT_MERGE_BUDGET`` iterations (or the best run's) if it
-    is not above the best by then, so a move from the optimum costs little. Every step is
-    a sum over rows, so chunked and in-memory data make the same move.
+    is not above the best by then, or from its third on once its pace cannot take it there
+    (``_pruned_run``; it starts from a perturbed optimum, not near a saddle), so a move
+    from the optimum costs little (three cycles on ``benchmarks/bench_flexmix.py``'s data,
+    against ten). Every step is a sum over rows, so chunked and in-memory data make the
+    same move.
     """
     model.e_pass(source, best["params"])
     fit, mass, overlap = source.reduce(_expert_fit_block, model, best["params"])
@@ -527,7 +531,7 @@ def _split_merge_run(estimator, model, source, run, max_iter, best, agreement):
     source.update(_split_merge_block, split, keep, merged, centre, direction, mean, scale,
                   target)
     return _pruned_run(run, model.m_step_blocks(source, None), max_iter, best, agreement,
-                       source.total_weight, max(SPLIT_MERGE_BUDGET, best["n_iter"]))
+                       source.total_weight, max(SPLIT_MERGE_BUDGET, best["n_iter"]), patience=3)
 
 
 def _block_rows(block):
@@ -557,19 +561,26 @@ def _subsample(source, rng, share):
     return InMemoryBlocks([block])
 
 
-def _pruned_run(run, params, max_iter, best, agreement, weight, budget=None):
-    """``run(params, max_iter, floor)``, stopped early if it lags behind ``best`` after
-    ``budget`` iterations (by default as in ``search_start``), or before if its pace
-    cannot bring it level with ``best`` within the budget; a run that continues past its
-    budget is one record."""
+def _pruned_run(run, params, max_iter, best, agreement, weight, budget=None, patience=None):
+    """``run(params, max_iter, floor, patience)``, stopped early if it lags behind ``best``
+    after ``budget`` iterations (by default as in ``search_start``), or from iteration
+    ``patience`` on (by default the best run's iterations) once its pace cannot bring it
+    level with ``best`` within the budget (``ConvergenceMonitor.out_of_reach``); a run
+    that continues past its budget is one record.
+
+    A random start near the symmetric point can slow down by it before it climbs away (on
+    the regional classifier of ``benchmarks/bench_optimum.py``, three of twenty searches
+    lost the optimum when such runs were judged from their third iteration on): judged
+    only after as many iterations as the best run took, it has had the same chance.
+    """
     if budget is None:
         budget = max_iter if best is None else max(
             SEARCH_PRUNE_MIN, SEARCH_PRUNE_FACTOR * best["n_iter"]
         )
     if budget >= max_iter:
         return run(params, max_iter)
-    # given up as soon as it cannot be level with the best within its budget
-    result = run(params, budget, best["objective"] - agreement)
+    patience = best["n_iter"] if patience is None else patience
+    result = run(params, budget, best["objective"] - agreement, patience)
     lagging = result["objective"] < best["objective"] - agreement
     # level with the best, and Aitken's estimate of its remaining climb does not take it
     # above the best by more than the agreement: the best's optimum, reached again

@@ -25,7 +25,7 @@ from skmoe import (
     select_n_experts,
 )
 from skmoe._blocks import WEIGHTS, InMemoryBlocks, one_block
-from skmoe._em import ConvergenceMonitor, ParameterVector
+from skmoe._em import ConvergenceMonitor, MixtureOfExpertsModel, ParameterVector
 from skmoe._families import GammaExperts, GaussianExperts
 from skmoe._init import SEARCH_RUNS, kmeans_start, voronoi_start
 from skmoe.datasets import (
@@ -409,7 +409,7 @@ def _fake_run(finish, plateau, remaining=0.0):
     ``remaining`` is the climb the monitor would estimate before the finish."""
     calls = []
 
-    def run(params, max_iter, floor=-np.inf):
+    def run(params, max_iter, floor=-np.inf, patience=3):
         start = params["iteration"]
         stop = min(start + max_iter, finish)
         trace = [plateau if i < finish else 0.0 for i in range(start, stop + 1)]
@@ -452,3 +452,50 @@ def test_a_search_run_level_with_the_best_stops_unless_it_is_heading_above_it():
         result = _pruned_run(run, {"iteration": 0}, 500, best, agreement=1e-3, weight=10.0)
         assert calls == [budget, 500 - budget] and result["converged"]
         assert result["n_iter"] == 400 and len(result["objective_trace"]) == 401
+
+
+def test_a_run_gives_up_once_its_pace_cannot_reach_the_floor():
+    def monitor(trace, floor, max_iter=20, patience=3):
+        m = ConvergenceMonitor(1e-6, max_iter, 1.0, stream=io.StringIO(), floor=floor,
+                               patience=patience)
+        for value in trace:
+            m.report(value)
+        return m
+
+    # changes 4, 2, 1 shrinking; 17 iterations left at 4 each reach -90 + 68 = -22
+    shrinking = [-97.0, -93.0, -91.0, -90.0]
+    assert monitor(shrinking, floor=-21.0).out_of_reach
+    assert not monitor(shrinking, floor=-23.0).out_of_reach
+    assert not monitor(shrinking, floor=-np.inf).out_of_reach
+    # leaving a saddle: growing changes go on, however far the floor
+    assert not monitor([-97.0, -96.9, -96.5, -95.0], floor=0.0).out_of_reach
+    # three reports (two changes) are too few to tell, and none before the patience
+    assert not monitor(shrinking[1:], floor=0.0).out_of_reach
+    assert not monitor(shrinking, floor=-21.0, patience=4).out_of_reach
+
+
+def test_a_search_run_that_cannot_catch_up_stops_before_its_budget():
+    X, y = make_moe_regression(3000, 2, 3, noise=0.3, random_state=0)
+    optimum, start = _broad_expert_start(X, y)
+    estimator = MixtureOfExpertsRegressor(3, random_state=0)
+    data, family = estimator._validate_fit_data(X, y, None, None)
+    model = MixtureOfExpertsModel(family, estimator._make_gate())
+    source = InMemoryBlocks([data.with_weights(start.T * data.sample_weight)])
+    params = model.m_step_blocks(source, None)
+
+    def from_the_poor_basin(floor, patience=3, budget=50):
+        return estimator._run_em(model, source.fresh(), params, budget, floor, patience)
+
+    free = from_the_poor_basin(-np.inf)
+    assert free["objective"] < optimum - 1000 and free["n_iter"] > 15
+    # held to the optimum, it gives up after a few iterations, on its own trajectory
+    hopeless = from_the_poor_basin(optimum)
+    assert not hopeless["converged"] and 3 <= hopeless["n_iter"] < free["n_iter"] / 2
+    np.testing.assert_allclose(hopeless["objective_trace"],
+                               free["objective_trace"][:hopeless["n_iter"] + 1])
+    # not judged before its patience runs out
+    patient = from_the_poor_basin(optimum, patience=hopeless["n_iter"] + 4)
+    assert patient["n_iter"] >= hopeless["n_iter"] + 4
+    # a floor it reaches: the same run as without one
+    reachable = from_the_poor_basin(free["objective"] - 1.0)
+    assert reachable["n_iter"] == free["n_iter"]
