@@ -503,11 +503,12 @@ def _split_merge_run(estimator, model, source, run, max_iter, best, agreement):
     four-regime problem (``benchmarks/bench_search.py``) 2 of 10 default fits ended there,
     0.47 per row below the optimum, and one move from it reached the optimum in 7 SQUAREM
     cycles. The run stops after ``SPLIT_MERGE_BUDGET`` iterations (or the best run's) if it
-    is not above the best by then, or from its third on once its pace cannot take it there
-    (``_pruned_run``; it starts from a perturbed optimum, not near a saddle), so a move
-    from the optimum costs little (three cycles on ``benchmarks/bench_flexmix.py``'s data,
-    against ten). Every step is a sum over rows, so chunked and in-memory data make the
-    same move.
+    is not above the best by then, or from half that on once its pace cannot take it there
+    (``_pruned_run``), so a move from the optimum costs little (five cycles on
+    ``benchmarks/bench_flexmix.py``'s data, against ten). Not before: on the depth-2
+    hierarchical model of ``benchmarks/bench_optimum.py`` a move's run slows down in its
+    third and fourth cycles, then climbs 4300 to the optimum. Every step is a sum over
+    rows, so chunked and in-memory data make the same move.
     """
     model.e_pass(source, best["params"])
     fit, mass, overlap = source.reduce(_expert_fit_block, model, best["params"])
@@ -531,7 +532,8 @@ def _split_merge_run(estimator, model, source, run, max_iter, best, agreement):
     source.update(_split_merge_block, split, keep, merged, centre, direction, mean, scale,
                   target)
     return _pruned_run(run, model.m_step_blocks(source, None), max_iter, best, agreement,
-                       source.total_weight, max(SPLIT_MERGE_BUDGET, best["n_iter"]), patience=3)
+                       source.total_weight, max(SPLIT_MERGE_BUDGET, best["n_iter"]),
+                       patience=SPLIT_MERGE_BUDGET // 2)
 
 
 def _block_rows(block):

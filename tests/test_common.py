@@ -67,11 +67,13 @@ STOPPING_REASON = (
 RIDGE_REASON = (
     "The check fits 15 rows with 30 features: each expert interpolates its rows, its "
     "dispersion is held at the floor, and the penalised likelihood is flat along a ridge of "
-    "very different coefficients. Weighted and repeated fits start alike and end within "
-    "1e-3 in the objective (gamma) or to rounding (the hierarchical model on sparse X), but "
-    "SQUAREM's long steps move along the ridge by amounts that rounding decides, and the "
-    "predictions part (by 0.5 and 3e-5). On a well-posed problem the default fit with integer "
-    "weights equals the fit on repeated rows (tests/test_default_fit.py)."
+    "very different coefficients. Weighted and repeated fits of the hierarchical model on "
+    "sparse X start alike and end equal to rounding in the objective, but SQUAREM's long "
+    "steps move along the ridge by amounts that rounding decides, and the predictions part "
+    "by 3e-5. On a well-posed problem the default fit with integer weights equals the fit on "
+    "repeated rows (tests/test_default_fit.py). (The gamma regressor was listed too until its "
+    "log density kept its digits at huge shapes; it now passes both checks for "
+    "random_state 0-7.)"
 )
 
 
@@ -83,9 +85,6 @@ def _expected_failed_checks(estimator):
     if isinstance(estimator, HierarchicalMixtureOfExpertsClassifier):
         expected["check_sample_weight_equivalence_on_dense_data"] = STOPPING_REASON
         expected["check_sample_weight_equivalence_on_sparse_data"] = STOPPING_REASON
-    if getattr(estimator, "expert", None) == "gamma":
-        expected["check_sample_weight_equivalence_on_dense_data"] = RIDGE_REASON
-        expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
     if isinstance(estimator, HierarchicalMixtureOfExpertsRegressor):
         expected["check_sample_weight_equivalence_on_sparse_data"] = RIDGE_REASON
     if getattr(estimator, "expert", None) == "bernoulli":

@@ -499,3 +499,16 @@ def test_a_search_run_that_cannot_catch_up_stops_before_its_budget():
     # a floor it reaches: the same run as without one
     reachable = from_the_poor_basin(free["objective"] - 1.0)
     assert reachable["n_iter"] == free["n_iter"]
+
+
+def test_a_split_and_merge_run_that_slows_down_before_it_climbs_is_kept():
+    # random_state=16: both search runs agree on a basin 80.8 below the optimum; the move's
+    # run slows down in its third and fourth cycles (changes 45, 13), then climbs 4300 to
+    # the optimum (bench_optimum's depth-2 problem; judged from its third cycle, it was
+    # given up there)
+    X, y = make_moe_regression(3000, 2, 4, noise=0.3, random_state=10)
+    model = HierarchicalMixtureOfExpertsRegressor(depth=2, random_state=16).fit(X, y)
+    record = model.restarts_[0]
+    assert np.all(record["candidate_objectives"] < -3000.0)
+    assert record["split_merge_objective"] == model.objective_
+    assert model.objective_ == pytest.approx(-2924.996, abs=1e-2)
