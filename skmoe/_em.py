@@ -56,6 +56,10 @@ _NOISE = 16 * np.finfo(float).eps
 #: tolerance below its limit.
 _AITKEN_RATIOS = 3
 
+#: Iterations over which a sequence that Aitken's rate cannot bound (``remaining`` is
+#: infinite) must gain at most ``tol`` per unit of weight to count as converged.
+_FLAT_WINDOW = 10
+
 
 class ConvergenceMonitor:
     """Tracks the penalised objective and decides convergence.
@@ -64,8 +68,13 @@ class ConvergenceMonitor:
     does not scale with n). The distance is Aitken's estimate from the last changes
     ``d_t`` of the objective: with the contraction rate ``a = d_t / d_{t-1}`` (the largest
     of the last three ratios), the remaining climb is ``d_t a / (1 - a)`` (Böhning et al.
-    1994; McNicholas et al. 2010). A sequence that does not contract (``a >= 1``) is not
-    converged, however small its last step. An objective constant to rounding (two changes
+    1994; McNicholas et al. 2010). A sequence that does not contract (``a >= 1``, or a
+    change that is not positive) is converged only once it has gained at most ``tol`` over
+    its last ``_FLAT_WINDOW`` iterations, the later half no more than twice the earlier
+    (not a climb that speeds up, as away from a saddle): a SQUAREM run in a basin whose
+    objective still creeps up (a gate coefficient drifting out, gains that alternate
+    between 2e-9 and 2e-8 per sample for a hundred cycles) would otherwise run on with no
+    gain that ``tol`` can see. An objective constant to rounding (two changes
     below 16 machine epsilons of its value) is a fixed point and stops EM whatever ``tol`` is. A
     decrease larger than rounding is reported by a warning: it would mean a broken M-step.
 
@@ -129,7 +138,20 @@ class ConvergenceMonitor:
             return False
         last = abs(self.history[-1] - self.history[-2])
         noise = _NOISE * max(abs(self.history[-1]), 1.0)
-        return last <= max(self.tol * self.total_weight, noise) and self.remaining() <= self.tol
+        if last > max(self.tol * self.total_weight, noise):
+            return False
+        remaining = self.remaining()
+        return remaining <= self.tol or (remaining == np.inf and self._flat())
+
+    def _flat(self):
+        """Whether the last ``_FLAT_WINDOW`` iterations gained at most ``tol`` per unit of
+        weight in all, at a pace that does not grow (the later half's gain at most twice
+        the earlier half's)."""
+        if len(self.history) <= _FLAT_WINDOW:
+            return False
+        changes = np.diff(self.history[-(_FLAT_WINDOW + 1):])
+        earlier, later = changes[:_FLAT_WINDOW // 2].sum(), changes[_FLAT_WINDOW // 2:].sum()
+        return earlier + later <= self.tol * self.total_weight and later <= 2 * max(earlier, 0.0)
 
     @property
     def out_of_reach(self):

@@ -64,6 +64,30 @@ def test_a_fast_contracting_objective_converges_when_the_limit_is_near():
     assert monitor.converged
 
 
+def test_a_creeping_objective_that_aitken_cannot_bound_converges_once_flat():
+    # SQUAREM in a basin whose objective still creeps up: gains alternating between 2e-9
+    # and 2e-8 never contract, so Aitken's estimate is infinite; ten of them gain 1.1e-7
+    monitor = _monitor(tol=1e-6)
+    objective = -1.0
+    for t in range(40):
+        objective += 2e-9 if t % 2 else 2e-8
+        monitor.report(objective)
+        assert monitor.remaining() == np.inf
+        assert monitor.converged == (t >= 10)
+
+
+def test_a_climb_that_speeds_up_is_not_converged_however_flat():
+    # away from a saddle the gains grow (here by half each iteration): not converged while
+    # the last ten gain far less than tol
+    monitor = _monitor(tol=1e-6)
+    objective = -1.0
+    for t in range(20):
+        objective += 1e-12 * 1.5**t
+        monitor.report(objective)
+    assert np.sum(np.diff(monitor.history[-11:])) < 1e-7
+    assert not monitor.converged
+
+
 def test_the_distance_is_per_unit_of_weight():
     light, heavy = _monitor(tol=1e-6, weight=1.0), _monitor(tol=1e-6, weight=1e4)
     for t in range(6):
