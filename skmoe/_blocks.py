@@ -15,9 +15,16 @@ from functools import reduce as _fold
 import numpy as np
 from scipy import sparse
 
+from ._linalg import row_products, row_products_fit, weighted_grams
+
 #: The cache key of ``W``, sample weight times responsibility (K, n_rows): written by the
 #: E-step and the initialisations, read by every M-step (through ``Block.weights``).
 WEIGHTS = "W"
+
+#: The cache key of the Grams ``X1' diag(W[k]) X1`` of the expert design for the current
+#: ``W``, when the M-step computed them ahead in one product with the gates' Hessian
+#: (``block_grams`` reads them; they are dropped when the M-step ends).
+WEIGHT_GRAMS = "W_grams"
 
 
 @dataclass
@@ -26,6 +33,8 @@ class Block:
 
     ``cache`` holds per-row results of earlier passes, each under a key owned by the
     module that writes it; ``WEIGHTS`` (``Block.weights``) is the one every module reads.
+    ``derived`` holds what depends on the rows alone (``keep_row_products``), kept across
+    restarts on the same rows.
     """
 
     X_expert: np.ndarray = None
@@ -34,6 +43,7 @@ class Block:
     sample_weight: np.ndarray = None
     offset: np.ndarray = None
     cache: dict = field(default_factory=dict)
+    derived: dict = field(default_factory=dict)
 
     @property
     def weights(self):
@@ -47,9 +57,14 @@ class Block:
     def take(self, rows):
         """The block of ``rows`` (a slice or an index array) of every per-row array, with
         no per-row state."""
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cache"}
+        taken = {}  # by id: a design that is the other stays one array
+        for name in ROW_ARRAYS:
+            array = getattr(self, name)
+            if array is not None and id(array) not in taken:
+                taken[id(array)] = array[rows]
         return Block(**{
-            name: None if array is None else array[rows] for name, array in arrays.items()
+            name: None if getattr(self, name) is None else taken[id(getattr(self, name))]
+            for name in ROW_ARRAYS
         })
 
     @property
@@ -64,6 +79,43 @@ class Block:
         raise ValueError("empty block")
 
 
+#: The per-row arrays of a ``Block`` (its fields but the state).
+ROW_ARRAYS = tuple(f.name for f in fields(Block) if f.name not in ("cache", "derived"))
+
+
+def keep_row_products(block, design):
+    """Keep the ``row_products`` of a block's dense ``design`` in ``block.derived`` when
+    they fit in scikit-learn's working memory (the same array serves a design that is the
+    other's); return them, or None."""
+    X = getattr(block, design)
+    if id(X) in block.derived:
+        return kept_row_products(block, design)
+    products = None
+    if isinstance(X, np.ndarray) and X.ndim == 2 and row_products_fit(*X.shape):
+        products = row_products(X)
+    block.derived[id(X)] = (X, products)
+    return products
+
+
+def kept_row_products(block, design):
+    """The ``row_products`` kept for the block's ``design``, or None. They are kept by
+    the array's identity: a block made from this one with other columns (``replace``,
+    as the joint model's members see it) has none."""
+    X = getattr(block, design)
+    kept = block.derived.get(id(X))
+    return kept[1] if kept is not None and kept[0] is X else None
+
+
+def block_grams(block, design, W):
+    """``weighted_grams`` of ``W`` on a block's ``design``: those the M-step computed ahead
+    (``WEIGHT_GRAMS``) when ``W`` is the block's weights, else from the kept row products
+    when there are any."""
+    if (design == "X_expert" and W is block.cache.get(WEIGHTS) and WEIGHT_GRAMS in block.cache
+            and block.cache[WEIGHT_GRAMS][0] is block.X_expert):
+        return block.cache[WEIGHT_GRAMS][1]
+    return weighted_grams(getattr(block, design), W, products=kept_row_products(block, design))
+
+
 def concatenate(blocks):
     """One block of the rows of ``blocks`` in turn (per-row arrays only, no state)."""
 
@@ -74,8 +126,10 @@ def concatenate(blocks):
             return sparse.vstack(arrays, format="csr")
         return np.concatenate(arrays)
 
-    names = [f.name for f in fields(Block) if f.name != "cache"]
-    return Block(**{name: stack([getattr(b, name) for b in blocks]) for name in names})
+    out = {name: stack([getattr(b, name) for b in blocks]) for name in ROW_ARRAYS}
+    if all(b.X_gate is b.X_expert for b in blocks):
+        out["X_gate"] = out["X_expert"]
+    return Block(**out)
 
 
 def combine(parts, op=np.add):

@@ -13,8 +13,23 @@ import warnings
 import numpy as np
 
 from . import _direct
-from ._blocks import WEIGHTS, Block, InMemoryBlocks
-from ._linalg import BLOCK_ROWS, log_sum_exp, normalise_log, row_blocks
+from ._blocks import (
+    WEIGHT_GRAMS,
+    WEIGHTS,
+    Block,
+    InMemoryBlocks,
+    keep_row_products,
+    kept_row_products,
+)
+from ._linalg import (
+    BLOCK_ROWS,
+    is_wide,
+    kept_products_pay,
+    log_sum_exp,
+    normalise_log,
+    row_blocks,
+    weighted_grams,
+)
 
 #: The arrays of one fit (or of one block of its rows).
 EMData = Block
@@ -221,9 +236,64 @@ class MixtureOfExpertsModel:
 
     def m_step_blocks(self, source, params):
         """Refit the experts and the gates on the posteriors kept in the blocks' caches."""
-        experts = self.family.m_step_blocks(source, None if params is None else params["experts"])
-        return {"gate": self._gate_m_step(source, params, _gate_start(source, params)),
-                "experts": experts}
+        products = self._row_products(source)
+        start = _gate_start(source, params)
+        if products is not None and start is not None and len(start) == 3:
+            start = self._with_gate_hessian(source, start, products)
+        try:
+            experts = self.family.m_step_blocks(
+                source, None if params is None else params["experts"])
+        finally:
+            for block in getattr(source, "blocks", None) or ():
+                block.cache.pop(WEIGHT_GRAMS, None)
+        return {"gate": self._gate_m_step(source, params, start), "experts": experts}
+
+    def _fuses_weight_grams(self, source):
+        """Whether the experts read the Grams of ``W`` on the gates' design."""
+        return self.family.reads_weight_grams and not is_wide(source.n_expert_features)
+
+    def _row_products(self, source):
+        """The kept ``row_products`` of the gates' design, one per in-memory block, when
+        they fit and the gates' Hessian from them pays (else None). Kept from the first
+        M-step on a source, before any product reads them, so that every restart on the
+        same rows takes the same products, in any order and in any process."""
+        blocks = getattr(source, "blocks", None)
+        if not blocks or getattr(source, "costly_passes", False):
+            return None
+        d = source.n_gate_features
+        n_weights = self.gate.n_pair_weights
+        if self._fuses_weight_grams(source):
+            n_weights += self.gate.n_leaves
+        if is_wide(d) or not kept_products_pay(n_weights, d):
+            return None
+        products = [keep_row_products(block, "X_gate") for block in blocks]
+        return None if any(p is None for p in products) else products
+
+    def _with_gate_hessian(self, source, start, products):
+        """The gates' M-step start with their Hessian blocks at the E-step's coefficients,
+        from the kept ``row_products`` of in-memory rows.
+
+        The conjugate-gradient steps are then products with that small matrix, not passes
+        over the data (the same steps up to rounding). When the experts read the Grams
+        of ``W`` on the same design (Gaussian experts), these come from the same product
+        (``WEIGHT_GRAMS``): one pass over the row products for both.
+        """
+        fused = self._fuses_weight_grams(source)
+        grams = 0.0
+        for block, kept in zip(source.blocks, products):
+            if fused and kept_row_products(block, "X_expert") is kept:
+                W = block.weights
+                stacked = np.empty((W.shape[0] + self.gate.n_pair_weights, W.shape[1]))
+                stacked[: W.shape[0]] = W
+                self.gate.kept_pair_weights(block.cache, out=stacked[W.shape[0]:])
+                part = weighted_grams(block.X_gate, stacked, kept)
+                block.cache[WEIGHT_GRAMS] = (block.X_expert, part[: W.shape[0]])
+                part = part[W.shape[0]:]
+            else:
+                part = weighted_grams(block.X_gate, self.gate.kept_pair_weights(block.cache),
+                                      kept)
+            grams = grams + part
+        return (*start, self.gate.pair_blocks(grams))
 
     def _gate_m_step(self, source, params, start=None):
         """The gates' M-step on the rows of ``source`` and the weights in its blocks."""

@@ -49,7 +49,7 @@ from scipy import stats
 from scipy.special import digamma, expit, gammaln, log_expit, polygamma
 
 from . import _logit, _predictive
-from ._blocks import WEIGHTS, one_block
+from ._blocks import WEIGHTS, block_grams, one_block
 from ._linalg import (
     NEGLIGIBLE_GAIN,
     is_wide,
@@ -59,7 +59,6 @@ from ._linalg import (
     step_halving,
     truncated_newton,
     trust_region,
-    weighted_grams,
     weighted_square_sums,
     weighted_sums,
 )
@@ -106,7 +105,7 @@ def _gaussian_stats_block(block, params=None):
     X, W, y = block.X_expert, block.weights, _response(block)
     Wy = W * y
     return {
-        "gram": weighted_grams(X, W), "xy": weighted_sums(X, Wy), "yy": Wy @ y,
+        "gram": block_grams(block, "X_expert", W), "xy": weighted_sums(X, Wy), "yy": Wy @ y,
         "weight": W.sum(axis=1),
     }
 
@@ -214,6 +213,10 @@ class ExpertFamily:
     #: shape (n_shared,), and the M-step fits them jointly with the per-expert ones
     #: (``shared_m_step``). Set by the estimators from ``shared_features``.
     n_shared = 0
+
+    #: Whether the M-step reads the Grams ``X1' diag(W[k]) X1`` of the block's weights
+    #: (``block_grams``), which the model may then compute ahead with the gates' Hessian
+    reads_weight_grams = False
 
     #: Dispersion keys that may hold one value for all experts (``pool``), and those that
     #: do in this fit (set by the estimators, e.g. from ``shared_variance``): the M-step
@@ -492,6 +495,10 @@ class GaussianExperts(ExpertFamily):
 
     statistics = staticmethod(_gaussian_stats_block)
 
+    @property
+    def reads_weight_grams(self):
+        return not self.n_shared
+
     def start(self, source):
         """Every expert at the weighted mean and variance of y (one pass)."""
         w, wy, wyy = source.reduce(_moments_block)
@@ -533,7 +540,7 @@ class GaussianExperts(ExpertFamily):
         scaled = W / params["variance"][:, None]
         resid = _response(block) - linear_predictor(X, self.full_coef(params))
         resid *= scaled
-        return weighted_sums(X, resid), weighted_grams(X, scaled)
+        return weighted_sums(X, resid), block_grams(block, "X_expert", scaled)
 
     def update_dispersion(self, source, params):
         """The variances given the coefficients (one pass)."""
@@ -683,7 +690,7 @@ class _NewtonGLMExperts(ExpertFamily):
             "gradient": gradient,
             "hessian": hessian,
             "linear": np.einsum("kab,kb->ka", hessian, params["coef"]) + gradient,
-            "gram": weighted_grams(block.X_expert, block.weights),
+            "gram": block_grams(block, "X_expert", block.weights),
             "weight": block.weights.sum(axis=1),
         }
         if self.dispersion_keys:
@@ -1388,7 +1395,7 @@ class NegativeBinomialExperts(_NewtonGLMExperts):
         neg_d2 *= one_minus_p  # (r + y) p (1 - p)
         d1 *= W
         neg_d2 *= W
-        return weighted_sums(X, d1), weighted_grams(X, neg_d2)
+        return weighted_sums(X, d1), block_grams(block, "X_expert", neg_d2)
 
     @staticmethod
     def distribution(mean, size):
@@ -1647,7 +1654,7 @@ class StudentTExperts(ExpertFamily):
         y = _response(block)
         Wuy = u * y
         return {
-            "gram": weighted_grams(block.X_expert, u), "xy": weighted_sums(block.X_expert, Wuy),
+            "gram": block_grams(block, "X_expert", u), "xy": weighted_sums(block.X_expert, Wuy),
             "yy": Wuy @ y, "weight": W.sum(axis=1), "log_u_minus_u": log_u_minus_u,
         }
 
@@ -1683,7 +1690,7 @@ class StudentTExperts(ExpertFamily):
         resid = _response(block) - linear_predictor(block.X_expert, self.full_coef(params))
         u *= block.weights
         u /= params["scale"][:, None] ** 2
-        return weighted_sums(block.X_expert, u * resid), weighted_grams(block.X_expert, u)
+        return weighted_sums(block.X_expert, u * resid), block_grams(block, "X_expert", u)
 
     def update_dispersion(self, source, params):
         """One ECM update of the scales and degrees of freedom at fixed coefficients."""
@@ -2548,7 +2555,7 @@ def _weight_totals_block(block):
 
 
 def _weighted_gram_block(block):
-    return weighted_grams(block.X_expert, block.weights)
+    return block_grams(block, "X_expert", block.weights)
 
 
 def _weighted_square_sums_block(block):
@@ -2599,7 +2606,7 @@ def _glm_system_block(block, family, params):
     _, d1, neg_d2 = family.derivatives(block.y, eta, params, order=2)
     d1 *= W
     neg_d2 *= W
-    return weighted_sums(X, d1), weighted_grams(X, neg_d2)
+    return weighted_sums(X, d1), block_grams(block, "X_expert", neg_d2)
 
 
 class _ClassCounts:

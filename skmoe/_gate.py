@@ -102,6 +102,26 @@ class GateTree:
         counts = self.node_counts(W)
         return counts.sum(axis=(1, 2)), _logit.hessian_blocks(X, counts, nodes[1])
 
+    @property
+    def n_pair_weights(self):
+        """The number of weighted Grams in the gates' Hessian (``kept_pair_weights``)."""
+        n_nodes = sum(self.branching**level for level in range(self.depth))
+        return n_nodes * self.branching * (self.branching - 1) // 2
+
+    def kept_pair_weights(self, cache, out=None):
+        """The weights (``n_pair_weights``, n) of the Grams that ``pair_blocks`` turns into
+        the gates' Hessian blocks, at the probabilities the E-step kept in ``cache``
+        (written into ``out`` when given)."""
+        W = cache[WEIGHTS]
+        n_nodes = sum(self.branching**level for level in range(self.depth))
+        return _logit.kept_pair_weights(
+            cache, (n_nodes, self.branching, W.shape[1]), "X_gate", out)
+
+    def pair_blocks(self, grams):
+        """The Hessian blocks of ``hessian_rows`` from the Grams of ``kept_pair_weights``."""
+        n_nodes = sum(self.branching**level for level in range(self.depth))
+        return _logit.pair_blocks(grams, n_nodes, self.branching)
+
     def preconditioner(self, source):
         """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.
 

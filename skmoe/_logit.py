@@ -90,16 +90,50 @@ def hessian_blocks(X, S, P):
     of 36, at C = 2 one instead of three.
     """
     M, C, n = S.shape
-    d1 = X.shape[1] + 1
-    w = S.sum(axis=1)
+    if C < 2:
+        return np.zeros((M, 1, X.shape[1] + 1, X.shape[1] + 1))
+    curv = _pair_weights(P, S.sum(axis=1))
+    return pair_blocks(weighted_grams(X, curv), M, C)
+
+
+def _pair_weights(P, w, out=None):
+    """``w_m p_c p_c'`` for the pairs c < c', (M * n_off, n), from P (M, C, n), w (M, n);
+    written into ``out`` when given."""
+    M, C, n = P.shape
+    if out is None:
+        out = np.empty((M * C * (C - 1) // 2, n))
+    row = 0
+    for a, b in zip(*np.triu_indices(C, k=1)):
+        for m in range(M):
+            np.multiply(P[m, a], P[m, b], out=out[row + m * (C * (C - 1) // 2)])
+        row += 1
+    out.reshape(M, -1, n)[...] *= w[:, None, :]
+    return out
+
+
+def kept_pair_weights(cache, shape, design, out=None):
+    """``_pair_weights`` at the probabilities kept by ``evaluate_rows`` (soft counts of
+    ``shape`` (M, C, n) on ``design``), into ``out`` when given: the weights of the Grams
+    that ``pair_blocks`` assembles into the negative Hessian there."""
+    M, C, n = shape
+    if C == 2:
+        q = cache[_state_key(design, "q")]
+        if out is None:
+            return q
+        out[...] = q
+        return out
+    return _pair_weights(cache[_state_key(design, "p")], cache[_state_key(design, "w")][:, 0],
+                         out)
+
+
+def pair_blocks(grams, M, C):
+    """The blocks of ``hessian_blocks`` (M, n_pairs, d + 1, d + 1) from the Grams of the
+    off-diagonal ``_pair_weights`` (M * C (C - 1) / 2, d + 1, d + 1)."""
+    d1 = grams.shape[-1]
     iu, ju = np.triu_indices(C)
-    blocks = np.zeros((M, len(iu), d1, d1))
     off = iu != ju
-    if not off.any():
-        return blocks
-    curv = P[:, iu[off]] * P[:, ju[off]]
-    curv *= w[:, None, :]
-    grams = weighted_grams(X, curv.reshape(-1, n)).reshape(M, int(off.sum()), d1, d1)
+    grams = grams.reshape(M, int(off.sum()), d1, d1)
+    blocks = np.zeros((M, len(iu), d1, d1))
     blocks[:, off] = -grams
     pairs = np.arange(grams.shape[1])
     incidence = np.zeros((C, pairs.size))  # category c belongs to pair k

@@ -2,6 +2,7 @@
 
 import io
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -157,6 +158,77 @@ def test_weighted_grams_equal_the_sum_over_rows_by_either_product(n_weights, d):
     np.testing.assert_allclose(gram, np.einsum("mi,ia,ib->mab", W, X1, X1), rtol=1e-12,
                                atol=1e-12 * len(X))
     np.testing.assert_array_equal(gram, gram.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("n_weights", [1, 4, 16])
+@pytest.mark.parametrize("d", [1, 5, 20])
+def test_weighted_grams_from_kept_row_products_equal_the_sum_over_rows(n_weights, d):
+    from skmoe._linalg import long_product, row_products, weighted_grams
+
+    rng = np.random.default_rng(d)
+    X, W = rng.normal(size=(5000, d)), rng.random((n_weights, 5000))  # several chunks
+    X1 = np.column_stack([np.ones(len(X)), X])
+    gram = weighted_grams(X, W, products=row_products(X))
+    np.testing.assert_allclose(gram, np.einsum("mi,ia,ib->mab", W, X1, X1), rtol=1e-12,
+                               atol=1e-12 * len(X))
+    np.testing.assert_array_equal(gram, gram.transpose(0, 2, 1))
+    np.testing.assert_allclose(long_product(W, X, chunk=700), W @ X, rtol=1e-12,
+                               atol=1e-12 * len(X))
+
+
+def test_row_products_are_kept_within_the_working_memory_and_shared_by_equal_designs():
+    from sklearn import config_context
+
+    from skmoe._blocks import Block, keep_row_products
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 6))
+    block = Block(X_expert=X, X_gate=X, sample_weight=np.ones(1000))
+    taken = block.take(slice(0, 500))
+    assert taken.X_gate is taken.X_expert  # one design stays one array in a subsample
+    with config_context(working_memory=0.1):  # 0.1 MiB < 1000 x 21 doubles
+        assert keep_row_products(Block(X_expert=X, X_gate=X), "X_gate") is None
+    products = keep_row_products(block, "X_gate")
+    assert products.shape == (1000, 21) and keep_row_products(block, "X_expert") is products
+    np.testing.assert_array_equal(products[:, 1], X[:, 0] * X[:, 1])
+    assert block.with_weights(np.ones((2, 1000))).derived is block.derived  # kept in restarts
+
+
+def _fit_with_and_without_row_products(make, X, y, **fit_params):
+    from sklearn import config_context
+
+    kept = make().fit(X, y, **fit_params)
+    with config_context(working_memory=0):
+        passes = make().fit(X, y, **fit_params)
+    return kept, passes
+
+
+@pytest.mark.parametrize("case", ["gaussian", "gate features", "poisson", "tree"])
+def test_the_gate_hessian_from_row_products_takes_the_same_steps_as_passes(case):
+    # in memory, the gate's conjugate-gradient steps are products with its Hessian from the
+    # kept row products (with the Gaussian experts' Grams in the same product); without
+    # them (no working memory) they are passes over the data: the same fit up to rounding
+    from skmoe import HierarchicalMixtureOfExpertsRegressor
+
+    X, y = make_moe_regression(3000, 4, 3, random_state=2)
+    options = {"random_state": 0, "init_params": "random", "acceleration": None,
+               "max_iter": 30, "tol": 0.0}
+    if case == "gate features":
+        options["gate_features"] = [0, 1]
+    if case == "poisson":
+        y = np.random.default_rng(0).poisson(np.exp(0.3 * y - 0.2 * y.mean()))
+        options["expert"] = "poisson"
+    if case == "tree":
+        options.update(depth=2, branching=2)
+    else:
+        options.update(depth=1, branching=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kept, passes = _fit_with_and_without_row_products(
+            lambda: HierarchicalMixtureOfExpertsRegressor(**options), X, y)
+    assert kept.n_iter_ == passes.n_iter_ >= 10
+    np.testing.assert_allclose(kept.objective_trace_, passes.objective_trace_, rtol=1e-10)
+    np.testing.assert_allclose(kept.expert_coef_, passes.expert_coef_, rtol=1e-6, atol=1e-8)
 
 
 def test_normalise_log_equals_logsumexp_and_softmax():
