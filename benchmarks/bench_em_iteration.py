@@ -8,7 +8,7 @@ Both estimators run on the same data (``make_moe_regression``; GaussianMixture w
 ``covariance_type="full"`` on the stacked ``[X, y]``); skmoe with plain EM
 (``acceleration=None``: one iteration is one EM step) from a random start. The cost of
 one iteration is ``(t(max_iter=b) - t(max_iter=a)) / (b - a)``, so initialisation and
-validation cancel; the best of ``--repeats`` runs is reported.
+validation cancel; each time is the best of ``--repeats`` fits.
 
 The floor is what one iteration cannot avoid, timed alone on the same arrays: the K
 weighted Gram matrices ``X1' diag(w_k) X1`` of the experts' M-step (the faster of

@@ -443,7 +443,7 @@ def _gate_hessian_pays(n_pairs, n_leaves, d):
     10-15% faster for K = 2 to 5 at d = 10 and the depth-4 binary tree (a third faster);
     level at d = 3 and 15; slower for K = 6 and 8 at d = 10 (8%, 22%), K = 8 at d = 5,
     K = 4 at d = 20 (12%), and twice as slow for K = 16."""
-    if is_wide(d):
+    if is_wide(d) or n_pairs == 0:  # one expert: no gate to fit
         return False
     return n_pairs <= 2 * n_leaves and (n_pairs + n_leaves) * (d + 1) <= 34 * n_leaves
 
