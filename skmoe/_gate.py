@@ -45,6 +45,11 @@ class GateTree:
     def n_leaves(self):
         return self.branching**self.depth
 
+    @property
+    def n_nodes(self):
+        """The number of gate nodes (softmax models) of the tree."""
+        return sum(self.branching**level for level in range(self.depth))
+
     def initial_coef(self, X):
         B, d1 = self.branching, X.shape[1] + 1
         return [np.zeros((B**level, B, d1)) for level in range(self.depth)]
@@ -73,8 +78,7 @@ class GateTree:
     def start_state(self, cache, W):
         """The per-row arrays the M-step reads (soft counts and curvature state) for a block
         whose E-step writes ``W``; those in ``cache`` are reused."""
-        n_nodes = sum(self.branching**level for level in range(self.depth))
-        shape = (n_nodes, self.branching, W.shape[1])
+        shape = (self.n_nodes, self.branching, W.shape[1])
         if self.depth == 1:
             counts = W[None]
         else:
@@ -105,22 +109,18 @@ class GateTree:
     @property
     def n_pair_weights(self):
         """The number of weighted Grams in the gates' Hessian (``kept_pair_weights``)."""
-        n_nodes = sum(self.branching**level for level in range(self.depth))
-        return n_nodes * self.branching * (self.branching - 1) // 2
+        return self.n_nodes * self.branching * (self.branching - 1) // 2
 
     def kept_pair_weights(self, cache, out=None):
         """The weights (``n_pair_weights``, n) of the Grams that ``pair_blocks`` turns into
         the gates' Hessian blocks, at the probabilities the E-step kept in ``cache``
         (written into ``out`` when given)."""
-        W = cache[WEIGHTS]
-        n_nodes = sum(self.branching**level for level in range(self.depth))
-        return _logit.kept_pair_weights(
-            cache, (n_nodes, self.branching, W.shape[1]), "X_gate", out)
+        shape = (self.n_nodes, self.branching, cache[WEIGHTS].shape[1])
+        return _logit.kept_pair_weights(cache, shape, "X_gate", out)
 
     def pair_blocks(self, grams):
         """The Hessian blocks of ``hessian_rows`` from the Grams of ``kept_pair_weights``."""
-        n_nodes = sum(self.branching**level for level in range(self.depth))
-        return _logit.pair_blocks(grams, n_nodes, self.branching)
+        return _logit.pair_blocks(grams, self.n_nodes, self.branching)
 
     def preconditioner(self, source):
         """``R^-1`` of Böhning's bound ``X1' diag(w) X1 / 2 + alpha P`` for the sample weights.
