@@ -222,9 +222,9 @@ def weighted_grams(X, W, products=None):
     n, d = X.shape
     M = W.shape[0]
     gram = np.zeros((M, d + 1, d + 1))
-    kept = products is not None and kept_products_pay(M, d)
     if M == 0:
         return gram
+    kept = products is not None and kept_products_pay(M, d)
     if sparse.issparse(X):
         for m in range(M):
             gram[m, 1:, 1:] = (X.T @ X.multiply(W[m][:, None]).tocsc()).toarray()

@@ -100,14 +100,13 @@ def _pair_weights(P, w, out=None):
     """``w_m p_c p_c'`` for the pairs c < c', (M * n_off, n), from P (M, C, n), w (M, n);
     written into ``out`` when given."""
     M, C, n = P.shape
+    pairs = np.triu_indices(C, k=1)
     if out is None:
-        out = np.empty((M * C * (C - 1) // 2, n))
-    row = 0
-    for a, b in zip(*np.triu_indices(C, k=1)):
-        for m in range(M):
-            np.multiply(P[m, a], P[m, b], out=out[row + m * (C * (C - 1) // 2)])
-        row += 1
-    out.reshape(M, -1, n)[...] *= w[:, None, :]
+        out = np.empty((M * pairs[0].size, n))
+    per_model = out.reshape(M, -1, n)
+    for pair, (a, b) in enumerate(zip(*pairs)):
+        np.multiply(P[:, a], P[:, b], out=per_model[:, pair])
+    per_model *= w[:, None, :]
     return out
 
 
@@ -115,13 +114,11 @@ def kept_pair_weights(cache, shape, design, out=None):
     """``_pair_weights`` at the probabilities kept by ``evaluate_rows`` (soft counts of
     ``shape`` (M, C, n) on ``design``), into ``out`` when given: the weights of the Grams
     that ``pair_blocks`` assembles into the negative Hessian there."""
-    M, C, n = shape
-    if C == 2:
+    if shape[1] == 2:
         q = cache[_state_key(design, "q")]
-        if out is None:
-            return q
-        out[...] = q
-        return out
+        if out is not None:
+            out[...] = q
+        return q if out is None else out
     return _pair_weights(cache[_state_key(design, "p")], cache[_state_key(design, "w")][:, 0],
                          out)
 
